@@ -72,6 +72,18 @@ class Meter(ABC):
         a failed read never becomes 0.
         """
 
+    def spec(self) -> dict[str, object] | None:
+        """A JSON-able recipe to open the same meter in another process, or ``None``.
+
+        The sampler's child process uses it (:func:`alems.energy.composite.meter_from_spec`).
+        Only meters whose readings do not depend on this process's state may return one.
+        """
+        return None
+
+    def warnings(self) -> list[str]:
+        """Things a user should know about this meter's numbers (empty by default)."""
+        return []
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release handles (NVML, open files)."""
 

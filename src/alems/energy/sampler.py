@@ -1,0 +1,590 @@
+"""The sampler: cumulative, wrap-corrected joules per domain over time (``samples``).
+
+Every ``interval_s`` (default 10 ms) all domains of a meter are read and one row is
+kept: ``t`` (monotonic seconds), cumulative joules per domain (:mod:`alems.energy.wrap`),
+``proc_cpu_s`` (CPU seconds of the process tree of ``pid``, default this process) and
+``sys_cpu_s`` (busy CPU seconds of the whole machine). Boundary reads
+(:meth:`Sampler.boundary_read`, :meth:`Sampler.boundary_t`) are exact reads taken *now*
+on the caller's thread, kept with ``boundary=True``; windows are bounded by real reads,
+not by sample spacing.
+
+Where the periodic reads run (``mode``):
+
+* ``process`` (the default whenever possible): a child process
+  (``python -m alems.energy.sampler_child``) reads the counters and appends binary rows to a
+  file; the parent takes them in at each boundary read and at :meth:`Sampler.frame`.
+  The two never contend for the GIL. ``benchmarks/sampler_overhead.py`` measured why
+  this matters: on the 2-vCPU development VM a 10 ms sampler *thread* spends about
+  300 us of CPU per sample under the GIL (about 2 % of GIL-bound Python's time, beyond
+  the 1 % target) and, waiting for the GIL, reaches only ~60 of its 100 samples/s; the
+  child spends about 200 us per sample in its own process and keeps ~96 samples/s.
+  Reads of both processes are serialised by a file lock
+  and stamped inside it, so rows are in counter order and the one wrap tracker (in the
+  parent) sees them in time order. The meter is re-opened in the child from
+  :meth:`Meter.spec`.
+* ``thread``: a daemon thread in this process. Used when the meter cannot be
+  re-opened elsewhere (integrated GPU power, test fakes) or the clock is injected.
+
+The interval is capped at the safe poll interval of the meter's domains (half the
+shortest time in which a counter can wrap), with a warning, so at most one wrap fits
+between two reads. A failed periodic read is kept in :attr:`Sampler.errors` and its
+row skipped (never recorded as 0); the next good read continues from the last good
+one, and the tracker refuses a gap long enough to hide a wrap. Boundary reads raise.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from alems.energy.base import Domain, Meter
+from alems.energy.procstat import ProcessTreeCpu, ProcStat
+from alems.energy.wrap import TrackerSet, counter_error, safe_poll_interval_s
+from alems.errors import AlemsError, CounterReadError
+from alems.io import atomic_write_with
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+log = logging.getLogger("alems.energy")
+
+#: Parquet metadata keys of a samples file.
+META_DOMAINS = b"alems.domains"
+META_SCHEMA = b"alems.schema"
+SAMPLES_SCHEMA = "samples/1"
+MODES = ("auto", "process", "thread")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One row of the ``samples`` contract."""
+
+    t: float
+    energy_j: dict[str, float]
+    proc_cpu_s: float
+    sys_cpu_s: float
+    boundary: bool = False
+
+
+class Sampler:
+    """Periodic sampling of a meter, plus exact boundary reads.
+
+    ``start()`` takes the first (boundary) read and starts the periodic reads;
+    ``stop()`` takes a last boundary read and stops them. Use as a context manager.
+    ``mode`` is ``auto`` (child process where possible, else thread), ``process`` or
+    ``thread``; see the module docstring.
+    """
+
+    def __init__(
+        self,
+        meter: Meter,
+        interval_s: float = 0.01,
+        clock: Callable[[], float] = time.monotonic,
+        pid: int | None = None,
+        *,
+        mode: str = "auto",
+        proc_stat: str = "/proc/stat",
+        proc_root: str = "/proc",
+        tree_scan_s: float = 1.0,
+        cpu_interval_s: float = 0.1,
+    ) -> None:
+        if interval_s <= 0:
+            raise ValueError("interval_s must be positive")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.meter = meter
+        self.clock = clock
+        self._domains = meter.domains()
+        self.keys = [d.key for d in self._domains]
+        self.warnings: list[str] = []
+        safe = safe_poll_interval_s(self._domains)
+        if safe is not None and interval_s > safe:
+            msg = (
+                f"sampling interval {interval_s * 1000:g} ms is longer than the safe poll "
+                f"interval {safe * 1000:.3g} ms (a counter could wrap twice between reads); "
+                f"using {safe * 1000:.3g} ms"
+            )
+            log.warning(msg)
+            self.warnings.append(msg)
+            interval_s = safe
+        self.interval_s = interval_s
+        self.safe_interval_s = safe
+        self.spec = meter.spec() if clock is time.monotonic else None
+        if mode == "process" and self.spec is None:
+            raise ValueError(
+                "mode='process' needs a meter that can be re-opened in a child process "
+                "(Meter.spec()) and the real monotonic clock"
+            )
+        self.requested_mode = mode
+        if mode == "auto":
+            mode = "process" if self.spec is not None else "thread"
+        self.mode = mode
+        self.pid = os.getpid() if pid is None else int(pid)
+        self.proc_stat_path = proc_stat
+        self.proc_root = proc_root
+        self.tree_scan_s = tree_scan_s
+        self.cpu_interval_s = cpu_interval_s
+        self.trackers = TrackerSet(self._domains)
+        self.tree = ProcessTreeCpu(self.pid, proc_root)
+        self.stat = ProcStat(proc_stat)
+        self.errors: list[CounterReadError] = []
+        self._rows: list[tuple[float, tuple[float, ...], float, float, bool]] = []
+        self._last_proc = 0.0
+        self._last_sys = 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._child: _Child | None = None
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def domains(self) -> list[Domain]:
+        return list(self._domains)
+
+    def _measure(self, with_cpu: bool = True) -> tuple[float, dict[str, float], float, float]:
+        t_a = self.clock()
+        raw = self.meter.read_raw()
+        t = 0.5 * (t_a + self.clock())
+        if not with_cpu:
+            return t, raw, _NAN, _NAN
+        return t, raw, self.tree.read(), self.stat.read().busy_s
+
+    def _ingest(self, t: float, raw: dict[str, float], proc: float, sys_s: float, boundary: bool) -> Sample:
+        """Track one reading and keep its row (caller holds ``_lock``).
+
+        ``proc``/``sys_s`` are NaN for a periodic row that did not read CPU times; the
+        returned :class:`Sample` then carries the last values read.
+        """
+        cum = self.trackers.update(raw, t)
+        if proc == proc:  # not NaN: a CPU reading; keep the columns non-decreasing
+            proc = max(proc, self._last_proc)
+            sys_s = max(sys_s, self._last_sys)
+            self._last_proc, self._last_sys = proc, sys_s
+        values = tuple(cum[k] for k in self.keys)
+        self._rows.append((t, values, proc, sys_s, boundary))
+        return Sample(t, dict(zip(self.keys, values)), self._last_proc, self._last_sys, boundary)
+
+    def _take_child_rows(self, rows: list[tuple[float, ...]]) -> None:
+        for row in rows:
+            raw = dict(zip(self.keys, row[1:-2]))
+            try:
+                self._ingest(row[0], raw, row[-2], row[-1], False)
+            except CounterReadError as exc:
+                self._record_error(exc)
+
+    def _read(self, boundary: bool, with_cpu: bool = True) -> Sample:
+        with self._lock:
+            child = self._child
+            if child is None:
+                return self._ingest(*self._measure(with_cpu or boundary), boundary)
+            with child.locked():
+                pending = child.drain()
+                try:
+                    reading = self._measure(True)
+                finally:
+                    self._take_child_rows(pending)  # kept even when our own read fails
+            sample = self._ingest(*reading, boundary)
+            if not child.alive():
+                self._child_died(child)
+            return sample
+
+    def boundary_read(self) -> Sample:
+        """An exact read of every domain now, recorded with ``boundary=True``.
+
+        Raises :class:`CounterReadError` when a domain cannot be read.
+        """
+        return self._read(True)
+
+    def boundary_t(self) -> float:
+        """:meth:`boundary_read` and return its ``t`` (usable as an event-log clock)."""
+        return self._read(True).t
+
+    def latest(self) -> Sample | None:
+        """The newest row (a boundary read or a periodic sample), with the last CPU times read."""
+        self._sync()
+        with self._lock:
+            if not self._rows:
+                return None
+            t, vals, _, _, b = self._rows[-1]
+            return Sample(t, dict(zip(self.keys, vals)), self._last_proc, self._last_sys, b)
+
+    def _record_error(self, exc: CounterReadError) -> None:
+        self.errors.append(exc)
+        if len(self.errors) <= 3:
+            log.warning("sampler: %s", exc.message)
+
+    # ------------------------------------------------------------------ start / stop
+    @property
+    def running(self) -> bool:
+        if self._child is not None:
+            return True
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> Sample:
+        if self.running:
+            raise RuntimeError("sampler already running")
+        self.tree.rescan()
+        if self.mode == "process":
+            try:
+                child = _Child.spawn(self)
+            except AlemsError as exc:
+                msg = f"sampler child process failed to start ({exc.message}); sampling from a thread"
+                log.warning(msg)
+                self.warnings.append(msg)
+                self.mode = "thread"
+            else:
+                self.tree.exclude.add(child.proc.pid)
+                first = self.boundary_read()  # before the child's first row
+                self._child = child
+                child.go()
+                return first
+        first = self.boundary_read()
+        self._start_thread()
+        return first
+
+    def _start_thread(self) -> None:
+        self.mode = "thread"
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="alems-sampler", daemon=True)
+        self._thread.start()
+
+    def _child_died(self, child: _Child) -> None:
+        """The sampling child exited on its own: report it and sample from a thread."""
+        self._child = None
+        for msg in child.stop():
+            self._record_error(counter_error(msg.split(":", 1)[0], msg.split(": ", 1)[-1]))
+        msg = "sampler child process exited; sampling from a thread from now on"
+        log.warning(msg)
+        self.warnings.append(msg)
+        self._start_thread()
+
+    def stop(self) -> Sample:
+        """Take a final boundary read, then stop periodic reads (the read raises on a bad counter)."""
+        try:
+            return self.boundary_read()
+        finally:
+            self._stop.set()
+            if self._thread is not None:
+                self._thread.join()
+                self._thread = None
+            if self._child is not None:
+                child, self._child = self._child, None  # rows after the final read are not needed
+                for msg in child.stop():
+                    self._record_error(counter_error(msg.split(":", 1)[0], msg.split(": ", 1)[-1]))
+
+    def _run(self) -> None:
+        now = time.monotonic
+        interval = self.interval_s
+        next_t = now() + interval
+        next_scan = now() + self.tree_scan_s
+        next_cpu = 0.0
+        wait = self._stop.wait
+        while True:
+            delay = next_t - now()
+            if delay > 0 and wait(delay):
+                return
+            if self._stop.is_set():
+                return
+            with_cpu = now() >= next_cpu
+            if with_cpu:
+                next_cpu = now() + self.cpu_interval_s
+            try:
+                self._read(False, with_cpu)
+            except CounterReadError as exc:
+                self._record_error(exc)
+            except Exception as exc:  # keep sampling; surfaced through .errors
+                self._record_error(CounterReadError(f"sampler read failed: {exc!r}"))
+            t = now()
+            next_t += interval
+            if next_t < t:  # fell behind (GIL, scheduling): skip, do not burst
+                next_t = t + interval
+            if t >= next_scan:
+                self.tree.rescan()
+                next_scan = t + self.tree_scan_s
+
+    def __enter__(self) -> Sampler:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.running:
+            try:
+                self.stop()
+            except CounterReadError:
+                if exc[0] is None:
+                    raise
+
+    def __del__(self) -> None:
+        child = getattr(self, "_child", None)
+        if child is not None:
+            child.kill()
+
+    # ------------------------------------------------------------------ output
+    def _sync(self) -> None:
+        """Take in the child's rows so far (without a read of our own)."""
+        with self._lock:
+            child = self._child
+            if child is not None:
+                with child.locked():
+                    pending = child.drain()
+                self._take_child_rows(pending)
+
+    def _filled_rows(self) -> list[tuple[float, tuple[float, ...], float, float, bool]]:
+        """All rows, with CPU times filled in where a periodic row did not read them."""
+        self._sync()
+        with self._lock:
+            rows = list(self._rows)
+        ts = [r[0] for r in rows]
+        proc = _interp_nan(ts, [r[2] for r in rows])
+        sys_s = _interp_nan(ts, [r[3] for r in rows])
+        return [(r[0], r[1], p, s, r[4]) for r, p, s in zip(rows, proc, sys_s)]
+
+    def samples(self) -> list[Sample]:
+        return [Sample(t, dict(zip(self.keys, v)), p, s, b) for t, v, p, s, b in self._filled_rows()]
+
+    def frame(self) -> pd.DataFrame:
+        """The ``samples`` table: ``t``, one cumulative J column per domain, CPU seconds, ``boundary``.
+
+        CPU times are read at every boundary read and at least every ``cpu_interval_s``
+        (default 0.1 s: a /proc/stat read costs more than the energy counters); rows in
+        between carry the linear interpolation of their neighbours, which is what a
+        reader interpolating between read rows would get.
+        """
+        import pandas as pd
+
+        rows = self._filled_rows()
+        cols: dict[str, Any] = {"t": [r[0] for r in rows]}
+        for i, k in enumerate(self.keys):
+            cols[k] = [r[1][i] for r in rows]
+        cols["proc_cpu_s"] = [r[2] for r in rows]
+        cols["sys_cpu_s"] = [r[3] for r in rows]
+        cols["boundary"] = [r[4] for r in rows]
+        df = pd.DataFrame(cols)
+        return df.astype({c: "float64" for c in df.columns if c != "boundary"}).astype({"boundary": "bool"})
+
+
+_NAN = float("nan")
+
+
+def _interp_nan(ts: Sequence[float], vals: Sequence[float]) -> list[float]:
+    """Fill NaN entries by linear interpolation in ``ts`` between the known ones
+    (before the first / after the last known value: that value)."""
+    known = [i for i, v in enumerate(vals) if v == v]
+    if not known or len(known) == len(vals):
+        return list(vals)
+    out = list(vals)
+    for i in range(0, known[0]):
+        out[i] = vals[known[0]]
+    for i in range(known[-1] + 1, len(vals)):
+        out[i] = vals[known[-1]]
+    for a, b in zip(known, known[1:]):
+        if b - a > 1:
+            ta, tb, va, vb = ts[a], ts[b], vals[a], vals[b]
+            for i in range(a + 1, b):
+                out[i] = va if tb == ta else va + (vb - va) * (ts[i] - ta) / (tb - ta)
+    return out
+
+
+# ---------------------------------------------------------------------- child process
+def _src_dir() -> str:
+    import alems
+
+    return str(Path(alems.__file__).resolve().parents[1])
+
+
+class _Child:
+    """The parent's handle on a sampling child: its rows file, lock file and process."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], tmp: tempfile.TemporaryDirectory[str], n: int) -> None:
+        self.proc = proc
+        self.tmp = tmp
+        d = Path(tmp.name)
+        self.rows_path = d / "rows.bin"
+        self.errors_path = d / "errors.txt"
+        self.lock_fd = os.open(d / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        self.rows_fd = os.open(self.rows_path, os.O_RDONLY)
+        self.fmt = struct.Struct(f"<{n + 3}d")
+        self.offset = 0
+        self._buf = b""
+
+    @classmethod
+    def spawn(cls, s: Sampler, timeout_s: float = 20.0) -> _Child:
+        shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None  # memory: no journal writes
+        tmp = tempfile.TemporaryDirectory(prefix="alems-sampler-", dir=shm)
+        d = Path(tmp.name)
+        (d / "rows.bin").write_bytes(b"")
+        config = {
+            "spec": s.spec,
+            "keys": s.keys,
+            "interval_s": s.interval_s,
+            "pid": s.pid,
+            "parent": os.getpid(),
+            "proc_stat": s.proc_stat_path,
+            "proc_root": s.proc_root,
+            "tree_scan_s": s.tree_scan_s,
+            "cpu_interval_s": s.cpu_interval_s,
+            "dir": str(d),
+        }
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_src_dir(), env.get("PYTHONPATH")) if p)
+        with open(d / "stderr.txt", "wb") as err_fh:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "alems.energy.sampler_child", json.dumps(config)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err_fh,
+                env=env,
+            )
+        assert proc.stdout is not None and proc.stdin is not None
+        ready = _readline_timeout(proc.stdout, timeout_s)
+        if ready.strip() != b"ready":
+            proc.kill()
+            proc.wait()
+            proc.stdout.close()
+            proc.stdin.close()
+            err = (d / "stderr.txt").read_text(errors="replace").strip().splitlines()
+            tmp.cleanup()
+            said = [ln[len("error: "):] for ln in err if ln.startswith("error: ")]
+            raise AlemsError(said[-1] if said else err[-1] if err else f"no 'ready' from the child (got {ready!r})")
+        return cls(proc, tmp, len(s.keys))
+
+    def go(self) -> None:
+        """Let the child start its periodic reads (after the parent's first read)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b"go\n")
+        self.proc.stdin.flush()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def locked(self) -> _FileLock:
+        return _FileLock(self.lock_fd)
+
+    def drain(self) -> list[tuple[float, ...]]:
+        """Whole rows appended since the last drain (call with the lock held)."""
+        data = b""
+        while True:  # the child cannot append while we hold the lock: a short read is the end
+            chunk = os.pread(self.rows_fd, 1 << 20, self.offset + len(data))
+            data += chunk
+            if len(chunk) < 1 << 20:
+                break
+        if not data:
+            return []
+        self.offset += len(data)
+        data = self._buf + data
+        cut = len(data) - len(data) % self.fmt.size
+        self._buf = data[cut:]
+        return list(self.fmt.iter_unpack(data[:cut]))
+
+    def stop(self) -> list[str]:
+        """Stop the child; return the read errors it reported."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stdin):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+        errors = []
+        if self.errors_path.exists():
+            errors = [ln for ln in self.errors_path.read_text().splitlines() if ln]
+        if self.proc.returncode not in (0, -signal.SIGTERM):
+            tail = (Path(self.tmp.name) / "stderr.txt").read_text(errors="replace").strip()
+            errors.append(f"sampler: child process exited with {self.proc.returncode}: {tail[-500:]}")
+        os.close(self.rows_fd)
+        os.close(self.lock_fd)
+        self.tmp.cleanup()
+        return errors
+
+    def kill(self) -> None:
+        try:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        except Exception:
+            pass
+
+
+class _FileLock:
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __enter__(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+
+def _readline_timeout(stream: Any, timeout_s: float) -> bytes:
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    sel.register(stream, selectors.EVENT_READ)
+    try:
+        if not sel.select(timeout_s):
+            return b""
+        return stream.readline()
+    finally:
+        sel.close()
+
+
+# ---------------------------------------------------------------------- files
+def domain_to_dict(d: Domain) -> dict[str, Any]:
+    out = asdict(d)
+    out["info"] = dict(d.info)
+    return out
+
+
+def domain_from_dict(m: dict[str, Any]) -> Domain:
+    return Domain(**{**m, "info": dict(m.get("info") or {})})
+
+
+def write_samples(df: pd.DataFrame, domains: Sequence[Domain], path: str) -> None:
+    """Write a samples table to parquet, atomically, with its domains in the file metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    missing = [d.key for d in domains if d.key not in df.columns]
+    if missing:
+        raise ValueError(f"samples table has no column for domains {missing}")
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[META_DOMAINS] = json.dumps([domain_to_dict(d) for d in domains], default=str).encode()
+    meta[META_SCHEMA] = SAMPLES_SCHEMA.encode()
+    table = table.replace_schema_metadata(meta)
+    atomic_write_with(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def read_samples(path: str) -> tuple[pd.DataFrame, list[Domain]]:
+    """Read a file written by :func:`write_samples`: the table and its domains."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    meta = table.schema.metadata or {}
+    if META_DOMAINS not in meta:
+        raise ValueError(f"{path} is not an A-LEMS samples file (no {META_DOMAINS.decode()} metadata)")
+    domains = [domain_from_dict(m) for m in json.loads(meta[META_DOMAINS])]
+    return table.to_pandas(), domains
+
