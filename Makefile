@@ -43,7 +43,7 @@ test: $(VENV)/.llama resources/models/$(TEST_MODEL).gguf
 run: $(VENV)/.llama resources/models/$(MODEL).gguf
 	$(BIN)/snakemake --cores $(CORES) --profile profiles/default all
 
-bench: $(VENV)/.llama resources/models/$(TEST_MODEL).gguf
+bench: $(VENV)/.llama resources/models/$(TEST_MODEL).gguf resources/models/$(MODEL).gguf
 	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 lint: $(VENV)/.installed

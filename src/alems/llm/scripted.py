@@ -103,3 +103,14 @@ class ScriptedBackend:
             finish_reason=finish,
             ttft_s=None,
         )
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "backend": self.name,
+            "model": self.model,
+            "model_sha256": None,
+            "server_url": None,
+            "client_side_only": False,
+            "energy_scope": "in-process: scripted replies (test double), no model runs",
+            "tokenizer": "whitespace",
+        }

@@ -1,0 +1,283 @@
+"""The ``llamacpp`` backend: llama-cpp-python in process, one model load per backend object.
+
+The caller keeps the :class:`LlamaCppBackend` it made (one per job) and calls
+``complete`` on it as often as it likes; nothing is cached at module level.
+
+Each call:
+
+- renders the messages with the chat template stored in the GGUF metadata
+  (``tokenizer.chat_template``), exactly as llama-cpp-python's own chat handler does;
+- tokenizes the prompt with the model's tokenizer: ``tokens_in`` is that count;
+- decodes token by token through ``Llama.generate`` (greedy at temperature 0, seeded),
+  stopping at an end-of-generation token, a stop string or ``max_tokens``:
+  ``tokens_out`` is the number of tokens generated (the end token is not counted,
+  as in llama-cpp-python's ``usage``); ``ttft_s`` is the time to the first token;
+- starts from an empty KV cache unless ``prompt_cache`` is on: reusing a cached prompt
+  prefix is faster, but batch-size-dependent float rounding can then change a greedy
+  output depending on which calls came before, so it is off by default;
+- optionally constrains the output with a grammar compiled from a JSON schema
+  (used for tool-call steps).
+
+Example::
+
+    from alems.llm import LLMConfig, make_backend
+    llm = make_backend(LLMConfig(model="smollm2-135m"), threads=2)
+    c = llm.complete([{"role": "user", "content": "Say hi."}], max_tokens=16)
+    print(c.text, c.tokens_in, c.tokens_out, c.ttft_s)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from alems.errors import ModelError
+from alems.io import canonical_json
+from alems.llm.base import Completion, LLMCallError, Message
+from alems.llm.fetch import ModelFile
+
+LLAMA_IMPORT_FIX = "run `make llama` (builds llama-cpp-python once and caches the wheel)"
+
+
+def _import_llama() -> Any:
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise ModelError(f"llama-cpp-python is not installed ({exc})", fix=LLAMA_IMPORT_FIX) from exc
+    return llama_cpp
+
+
+def llama_build_info() -> dict[str, Any]:
+    """Version, build flags (``.venv/llama_build.json`` written by the Makefile) and the
+    CPU features llama.cpp was compiled with; empty values when not readable."""
+    info: dict[str, Any] = {"version": None, "build": None, "system_info": None}
+    try:
+        llama_cpp = _import_llama()
+    except ModelError:
+        return info
+    info["version"] = getattr(llama_cpp, "__version__", None)
+    build = Path(sys.prefix) / "llama_build.json"
+    try:
+        info["build"] = json.loads(build.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    try:
+        info["system_info"] = llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()
+    except Exception:  # noqa: BLE001 - informational only
+        pass
+    return info
+
+
+class LlamaCppBackend:
+    """An embedded llama.cpp model. Construct once per process/job and keep it."""
+
+    name = "llamacpp"
+
+    def __init__(
+        self,
+        model: ModelFile,
+        *,
+        threads: int,
+        n_ctx: int = 4096,
+        n_batch: int = 512,
+        seed: int = 0,
+        top_k: int = 40,
+        top_p: float = 0.95,
+        min_p: float = 0.05,
+        repeat_penalty: float = 1.0,
+        prompt_cache: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        llama_cpp = _import_llama()
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self.model = model.name
+        self.model_file = model
+        self.threads = int(threads)
+        self.n_ctx = n_ctx
+        self._seed = seed
+        self._sampling = {"top_k": top_k, "top_p": top_p, "min_p": min_p, "repeat_penalty": repeat_penalty}
+        self._clock = clock
+        self.prompt_cache = prompt_cache
+        self._grammars: dict[str, Any] = {}
+        self._llama_cpp = llama_cpp
+        try:
+            self._llm = llama_cpp.Llama(
+                model_path=str(model.path),
+                n_ctx=n_ctx,
+                n_batch=n_batch,
+                n_threads=self.threads,
+                n_threads_batch=self.threads,
+                seed=seed,
+                n_gpu_layers=0,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(
+                f"llama.cpp could not load {model.path}: {exc}",
+                fix=f"check the file (`alems models fetch {model.name}` restores catalog models)",
+            ) from exc
+        meta = self._llm.metadata
+        template = meta.get("tokenizer.chat_template")
+        if not template:
+            raise ModelError(
+                f"{model.path} has no chat template in its GGUF metadata (tokenizer.chat_template)",
+                fix="use an instruct/chat GGUF that carries its chat template",
+            )
+        self.chat_template_sha256 = hashlib.sha256(template.encode("utf-8")).hexdigest()
+        eos = self._llm.token_eos()
+        bos = self._llm.token_bos()
+        self._formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=self._token_text(eos),
+            bos_token=self._token_text(bos),
+            stop_token_ids=[eos],
+        )
+        self._vocab = self._llm._model.vocab  # the one private handle: end-of-generation test
+
+    def _token_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return self._llm.detokenize([token], special=True).decode("utf-8", "replace")
+
+    # ------------------------------------------------------------------ public helpers
+    def render_prompt(self, messages: list[Message]) -> tuple[str, list[str], bool]:
+        """The chat-template rendering: ``(prompt, stop strings, added_special)``."""
+        r = self._formatter(messages=messages)
+        stop = r.stop if isinstance(r.stop, list) else ([r.stop] if r.stop else [])
+        return r.prompt, [s for s in stop if s], bool(r.added_special)
+
+    def prompt_tokens(self, messages: list[Message]) -> list[int]:
+        """The exact prompt tokens a call with ``messages`` feeds the model."""
+        prompt, _stop, added_special = self.render_prompt(messages)
+        return self._llm.tokenize(prompt.encode("utf-8"), add_bos=not added_special, special=True)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` alone (no BOS, special tokens parsed)."""
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    @property
+    def llama(self) -> Any:
+        """The underlying ``llama_cpp.Llama`` (benchmarks compare against it)."""
+        return self._llm
+
+    def _grammar(self, schema: dict[str, Any]) -> Any:
+        key = canonical_json(schema)
+        g = self._grammars.get(key)
+        if g is None:
+            from llama_cpp.llama_grammar import LlamaGrammar
+
+            try:
+                g = LlamaGrammar.from_json_schema(key, verbose=False)
+            except Exception as exc:  # noqa: BLE001 - the converter raises plain exceptions
+                raise LLMCallError(
+                    f"JSON schema could not be turned into a llama.cpp grammar: {exc}",
+                    fix="simplify the tool-call schema (objects, strings, numbers, enums)",
+                ) from exc
+            self._grammars[key] = g
+        return g
+
+    # ------------------------------------------------------------------ protocol
+    def complete(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        seed: int = 0,
+        stop: list[str] | None = None,
+        json_schema: dict[str, Any] | None = None,
+    ) -> Completion:
+        t_start = self._clock()
+        prompt, template_stop, added_special = self.render_prompt(messages)
+        tokens = self._llm.tokenize(prompt.encode("utf-8"), add_bos=not added_special, special=True)
+        n_in = len(tokens)
+        room = self.n_ctx - n_in
+        if room <= 0:
+            raise LLMCallError(
+                f"prompt of {n_in} tokens does not fit the context window of {self.n_ctx}",
+                fix="raise llm.n_ctx or shorten the prompt",
+            )
+        limit = min(max_tokens, room)
+        stops = [s.encode("utf-8") for s in [*(stop or []), *template_stop] if s]
+        longest_stop = max((len(s) for s in stops), default=0)
+        grammar = self._grammar(json_schema) if json_schema is not None else None
+
+        self._llm.set_seed(seed)
+        if not self.prompt_cache:
+            self._llm.reset()  # no KV reuse across calls: the output never depends on call history
+        out = bytearray()
+        n_out = 0
+        ttft: float | None = None
+        finish = "length"
+        cut: int | None = None
+        is_eog = self._llama_cpp.llama_vocab_is_eog
+        vocab = self._vocab
+        detok = self._llm.detokenize
+        gen = self._llm.generate(
+            tokens, temp=temperature, grammar=grammar, reset=True, **self._sampling
+        )  # fmt: skip
+        try:
+            for token in gen:
+                if ttft is None:
+                    ttft = self._clock() - t_start
+                if is_eog(vocab, token):
+                    finish = "stop"
+                    break
+                n_out += 1
+                before = len(out)
+                out += detok([token])
+                if stops:
+                    start = max(0, before - longest_stop + 1)
+                    hits = [i for s in stops if (i := out.find(s, start)) >= 0]
+                    if hits:
+                        cut = min(hits)
+                        finish = "stop"
+                        break
+                if n_out >= limit:
+                    finish = "length"
+                    break
+        except (RuntimeError, ValueError) as exc:
+            raise LLMCallError(f"llama.cpp generation failed: {exc}") from exc
+        finally:
+            gen.close()
+        text = bytes(out[:cut] if cut is not None else out).decode("utf-8", errors="ignore")
+        return Completion(
+            text=text,
+            tokens_in=n_in,
+            tokens_out=n_out,
+            t_start=t_start,
+            t_end=self._clock(),
+            finish_reason=finish,
+            ttft_s=ttft,
+        )
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "backend": self.name,
+            "model": self.model,
+            "model_sha256": self.model_file.sha256,
+            "model_source": self.model_file.source,
+            "model_path": str(self.model_file.path),
+            "threads": self.threads,
+            "n_ctx": self.n_ctx,
+            "sampling": dict(self._sampling),
+            "prompt_cache": self.prompt_cache,
+            "chat_template": "gguf:tokenizer.chat_template",
+            "chat_template_sha256": self.chat_template_sha256,
+            "server_url": None,
+            "client_side_only": False,
+            "energy_scope": "in-process: the model runs inside the measured process",
+            "llama_cpp": llama_build_info(),
+        }
+
+    def close(self) -> None:
+        llm = getattr(self, "_llm", None)
+        if llm is not None:
+            llm.close()
+            self._llm = None
