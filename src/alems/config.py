@@ -1,0 +1,251 @@
+"""The study configuration: load YAML, validate it against the workflow schema, fill defaults.
+
+Owns the one place where a config becomes trusted. The schema
+(``workflow/schemas/config.schema.yaml``) is the single source of keys, types and
+defaults; this module turns every schema violation into a :class:`ConfigError` that
+names the offending key and says how to fix it, so a typo fails the Snakemake dry run
+with one readable line instead of a traceback deep in a job.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from alems.errors import ConfigError
+
+SCHEMA_RELPATH = Path("workflow") / "schemas" / "config.schema.yaml"
+DOCS = "config/README.md"
+REASONING = "reasoning"
+TOOL = "tool"
+
+
+def default_schema_path() -> Path:
+    """The schema shipped with the repository (``src/alems`` -> repo root)."""
+    return Path(__file__).resolve().parents[2] / SCHEMA_RELPATH
+
+
+def load_schema(path: str | Path | None = None) -> dict[str, Any]:
+    p = Path(path) if path is not None else default_schema_path()
+    if not p.is_file():
+        raise ConfigError(
+            f"config schema not found at {p}",
+            "run from a checkout of the A-LEMS repository, or pass the schema path explicitly",
+        )
+    with open(p, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``: mappings merge recursively, anything else is replaced."""
+    out = copy.deepcopy(dict(base))
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _key(path: Sequence[Any]) -> str:
+    parts: list[str] = []
+    for p in path:
+        if isinstance(p, int):
+            parts.append(f"[{p}]")
+        else:
+            parts.append(("." if parts else "") + str(p))
+    return "".join(parts) or "<top level>"
+
+
+def _subschema(schema: Mapping[str, Any], path: Sequence[Any]) -> Mapping[str, Any]:
+    node: Mapping[str, Any] = schema
+    for p in path:
+        if isinstance(p, int):
+            node = node.get("items", {})
+        else:
+            node = node.get("properties", {}).get(p, {})
+    return node
+
+
+def _describe_type(schema: Mapping[str, Any]) -> str:
+    t = schema.get("type")
+    if "enum" in schema:
+        return "one of " + ", ".join(repr(e) for e in schema["enum"])
+    if isinstance(t, list):
+        return " or ".join(t)
+    return str(t or "a valid value")
+
+
+def _error_to_config_error(err: Any, schema: Mapping[str, Any]) -> ConfigError:
+    path = list(err.absolute_path)
+    where = _key(path)
+    sub = _subschema(schema, path)
+    if err.validator == "additionalProperties":
+        allowed = sorted(sub.get("properties", {}))
+        unknown = sorted(set(err.instance) - set(allowed))
+        name = unknown[0] if unknown else "?"
+        full = _key([*path, name])
+        hint = difflib.get_close_matches(name, allowed, n=1)
+        did = f" (did you mean '{_key([*path, hint[0]])}'?)" if hint else ""
+        return ConfigError(
+            f"unknown config key '{full}'{did}",
+            f"remove '{full}' or use one of: {', '.join(allowed)} (each is documented in {DOCS})",
+        )
+    if err.validator == "required":
+        return ConfigError(
+            f"config key '{where}' is missing a required entry: {err.message}",
+            f"add it; see {DOCS}",
+        )
+    if err.validator in ("type", "enum"):
+        want = _describe_type(sub if err.validator == "type" or not path else sub)
+        return ConfigError(
+            f"config key '{where}' must be {want}, got {err.instance!r}",
+            f"set '{where}' to {want} (see {DOCS})",
+        )
+    return ConfigError(
+        f"config key '{where}' is invalid: {err.message}",
+        f"correct '{where}' (see {DOCS})",
+    )
+
+
+def fill_defaults(data: Any, schema: Mapping[str, Any]) -> Any:
+    """Return ``data`` with every missing key that has a schema default filled in, recursively."""
+    if isinstance(data, dict) and ("properties" in schema or isinstance(schema.get("additionalProperties"), Mapping)):
+        out = dict(data)
+        props = schema.get("properties", {})
+        for key, sub in props.items():
+            if key not in out and "default" in sub:
+                out[key] = copy.deepcopy(sub["default"])
+            if key in out:
+                out[key] = fill_defaults(out[key], sub)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, Mapping):
+            for key in out:
+                if key not in props:
+                    out[key] = fill_defaults(out[key], extra)
+        return out
+    if isinstance(data, list) and isinstance(schema.get("items"), Mapping):
+        return [fill_defaults(x, schema["items"]) for x in data]
+    return data
+
+
+def validate_config(
+    raw: Mapping[str, Any] | None,
+    schema: Mapping[str, Any] | str | Path | None = None,
+    *,
+    known_families: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """Validate ``raw`` and return a new dict with every default filled in.
+
+    Raises :class:`ConfigError` naming the first offending key (schema order is
+    deterministic: the error with the shortest path wins, unknown keys first).
+    ``known_families``, when given, are the built-in family names; a family in
+    ``study.families`` that is neither built in nor in ``user_families`` fails.
+    """
+    import jsonschema
+
+    if schema is None or isinstance(schema, (str, Path)):
+        schema = load_schema(schema)
+    data = dict(raw or {})
+    validator = jsonschema.Draft7Validator(schema)
+    errors = list(validator.iter_errors(data))
+    if errors:
+        errors.sort(
+            key=lambda e: (len(e.absolute_path), e.validator != "additionalProperties", _key(e.absolute_path))
+        )
+        raise _error_to_config_error(errors[0], schema)
+    cfg = fill_defaults(data, schema)
+    # A second pass: defaults must themselves validate (guards the schema file).
+    errors = list(validator.iter_errors(cfg))
+    if errors:  # pragma: no cover - a broken schema, not a user error
+        raise _error_to_config_error(errors[0], schema)
+    _check_consistency(cfg, known_families)
+    return cfg
+
+
+def _check_consistency(cfg: Mapping[str, Any], known_families: Iterable[str] | None) -> None:
+    llm = cfg["llm"]
+    if llm["backend"] == "openai" and not llm.get("base_url"):
+        raise ConfigError(
+            "config key 'llm.base_url' is required when llm.backend is 'openai'",
+            "set llm.base_url to your server's OpenAI-compatible root, e.g. http://127.0.0.1:8080/v1",
+        )
+    users = sorted(cfg["user_families"])
+    if known_families is not None:
+        known = set(known_families)
+        clash = sorted(set(users) & known)
+        if clash:
+            raise ConfigError(
+                f"config key 'user_families.{clash[0]}' reuses a built-in family name",
+                "rename the user family",
+            )
+        available = sorted(known | set(users))
+        for i, fam in enumerate(cfg["study"]["families"]):
+            if fam not in available:
+                hint = difflib.get_close_matches(fam, available, n=1)
+                did = f" (did you mean '{hint[0]}'?)" if hint else ""
+                raise ConfigError(
+                    f"config key 'study.families[{i}]' names unknown family '{fam}'{did}",
+                    f"use one of: {', '.join(available)}, or declare it under user_families",
+                )
+    tl = cfg["figures"]["timeline_family"]
+    if tl is not None and tl not in cfg["study"]["families"]:
+        raise ConfigError(
+            f"config key 'figures.timeline_family' is '{tl}', which is not in study.families",
+            "set it to one of study.families, or to null for the first family",
+        )
+
+
+def load_config(
+    paths: str | Path | Sequence[str | Path],
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    schema: Mapping[str, Any] | str | Path | None = None,
+    known_families: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """Load one or more YAML files (later ones overlay earlier ones, like Snakemake) and validate."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    merged: dict[str, Any] = {}
+    for p in paths:
+        try:
+            with open(p, encoding="utf-8") as fh:
+                data = yaml.safe_load(fh) or {}
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {p} not found", "pass an existing file") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {p} is not valid YAML: {exc}", "fix the YAML syntax") from exc
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"config file {p} must hold a mapping at the top level", f"see {DOCS}")
+        merged = deep_merge(merged, data)
+    if overrides:
+        merged = deep_merge(merged, overrides)
+    return validate_config(merged, schema, known_families=known_families)
+
+
+def family_group(name: str, cfg: Mapping[str, Any]) -> str:
+    """``reasoning`` or ``tool`` for a family: user families from config, built-ins by name."""
+    spec = cfg.get("user_families", {}).get(name)
+    if spec is not None:
+        return str(spec.get("group", REASONING))
+    return TOOL if name.startswith("tg_") else REASONING
+
+
+def model_file(cfg: Mapping[str, Any]) -> str | None:
+    """The GGUF file the embedded backend needs, or ``None`` when nothing is to be fetched."""
+    llm = cfg["llm"]
+    if llm["backend"] != "llamacpp":
+        return None
+    if llm.get("model_path"):
+        return str(llm["model_path"])
+    return f"{str(llm.get('models_dir', 'resources/models')).rstrip('/')}/{llm['model']}.gguf"
+
+
+def needs_fetch(cfg: Mapping[str, Any]) -> bool:
+    llm = cfg["llm"]
+    return llm["backend"] == "llamacpp" and not llm.get("model_path")

@@ -1,0 +1,483 @@
+"""The six paper figures, drawn from finished tables only.
+
+This module owns plotting. It computes no metric: EpG, OOI and their intervals come
+from ``epg.csv`` and ``ooi.csv``; the phase breakdown sums ``goals.csv`` columns; the
+power timeline differences one run's cumulative counters; the baseline figure reads
+``idle.json``. Every figure is written as PNG and PDF (atomically) at a size that stays
+readable in a two-column paper, with a small footer giving the ``run_id`` and saying
+whether any number in the figure is modeled.
+
+1. ``fig1_epg``: EpG per family, linear vs agentic, with CIs (log axis when needed).
+2. ``fig2_ooi_forest``: OOI per family, reasoning, tool and overall, with CIs and a line at 1.
+3. ``fig3_phases``: LLM, tool and orchestration energy per execution, per mode and family.
+4. ``fig4_power_timeline``: power over one goal pair, attempt and phase edges marked.
+5. ``fig5_success_vs_energy``: success rate against energy per execution.
+6. ``fig6_idle_baseline``: the idle-baseline window powers per domain.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alems.io import atomic_path
+
+MODES = ("linear", "agentic")
+COLORS = {"linear": "#4C72B0", "agentic": "#DD8452"}
+PHASE_COLORS = {"llm_j": "#4C72B0", "tool_j": "#DD8452", "orchestration_j": "#8C8C8C", "gap_j": "#C9C9C9"}
+PHASE_LABELS = {"llm_j": "LLM", "tool_j": "tool", "orchestration_j": "orchestration", "gap_j": "between attempts"}
+GROUP_SCOPES = ("reasoning", "tool", "overall")
+WIDTH_IN = 7.0  # two-column figure width
+FONT = 8
+NAMES = (
+    "fig1_epg",
+    "fig2_ooi_forest",
+    "fig3_phases",
+    "fig4_power_timeline",
+    "fig5_success_vs_energy",
+    "fig6_idle_baseline",
+)
+
+
+def _is_modeled(label: Any) -> bool:
+    return str(label) in ("modeled", "mixed")
+
+
+def _any_modeled(values: Any) -> bool:
+    return any(_is_modeled(v) for v in pd.Series(values).dropna().astype(str))
+
+
+# --------------------------------------------------------------------------- inputs
+@dataclass
+class FigureInputs:
+    goals: pd.DataFrame
+    epg: pd.DataFrame
+    ooi: pd.DataFrame
+    baseline: Mapping[str, Any]
+    samples: pd.DataFrame | None = None
+    sample_keys: list[str] = field(default_factory=list)
+    sample_sources: dict[str, str] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    timeline_family: str = ""
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        goals: str | os.PathLike[str],
+        epg: str | os.PathLike[str],
+        ooi: str | os.PathLike[str],
+        baseline: str | os.PathLike[str],
+        samples: str | os.PathLike[str] | None = None,
+        events: str | os.PathLike[str] | None = None,
+        timeline_family: str = "",
+    ) -> FigureInputs:
+        read = {"keep_default_na": False, "na_values": [""]}
+        g = pd.read_csv(goals, **read)
+        e = pd.read_csv(epg, **read)
+        o = pd.read_csv(ooi, **read)
+        base = json.loads(Path(baseline).read_text())
+        sdf, keys, sources = None, [], {}
+        if samples is not None:
+            sdf, keys, sources = _load_samples(samples)
+        evs: list[dict[str, Any]] = []
+        if events is not None:
+            with open(events, encoding="utf-8") as fh:
+                evs = [json.loads(line) for line in fh if line.strip()]
+        return cls(g, e, o, base, sdf, keys, sources, evs, timeline_family)
+
+    @property
+    def run_id(self) -> str:
+        ids = sorted({str(x) for x in self.goals.get("run_id", pd.Series(dtype=str)).dropna() if str(x)})
+        if not ids:
+            return "unknown"
+        return ids[0] if len(ids) == 1 else "mixed: " + ", ".join(ids)
+
+    def table_modeled(self) -> bool:
+        return _any_modeled(self.goals.get("energy_source", [])) or _any_modeled(self.epg.get("energy_source", []))
+
+
+def _load_samples(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, list[str], dict[str, str]]:
+    """Samples and the summable domain keys (from the parquet metadata the sampler writes)."""
+    try:
+        from alems.energy.base import summable_keys
+        from alems.energy.sampler import read_samples
+
+        df, domains = read_samples(path)
+        keys = [k for k in summable_keys(domains) if k in df.columns]
+        return df, keys, {d.key: d.source for d in domains}
+    except ImportError:  # pragma: no cover - the energy layer is part of the package
+        df = pd.read_parquet(path)
+        keys = [c for c in df.columns if c not in ("t", "proc_cpu_s", "sys_cpu_s", "boundary")]
+        return df, keys, {}
+
+
+# --------------------------------------------------------------------------- drawing helpers
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update(
+        {
+            "font.size": FONT,
+            "axes.titlesize": FONT + 1,
+            "axes.labelsize": FONT,
+            "legend.fontsize": FONT - 1,
+            "xtick.labelsize": FONT - 1,
+            "ytick.labelsize": FONT - 1,
+            "pdf.fonttype": 42,
+            "svg.hashsalt": "alems",
+        }
+    )
+    return plt
+
+
+def footer_text(run_id: str, modeled: bool) -> str:
+    energy = "energy MODELED (CPU power model)" if modeled else "energy measured (hardware counters)"
+    return f"A-LEMS run_id {run_id} | {energy}"
+
+
+def _save(fig: Any, out_dir: Path, name: str, run_id: str, modeled: bool) -> list[Path]:
+    fig.text(0.005, 0.004, footer_text(run_id, modeled), fontsize=FONT - 2, color="#555555", ha="left", va="bottom")
+    out = []
+    for ext in ("png", "pdf"):
+        target = out_dir / f"{name}.{ext}"
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, format=ext, dpi=200, metadata={"CreationDate": None} if ext == "pdf" else None)
+        out.append(target)
+    _plt().close(fig)
+    return out
+
+
+def _families(inp: FigureInputs) -> list[str]:
+    fams = list(dict.fromkeys(inp.goals["family"].astype(str))) if "family" in inp.goals else []
+    return fams
+
+
+def _finite(x: Any) -> bool:
+    try:
+        return math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def _needs_log(values: Sequence[float]) -> bool:
+    v = [float(x) for x in values if _finite(x) and float(x) > 0]
+    return len(v) >= 2 and max(v) / min(v) > 30
+
+
+def _epg_cells(inp: FigureInputs) -> pd.DataFrame:
+    """The per-(family, mode) rows of epg.csv (group and overall rows left out)."""
+    e = inp.epg
+    fams = set(_families(inp))
+    return e[e["family"].astype(str).isin(fams) & e["mode"].astype(str).isin(MODES)]
+
+
+# --------------------------------------------------------------------------- figures
+def fig_epg(inp: FigureInputs, out_dir: Path) -> list[Path]:
+    plt = _plt()
+    cells = _epg_cells(inp)
+    fams = _families(inp)
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, 3.3))
+    width = 0.38
+    x = np.arange(len(fams))
+    finite_vals = [v for v in cells["epg_j"] if _finite(v)]
+    finite_vals += [v for v in cells.get("epg_ci_high", []) if _finite(v)]
+    top = max(finite_vals) if finite_vals else 1.0
+    for j, mode in enumerate(MODES):
+        sub = cells[cells["mode"] == mode].set_index("family")
+        for i, fam in enumerate(fams):
+            xi = x[i] + (j - 0.5) * width
+            if fam not in sub.index:
+                continue
+            row = sub.loc[fam]
+            v = float(row["epg_j"]) if _finite(row["epg_j"]) else math.inf
+            if math.isfinite(v):
+                lo, hi = row.get("epg_ci_low"), row.get("epg_ci_high")
+                err = None
+                if _finite(lo) and _finite(hi):
+                    err = [[max(v - float(lo), 0.0)], [max(float(hi) - v, 0.0)]]
+                ax.bar(xi, v, width, color=COLORS[mode], yerr=err, capsize=2, ecolor="#333333",
+                       label=mode if i == 0 else None)  # fmt: skip
+            else:
+                ax.bar(xi, 0, width, color=COLORS[mode], label=mode if i == 0 else None)
+                ax.text(xi, top * 0.02 if finite_vals and top > 0 else 0.02, "no success", ha="center", va="bottom",
+                        rotation=90, fontsize=FONT - 2, color=COLORS[mode])  # fmt: skip
+    if _needs_log(finite_vals):
+        ax.set_yscale("log")
+    elif not finite_vals:  # no cell has a success: nothing to scale
+        ax.set_ylim(0.0, 1.0)
+        ax.set_yticks([])
+    ax.set_xticks(x, [f.replace("_", "\n", 1) for f in fams])
+    ax.set_ylabel("EpG (J per successful goal)")
+    ax.set_title("Energy per successful goal, with bootstrap CIs")
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(frameon=False, ncols=2, loc="upper center", bbox_to_anchor=(0.5, -0.2))
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    return _save(fig, out_dir, "fig1_epg", inp.run_id, inp.table_modeled())
+
+
+def fig_ooi(inp: FigureInputs, out_dir: Path) -> list[Path]:
+    plt = _plt()
+    o = inp.ooi.copy()
+    fams = [f for f in _families(inp) if f in set(o["scope"].astype(str))]
+    groups = [g for g in GROUP_SCOPES if g in set(o["scope"].astype(str))]
+    order = fams + groups
+    fig, ax = plt.subplots(figsize=(WIDTH_IN * 0.6, 0.28 * len(order) + 1.0))
+    by = o.set_index(o["scope"].astype(str))
+    ys = list(range(len(order)))[::-1]
+    finite_x: list[float] = []
+    open_ends: list[tuple[float, float, str, float]] = []  # CIs reaching 0 or inf: drawn once the axis is known
+    for y, scope in zip(ys, order, strict=True):
+        row = by.loc[scope]
+        if isinstance(row, pd.DataFrame):
+            row = row.iloc[0]
+        v, lo, hi = row["ooi"], row.get("ci_low"), row.get("ci_high")
+        bold = scope in GROUP_SCOPES
+        color = "#222222" if bold else "#4C72B0"
+        if _finite(v) and float(v) > 0:
+            finite_x.append(float(v))
+            lo_f = float(lo) if _finite(lo) or str(lo) in ("inf", "-inf") else float("nan")
+            hi_f = float(hi) if _finite(hi) or str(hi) in ("inf", "-inf") else float("nan")
+            if math.isfinite(lo_f) and math.isfinite(hi_f) and lo_f > 0:
+                ax.plot([lo_f, hi_f], [y, y], color=color, lw=1.2)
+                finite_x += [lo_f, hi_f]
+            elif not (math.isnan(lo_f) or math.isnan(hi_f)):
+                open_ends.append((lo_f, hi_f, color, y))
+                finite_x += [x for x in (lo_f, hi_f) if math.isfinite(x) and x > 0]
+            ax.plot(float(v), y, "D" if bold else "o", color=color, ms=5 if bold else 4)
+        else:
+            flags = str(row.get("flags") or "")
+            lin, agt = "zero_successes_linear" in flags, "zero_successes_agentic" in flags
+            why = "no success in either mode" if lin == agt else ("no linear success" if lin else "no agentic success")
+            shown = "undefined" if not _finite(v) or lin == agt else f"OOI = {float(v):g}"
+            ax.text(1.0, y, f"  {shown} ({why})", va="center", fontsize=FONT - 2, color="#AA0000")
+    ax.axvline(1.0, color="#AA0000", ls="--", lw=0.8)
+    if len(groups) and len(fams):
+        ax.axhline(len(groups) - 0.5, color="#999999", lw=0.5)
+    ax.set_yticks(ys, [f"{s}" if s not in GROUP_SCOPES else f"{s} (all)" for s in order])
+    for lbl in ax.get_yticklabels():
+        if lbl.get_text().endswith("(all)"):
+            lbl.set_fontweight("bold")
+    ax.set_xscale("log")
+    lo_x, hi_x = (min(finite_x + [1.0]), max(finite_x + [1.0])) if finite_x else (0.5, 2.0)
+    x0, x1 = lo_x / 1.5, hi_x * 1.5
+    ax.set_xlim(x0, x1)
+    _ratio_ticks(ax, x0, x1)
+    for lo_f, hi_f, color, y in open_ends:  # an interval reaching 0 or inf runs off the axis, arrow-headed
+        a = lo_f if lo_f > 0 and math.isfinite(lo_f) else x0
+        b = hi_f if math.isfinite(hi_f) else x1
+        ax.plot([a, b], [y, y], color=color, lw=1.2)
+        if a == x0:
+            ax.plot(a, y, "<", color=color, ms=4)
+        if b == x1:
+            ax.plot(b, y, ">", color=color, ms=4)
+    level = o["level"].dropna().iloc[0] if "level" in o and o["level"].notna().any() else 0.95
+    ax.set_xlabel(f"OOI = EpG(agentic) / EpG(linear), {float(level):.0%} CI")
+    ax.set_title("Orchestration overhead index")
+    ax.grid(axis="x", alpha=0.3, which="both")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return _save(fig, out_dir, "fig2_ooi_forest", inp.run_id, inp.table_modeled())
+
+
+def _ratio_ticks(ax: Any, lo: float, hi: float) -> None:
+    """Plain-number ticks at powers of two on a log ratio axis (0.25, 0.5, 1, 2, 4, ...)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    k0, k1 = math.floor(math.log2(max(lo, 1e-12))), math.ceil(math.log2(max(hi, 1e-12)))
+    step = max(1, (k1 - k0) // 8)
+    ticks = [2.0**k for k in range(k0, k1 + 1, step) if lo <= 2.0**k <= hi] or [1.0]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def phase_means(goals: pd.DataFrame) -> pd.DataFrame:
+    """Mean energy per execution in each phase, per (family, mode): sums over attempts / executions."""
+    g = goals.copy()
+    cols = [c for c in PHASE_COLORS if c in g.columns]
+    for c in cols:
+        g[c] = pd.to_numeric(g[c], errors="coerce").fillna(0.0)
+    g["_exec"] = g["final_attempt"].astype(str).str.lower().isin(("true", "1"))
+    agg = g.groupby(["family", "mode"], sort=False).agg({**{c: "sum" for c in cols}, "_exec": "sum"})
+    n = agg.pop("_exec").clip(lower=1)
+    return agg.div(n, axis=0).reset_index()
+
+
+def fig_phases(inp: FigureInputs, out_dir: Path) -> list[Path]:
+    plt = _plt()
+    means = phase_means(inp.goals)
+    fams = _families(inp)
+    phases = [c for c in ("llm_j", "tool_j", "orchestration_j", "gap_j") if c in means.columns]
+    if "gap_j" in phases and not (means["gap_j"].abs() > 0).any():
+        phases.remove("gap_j")
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, 3.3))
+    width = 0.38
+    x = np.arange(len(fams))
+    for j, mode in enumerate(MODES):
+        sub = means[means["mode"] == mode].set_index("family")
+        xs = x + (j - 0.5) * width
+        bottom = np.zeros(len(fams))
+        for ph in phases:
+            vals = np.array([float(sub.loc[f, ph]) if f in sub.index else 0.0 for f in fams])
+            pos = np.clip(vals, 0, None)
+            ax.bar(xs, pos, width, bottom=bottom, color=PHASE_COLORS[ph], edgecolor="white", lw=0.3,
+                   hatch="//" if mode == "agentic" else None, label=PHASE_LABELS[ph] if j == 0 else None)  # fmt: skip
+            bottom += pos
+    ax.set_xticks(x, [f.replace("_", "\n", 1) for f in fams])
+    ax.set_ylabel("energy per execution (J, attributed)")
+    ax.set_title("Phase breakdown: left bar linear, right bar (hatched) agentic")
+    ax.legend(frameon=False, ncols=len(phases), loc="upper center", bbox_to_anchor=(0.5, -0.2))
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    return _save(fig, out_dir, "fig3_phases", inp.run_id, inp.table_modeled())
+
+
+def binned_power(samples: pd.DataFrame, keys: Sequence[str], t0: float, t1: float, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mean power in bins of ``dt`` over ``[t0, t1]`` from cumulative joule columns (interpolated at bin edges)."""
+    t = samples["t"].to_numpy(dtype=float)
+    e = samples[list(keys)].to_numpy(dtype=float).sum(axis=1) if keys else np.zeros_like(t)
+    order = np.argsort(t, kind="stable")
+    t, e = t[order], e[order]
+    n = max(1, int(math.ceil((t1 - t0) / dt)))
+    edges = np.linspace(t0, t0 + n * dt, n + 1)
+    edges = np.clip(edges, t[0], t[-1]) if len(t) else edges
+    ce = np.interp(edges, t, e) if len(t) else np.zeros_like(edges)
+    widths = np.diff(edges)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.where(widths > 0, np.diff(ce) / widths, np.nan)
+    return (edges[:-1] + edges[1:]) / 2, p
+
+
+def fig_timeline(inp: FigureInputs, out_dir: Path) -> list[Path]:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, 3.0))
+    evs = inp.events
+    starts = [e for e in evs if e.get("kind") == "goal_start"]
+    modeled = any(_is_modeled(s) for s in inp.sample_sources.values())
+    if inp.samples is None or not starts or not len(inp.samples):
+        ax.text(0.5, 0.5, "no samples or events for the timeline", ha="center", transform=ax.transAxes)
+        return _save(fig, out_dir, "fig4_power_timeline", inp.run_id, modeled)
+    goal_id = starts[0]["goal_id"]
+    rep = starts[0].get("rep")
+    mine = [e for e in evs if e.get("goal_id") == goal_id and e.get("rep") == rep]
+    t_lo = min(float(e["t"]) for e in mine)
+    t_hi = max(float(e["t"]) for e in mine)
+    pad = 0.02 * (t_hi - t_lo) + 1e-3
+    span = (t_hi - t_lo) + 2 * pad
+    dt = max(span / 400.0, 0.02)
+    mid, p = binned_power(inp.samples, inp.sample_keys, t_lo - pad, t_hi + pad, dt)
+    ax.plot(mid - t_lo, p, color="#222222", lw=0.8, drawstyle="steps-mid", label="power")
+    opened: dict[tuple[Any, ...], float] = {}
+    shaded = set()
+    for e in sorted(mine, key=lambda r: float(r["t"])):
+        kind, t = e.get("kind"), float(e["t"]) - t_lo
+        key = (e.get("mode"), e.get("attempt"), e.get("name"), kind.split("_")[0])
+        if kind in ("llm_start", "tool_start"):
+            opened[key] = t
+        elif kind in ("llm_end", "tool_end") and key in opened:
+            ph = kind.split("_")[0]
+            ax.axvspan(opened.pop(key), t, color=PHASE_COLORS[f"{ph}_j"], alpha=0.25, lw=0,
+                       label=f"{PHASE_LABELS[f'{ph}_j']} call" if ph not in shaded else None)  # fmt: skip
+            shaded.add(ph)
+        elif kind == "attempt_start":
+            ax.axvline(t, color=COLORS.get(e.get("mode"), "#000000"), lw=0.9)
+        elif kind == "attempt_end":
+            ax.axvline(t, color=COLORS.get(e.get("mode"), "#000000"), lw=0.9, ls="--")
+        elif kind == "goal_start":
+            ax.text(t, 1.0, f" {e.get('mode')}", transform=ax.get_xaxis_transform(), va="top",
+                    fontsize=FONT - 1, color=COLORS.get(e.get("mode"), "#000000"))  # fmt: skip
+    idle = sum(float((inp.baseline.get("power_w") or {}).get(k, float("nan"))) for k in inp.sample_keys)
+    if math.isfinite(idle):
+        ax.axhline(idle, color="#555555", ls=":", lw=0.9, label="idle baseline")
+    from matplotlib.lines import Line2D
+
+    handles, labels = ax.get_legend_handles_labels()
+    handles += [Line2D([], [], color="#555555", lw=0.9), Line2D([], [], color="#555555", lw=0.9, ls="--")]
+    labels += ["attempt start", "attempt end"]
+    ax.set_xlim(-pad, t_hi - t_lo + pad)
+    ax.set_xlabel("time since the pair started (s)")
+    ax.set_ylabel("power (W)")
+    fam = inp.timeline_family or "?"
+    ax.set_title(f"Power over one goal pair ({fam}, {goal_id}); line colour = mode")
+    ax.legend(handles, labels, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=6)
+    ax.grid(alpha=0.3)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return _save(fig, out_dir, "fig4_power_timeline", inp.run_id, modeled or bool(inp.baseline.get("modeled")))
+
+
+def fig_success_energy(inp: FigureInputs, out_dir: Path) -> list[Path]:
+    plt = _plt()
+    cells = _epg_cells(inp).copy()
+    fig, ax = plt.subplots(figsize=(WIDTH_IN * 0.6, 3.0))
+    ex = pd.to_numeric(cells["executions"], errors="coerce").replace(0, np.nan)
+    cells["per_exec"] = pd.to_numeric(cells["energy_total_j"], errors="coerce") / ex
+    for mode in MODES:
+        sub = cells[cells["mode"] == mode]
+        ax.scatter(sub["per_exec"], sub["success_rate"], color=COLORS[mode], s=18, label=mode, zorder=3)
+        for _, r in sub.iterrows():
+            if _finite(r["per_exec"]):
+                ax.annotate(str(r["family"]), (r["per_exec"], r["success_rate"]), fontsize=FONT - 3,
+                            xytext=(3, 2), textcoords="offset points", color="#444444")  # fmt: skip
+    for fam, sub in cells.groupby("family"):
+        sub = sub.set_index("mode")
+        if all(m in sub.index for m in MODES):
+            ax.plot([sub.loc[m, "per_exec"] for m in MODES], [sub.loc[m, "success_rate"] for m in MODES],
+                    color="#BBBBBB", lw=0.6, zorder=1)  # fmt: skip
+    if _needs_log(cells["per_exec"].dropna()):
+        ax.set_xscale("log")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel("energy per execution (J, failed executions included)")
+    ax.set_ylabel("success rate")
+    ax.set_title("Success against energy")
+    ax.legend(frameon=False)
+    ax.grid(alpha=0.3)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return _save(fig, out_dir, "fig5_success_vs_energy", inp.run_id, inp.table_modeled())
+
+
+def fig_baseline(inp: FigureInputs, out_dir: Path) -> list[Path]:
+    plt = _plt()
+    base = inp.baseline
+    windows = base.get("windows") or []
+    keys = list((base.get("power_w") or {}).keys())
+    data = [[float(w["power_w"][k]) for w in windows if k in w.get("power_w", {})] for k in keys]
+    fig, ax = plt.subplots(figsize=(WIDTH_IN * 0.6, 2.6))
+    if keys:
+        pos = np.arange(len(keys))
+        ax.boxplot(data, positions=pos, widths=0.5, showfliers=False)
+        rng = np.random.default_rng(0)
+        for i, vals in enumerate(data):
+            ax.scatter(pos[i] + rng.uniform(-0.12, 0.12, len(vals)), vals, s=8, color="#4C72B0", zorder=3)
+        src = base.get("source") or {}
+        ax.set_xticks(pos, [f"{k}\n({src.get(k, '?')})" for k in keys])
+    ax.set_ylabel("idle power per window (W)")
+    cv = base.get("stats") or {}
+    worst = max((float(s.get("cv", 0.0)) for s in cv.values() if s.get("judged", True)), default=float("nan"))
+    ax.set_title(f"Idle baseline: {base.get('status', '?')} (max CV {worst:.3f}, {len(windows)} windows)")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    modeled = bool(base.get("modeled")) or any(_is_modeled(s) for s in (base.get("source") or {}).values())
+    return _save(fig, out_dir, "fig6_idle_baseline", inp.run_id, modeled)
+
+
+def make_all(inp: FigureInputs, out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Draw all six figures into ``out_dir``; returns the files written (PNG and PDF each)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for fn in (fig_epg, fig_ooi, fig_phases, fig_timeline, fig_success_energy, fig_baseline):
+        written += fn(inp, out)
+    return written

@@ -1,0 +1,271 @@
+"""The Snakemake pipeline end to end, through the CLI.
+
+* ``snakemake -n``, ``snakemake --lint`` and ``snakefmt --check`` are clean;
+* a smoke study runs end to end through the **simulated RAPL** (the real RAPL code path,
+  a fake powercap tree written by a child process, a small wrap range) with the scripted
+  oracle backend, and every output and the manifest is checked against its contract;
+* ``snakemake figures`` redraws figures without touching measurements, a one-family
+  rerun leaves the other family's results alone, and ``--report`` is self-contained.
+
+Each run uses its own working directory (``--directory``), so nothing touches the
+repository's ``results/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "Snakefile"
+FAMILIES = ["gsm8k_basic", "tg_single_calc"]
+P_IDLE_W, P_MAX_W = 3.0, 15.0
+RANGE_UJ = 10_000_000  # 10 J: the package counter wraps every second or two (safe poll 0.33 s at the declared 30 W)
+
+
+def snakemake(workdir: Path, *args: str, configfile: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(workdir)]
+    if configfile is not None:
+        cmd += ["--configfile", str(configfile)]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout, cwd=workdir)
+
+
+def ci_config(powercap_root: Path | None, **over: Any) -> dict[str, Any]:
+    """A seconds-long study: 2 families, 3 goals, scripted oracle, tiny baseline."""
+    energy: dict[str, Any] = {"meter": "model", "calibrate": False, "model": {"p_idle_w": P_IDLE_W, "p_max_w": P_MAX_W}}
+    if powercap_root is not None:
+        energy.update(meter="rapl", powercap_root=str(powercap_root))
+    cfg: dict[str, Any] = {
+        "study": {"families": FAMILIES, "tasks": 3, "reps": 1, "seed": 0},
+        "llm": {"backend": "scripted", "oracle": {"fail_rate": 0.3, "seed": 1, "cost_s_per_token": 0.0004}},
+        "agents": {"backoff_s": 0.01, "max_attempts": 3},
+        "energy": energy,
+        "baseline": {"settle_s": 0, "windows": 3, "window_s": 0.3},
+        "metrics": {"bootstrap": 300},
+    }
+    for k, v in over.items():
+        cfg[k] = {**cfg.get(k, {}), **v} if isinstance(v, dict) else v
+    return cfg
+
+
+def write_config(path: Path, cfg: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def sha256(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------- static checks
+def test_dry_run_lint_and_format_are_clean(tmp_path: Path) -> None:
+    cf = REPO / "config" / "config.yaml"
+    dry = snakemake(tmp_path, "-n", "--cores", "1", configfile=cf)
+    assert dry.returncode == 0, dry.stderr + dry.stdout
+    out = dry.stdout + dry.stderr
+    for rule in ("fingerprint", "baseline", "run_family", "tables", "figures", "manifest", "all"):
+        assert rule in out
+    assert out.count("rule run_family:") == 8  # one job per (family, rep)
+    lint = snakemake(tmp_path, "--lint", configfile=cf)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert "Congratulations, your workflow is in a good condition!" in lint.stdout + lint.stderr
+    fmt = subprocess.run(
+        [str(Path(sys.executable).parent / "snakefmt"), "--check", "Snakefile", "workflow/rules"],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )  # fmt: skip
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+def test_openai_backend_needs_no_model_fetch(tmp_path: Path) -> None:
+    cf = write_config(tmp_path / "c.yaml", {"llm": {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"}})
+    dry = snakemake(tmp_path, "-n", "--cores", "1", configfile=cf)
+    assert dry.returncode == 0, dry.stderr
+    assert "fetch_model" not in dry.stdout + dry.stderr
+    cf = write_config(tmp_path / "d.yaml", {"llm": {"backend": "llamacpp", "model": "smollm2-135m", "models_dir": "nowhere"}})
+    dry = snakemake(tmp_path, "-n", "--cores", "1", configfile=cf)
+    assert "rule fetch_model:" in dry.stdout and "nowhere/smollm2-135m.gguf" in dry.stdout
+
+
+# --------------------------------------------------------------------------- the smoke run
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    from alems.energy.simulated import SimulatedRapl
+
+    work = tmp_path_factory.mktemp("pipeline")
+    root = work / "powercap"
+    cf = write_config(work / "ci.yaml", ci_config(root))
+    sim = SimulatedRapl(root, "intel-1s", profile="model", p_idle_w=P_IDLE_W, p_max_w=P_MAX_W,
+                        range_uj=RANGE_UJ, tick_ms=1)  # fmt: skip
+    sim.start()
+    try:
+        res = snakemake(work, "--cores", "1", "all", configfile=cf)
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        yield {"work": work, "config": cf, "root": root, "sim": sim, "log": res.stdout + res.stderr}
+    finally:
+        sim.stop()
+
+
+def test_smoke_run_outputs_and_schemas(smoke_run: dict[str, Any]) -> None:
+    from alems.accounting import GOALS_COLUMNS
+    from alems.agents.events import KINDS
+    from alems.energy.sampler import read_samples
+    from alems.metrics import EPG_COLUMNS, OOI_COLUMNS
+
+    r = smoke_run["work"] / "results"
+    # provenance
+    hashes = json.loads((r / "provenance" / "hashes.json").read_text())
+    for k in ("hw_hash", "env_hash", "config_hash", "run_id"):
+        assert len(hashes[k]) == 16
+    for name in ("hardware", "environment", "config"):
+        assert json.loads((r / "provenance" / f"{name}.json").read_text())
+    # baseline through the simulated RAPL: measured, package-0 near P_idle + the idle load
+    base = json.loads((r / "baseline" / "idle.json").read_text())
+    assert base["source"]["package-0"] == "measured" and base["meter"] == "rapl"
+    assert P_IDLE_W * 0.85 < base["power_w"]["package-0"] <= P_MAX_W * 1.05
+    for fam in FAMILIES:
+        d = r / "runs" / fam / "rep0"
+        df, domains = read_samples(str(d / "samples.parquet"))
+        assert [x.key for x in domains] == ["package-0", "core-0", "uncore-0"]
+        assert {x.source for x in domains} == {"measured"}
+        assert list(df.columns) == ["t", "package-0", "core-0", "uncore-0", "proc_cpu_s", "sys_cpu_s", "boundary"]
+        assert df["t"].is_monotonic_increasing and df["package-0"].is_monotonic_increasing
+        assert df["boundary"].any() and (~df["boundary"]).any()
+        # the job's package energy spans at least one wrap of the 10 J counter: wrap tracking works
+        assert df["package-0"].iloc[-1] - df["package-0"].iloc[0] > RANGE_UJ / 1e6
+        events = [json.loads(x) for x in (d / "events.jsonl").read_text().splitlines()]
+        assert {e["kind"] for e in events} <= set(KINDS)
+        assert {"goal_start", "attempt_start", "llm_start", "tool_start", "attempt_end", "goal_end"} <= {e["kind"] for e in events}
+        goals = pd.read_csv(d / "goals.csv")
+        assert list(goals.columns[: len(GOALS_COLUMNS)]) == list(GOALS_COLUMNS)
+        assert set(goals["mode"]) == {"linear", "agentic"} and (goals["family"] == fam).all()
+        assert (goals["energy_source"] == "measured").all()
+        assert (goals["run_id"] == hashes["run_id"]).all()
+        assert (goals["coverage"] >= 0.8).all()
+        sums = goals["llm_j"] + goals["tool_j"] + goals["orchestration_j"]
+        assert (sums - goals["energy_j"]).abs().max() < 1e-6
+        meta = json.loads((d / "run.json").read_text())
+        assert meta["hashes"] == {k: hashes[k] for k in ("hw_hash", "env_hash", "config_hash", "run_id")}
+        assert 0.5 < meta["in_window_share"] <= 1.0 and meta["executions"] == 6
+        assert not meta["modeled"] and meta["meter"] == "rapl"
+    # the oracle designs failures: both outcomes and retries occur
+    allg = pd.read_csv(r / "tables" / "goals.csv")
+    finals = allg[allg["final_attempt"]]
+    assert finals["success"].any() and not finals["success"].all()
+    assert (allg["attempt"] > 1).any()
+    assert len(allg) == sum(len(pd.read_csv(r / "runs" / f / "rep0" / "goals.csv")) for f in FAMILIES)
+    epg = pd.read_csv(r / "tables" / "epg.csv")
+    assert list(epg.columns[: len(EPG_COLUMNS)]) == list(EPG_COLUMNS)
+    assert {(f, m) for f in FAMILIES for m in ("linear", "agentic")} <= set(zip(epg["family"], epg["mode"], strict=True))
+    ooi = pd.read_csv(r / "tables" / "ooi.csv")
+    assert list(ooi.columns[: len(OOI_COLUMNS)]) == list(OOI_COLUMNS)
+    assert list(ooi["scope"]) == [*FAMILIES, "reasoning", "tool", "overall"]
+    # figures, PNG and PDF
+    for stem in ("fig1_epg", "fig2_ooi_forest", "fig3_phases", "fig4_power_timeline",
+                 "fig5_success_vs_energy", "fig6_idle_baseline"):  # fmt: skip
+        assert (r / "figures" / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (r / "figures" / f"{stem}.pdf").read_bytes()[:4] == b"%PDF"
+    # logs and benchmarks for every job
+    work = smoke_run["work"]
+    for rule in ("fingerprint", "baseline", "run_family", "tables", "figures", "manifest"):
+        assert list((work / "logs" / rule).glob("*.log")), rule
+        assert list((r / "benchmarks" / rule).glob("*.tsv")), rule
+
+
+def test_smoke_run_manifest(smoke_run: dict[str, Any]) -> None:
+    r = smoke_run["work"] / "results"
+    man = json.loads((r / "manifest.json").read_text())
+    hashes = json.loads((r / "provenance" / "hashes.json").read_text())
+    for k in ("hw_hash", "env_hash", "config_hash", "run_id"):
+        assert man[k] == hashes[k]
+    listed = {e["path"]: e for e in man["files"]}
+    expected = {"provenance/hashes.json", "baseline/idle.json", "tables/epg.csv", "tables/ooi.csv",
+                "tables/goals.csv", "figures/fig1_epg.png", "figures/fig6_idle_baseline.pdf"}  # fmt: skip
+    for fam in FAMILIES:
+        expected |= {f"runs/{fam}/rep0/{n}" for n in ("samples.parquet", "events.jsonl", "goals.csv", "run.json")}
+    assert expected <= set(listed)
+    assert "manifest.json" not in listed
+    for path, entry in listed.items():
+        f = r / path
+        assert entry["sha256"] == sha256(f) and entry["size"] == f.stat().st_size, path
+    verify = subprocess.run([sys.executable, "-m", "alems", "verify", "--manifest", str(r / "manifest.json"), "--json"],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_figures_alone_rerun_no_measurement(smoke_run: dict[str, Any]) -> None:
+    work, cf = smoke_run["work"], smoke_run["config"]
+    runs = sorted((work / "results" / "runs").rglob("*.*"))
+    before = {p: p.stat().st_mtime_ns for p in runs}
+    fig = work / "results" / "figures" / "fig1_epg.png"
+    fig_before = fig.stat().st_mtime_ns
+    # the README's command: redraw every figure, never measure
+    res = snakemake(work, "--cores", "1", "figures", "--forcerun", "figures", "--rerun-triggers", "mtime", configfile=cf)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "rule run_family" not in res.stdout + res.stderr
+    assert fig.stat().st_mtime_ns > fig_before
+    assert {p: p.stat().st_mtime_ns for p in runs} == before
+
+
+def test_one_family_rerun_leaves_the_others(smoke_run: dict[str, Any]) -> None:
+    work, cf = smoke_run["work"], smoke_run["config"]
+    r = work / "results"
+    keep = r / "runs" / "tg_single_calc" / "rep0" / "goals.csv"
+    redo = r / "runs" / "gsm8k_basic" / "rep0" / "goals.csv"
+    keep_m, redo_m, table_m = keep.stat().st_mtime_ns, redo.stat().st_mtime_ns, (r / "tables" / "epg.csv").stat().st_mtime_ns
+    # the command the README documents
+    res = snakemake(work, "--cores", "1", "all", "--forcerun", "results/runs/gsm8k_basic/rep0/goals.csv", configfile=cf)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert keep.stat().st_mtime_ns == keep_m
+    assert redo.stat().st_mtime_ns > redo_m
+    assert (r / "tables" / "epg.csv").stat().st_mtime_ns > table_m
+    assert (r / "manifest.json").is_file()
+    # nothing left to do afterwards
+    dry = snakemake(work, "-n", "--cores", "1", "all", configfile=cf)
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_report_is_self_contained(smoke_run: dict[str, Any]) -> None:
+    work, cf = smoke_run["work"], smoke_run["config"]
+    res = snakemake(work, "--report", "report.html", configfile=cf)
+    assert res.returncode == 0, res.stderr[-3000:]
+    html = (work / "report.html").read_text(errors="replace")
+    assert len(html) > 100_000
+    for stem in ("fig1_epg", "fig2_ooi_forest", "fig4_power_timeline"):
+        assert stem in html
+    assert "Orchestration overhead index" in html or "orchestration overhead index" in html.lower()
+
+
+def test_tables_refuse_mixed_provenance(smoke_run: dict[str, Any], tmp_path: Path) -> None:
+    from alems.errors import ProvenanceError
+    from alems.study import aggregate
+
+    r = smoke_run["work"] / "results"
+    metas = []
+    for fam in FAMILIES:
+        meta = json.loads((r / "runs" / fam / "rep0" / "run.json").read_text())
+        if fam == "tg_single_calc":
+            meta["hashes"]["config_hash"] = "0" * 16
+        p = tmp_path / fam / "run.json"
+        p.parent.mkdir()
+        p.write_text(json.dumps(meta))
+        metas.append(p)
+    goals = [r / "runs" / f / "rep0" / "goals.csv" for f in FAMILIES]
+    with pytest.raises(ProvenanceError) as ei:
+        aggregate(goals, metas, metrics={"bootstrap": 0}, groups={})
+    assert "config_hash differs" in str(ei.value)
+    mixed = aggregate(goals, metas, metrics={"bootstrap": 0}, groups={}, allow_mixed=True)
+    assert mixed.label == "mixed" and mixed.run_id.startswith("mixed-")
+    assert (mixed.goals["run_id"] == mixed.run_id).all()
+
+
+

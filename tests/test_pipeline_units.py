@@ -1,0 +1,95 @@
+"""Units of the integration layer (alems.study): window share, the oracle backend, `alems run` with energy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from alems.study import OracleBackend, window_share
+
+
+def test_window_share_is_a_union() -> None:
+    goals = pd.DataFrame({"t0": [0.0, 1.0, 1.5, 5.0], "t1": [1.0, 2.0, 1.8, 6.0]})
+    inside, share = window_share(goals, 10.0)
+    assert inside == pytest.approx(3.0) and share == pytest.approx(0.3)
+    assert window_share(pd.DataFrame({"t0": [], "t1": []}), 5.0) == (0.0, 0.0)
+
+
+def _goal(family: str, n: int = 1):  # type: ignore[no-untyped-def]
+    from alems.tasks import get_family
+
+    return get_family(family).generate(0, n)
+
+
+def test_oracle_linear_answers_and_fails_by_design() -> None:
+    from alems.agents import prompts
+
+    goals = _goal("gsm8k_basic", 40)
+    oracle = OracleBackend(goals, fail_rate=0.3, seed=0)
+    right = 0
+    for g in goals:
+        msgs = [{"role": "system", "content": prompts.LINEAR_SYSTEM}, {"role": "user", "content": g.prompt}]
+        c = oracle.complete(msgs, max_tokens=100)
+        assert c.text.endswith(f"Answer: {g.expected}") or "Answer: " in c.text
+        right += c.text.endswith(f"Answer: {g.expected}")
+        assert c.tokens_in > 0 and c.tokens_out > 0 and c.t_end >= c.t_start
+    assert 0.5 * 40 < right < 40  # some wrong by design, most right
+    again = OracleBackend(goals, fail_rate=0.3, seed=0)
+    g = goals[0]
+    msgs = [{"role": "system", "content": prompts.LINEAR_SYSTEM}, {"role": "user", "content": g.prompt}]
+    assert again.complete(msgs, max_tokens=100).text == OracleBackend(goals, fail_rate=0.3, seed=0).complete(
+        msgs, max_tokens=100
+    ).text  # deterministic
+
+
+def test_oracle_plans_with_the_goals_real_tools() -> None:
+    from alems.agents import prompts
+    from alems.agents.plan import parse_plan
+
+    (g,) = _goal("tg_sequential_2")
+    oracle = OracleBackend([g], fail_rate=0.0)
+    msgs = [{"role": "system", "content": prompts.agentic_system(g, 5)},
+            {"role": "user", "content": prompts.plan_request(g, None)}]  # fmt: skip
+    steps = parse_plan(oracle.complete(msgs, max_tokens=200, json_schema={"properties": {"steps": {}}}).text, g.tools, 5)
+    assert [s.tool for s in steps] == ["sql", "write_file"]
+    assert steps[0].input == g.db_query and steps[1].file == g.output_file and steps[1].input == g.expected
+    msgs += [{"role": "assistant", "content": "{}"}, {"role": "user", "content": prompts.VERIFY}]
+    assert oracle.complete(msgs, max_tokens=8).text == "YES"
+
+
+def test_oracle_says_no_to_its_own_wrong_answer() -> None:
+    from alems.agents import prompts
+
+    (g,) = _goal("gsm8k_basic")
+    oracle = OracleBackend([g], fail_rate=1.0)  # every answer wrong, every plan unparseable a third of the time
+    msgs = [{"role": "system", "content": prompts.agentic_system(g, 5)},
+            {"role": "user", "content": prompts.plan_request(g, None)}]  # fmt: skip
+    oracle.complete(msgs, max_tokens=200)
+    msgs += [{"role": "assistant", "content": "{}"}, {"role": "user", "content": prompts.SYNTHESISE}]
+    assert f"Answer: {g.expected}" not in oracle.complete(msgs, max_tokens=100).text
+    msgs += [{"role": "assistant", "content": "x"}, {"role": "user", "content": prompts.VERIFY}]
+    assert oracle.complete(msgs, max_tokens=8).text == "NO"
+
+
+def test_alems_run_carries_energy_columns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    from alems.accounting import GOALS_COLUMNS
+    from alems.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("llm: {oracle: {fail_rate: 0.3}}\nbaseline: {settle_s: 0, windows: 2, window_s: 0.2}\n")
+    out = tmp_path / "out"
+    rc = main(["run", "--family", "gsm8k_basic", "--tasks", "2", "--backend", "scripted", "--meter", "model",
+               "--config", str(cfg), "--out", str(out), "--no-progress", "--backoff", "0"])  # fmt: skip
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "EpG" in text and "(modeled)" in text
+    df = pd.read_csv(out / "attempts.csv")
+    assert list(df.columns[: len(GOALS_COLUMNS)]) == list(GOALS_COLUMNS)
+    assert (df["energy_source"] == "modeled").all() and df["raw_j"].notna().all()
+    assert (out / "rep0" / "samples.parquet").is_file() and (out / "events.jsonl").read_text()
+    info = json.loads((out / "run.json").read_text())
+    assert info["epg"] and info["jobs"][0]["meter"] == "model"

@@ -1,0 +1,131 @@
+# Helpers and input functions for every rule. The config is validated here, once,
+# against workflow/schemas/config.schema.yaml; defaults come from the schema.
+import os
+import sys
+from pathlib import Path
+
+from alems.config import family_group, model_file, needs_fetch, validate_config
+
+
+def _known_families():
+    try:
+        from alems.tasks import FAMILIES
+    except ImportError:
+        return None
+    return FAMILIES
+
+
+config.update(
+    validate_config(
+        config,
+        Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml",
+        known_families=_known_families(),
+    )
+)
+
+MODELS_DIR = config["llm"]["models_dir"].rstrip("/")
+FAMILIES = list(config["study"]["families"])
+REPS = list(range(config["study"]["reps"]))
+RUN_FILES = ["samples.parquet", "events.jsonl", "goals.csv", "run.json"]
+FIGURES = [
+    "fig1_epg",
+    "fig2_ooi_forest",
+    "fig3_phases",
+    "fig4_power_timeline",
+    "fig5_success_vs_energy",
+    "fig6_idle_baseline",
+]
+PROVENANCE = [
+    "results/provenance/hardware.json",
+    "results/provenance/environment.json",
+    "results/provenance/config.json",
+    "results/provenance/hashes.json",
+]
+TABLES = [
+    "results/tables/goals.csv",
+    "results/tables/epg.csv",
+    "results/tables/ooi.csv",
+]
+
+
+wildcard_constraints:
+    family="[a-z][a-z0-9_]*",
+    rep=r"\d+",
+    model=r"[A-Za-z0-9_.\-]+",
+
+
+def run_dir(family, rep):
+    return f"results/runs/{family}/rep{rep}"
+
+
+def run_files(name):
+    return [f"{run_dir(f, r)}/{name}" for f in FAMILIES for r in REPS]
+
+
+def hashed_config():
+    """The config that provenance hashes: everything that changes a number.
+
+    The figures section only changes how results are drawn, so editing it never
+    invalidates measurements.
+    """
+    return {k: v for k, v in config.items() if k != "figures"}
+
+
+def output_dir(wildcards, output):
+    return os.path.dirname(output[0])
+
+
+def model_inputs(wildcards):
+    path = model_file(config)
+    return [path] if path else []
+
+
+def run_family_inputs(wildcards):
+    inputs = {
+        "hashes": "results/provenance/hashes.json",
+        "baseline": "results/baseline/idle.json",
+    }
+    path = model_file(config)
+    if path:
+        inputs["model"] = path
+    return inputs
+
+
+def run_family_params(wildcards):
+    """Only the sections a measurement job reads."""
+    keys = ("study", "user_families", "llm", "agents", "energy", "accounting")
+    return {k: config[k] for k in keys}
+
+
+def all_run_goals(wildcards):
+    return run_files("goals.csv")
+
+
+def all_run_meta(wildcards):
+    return run_files("run.json")
+
+
+def family_groups():
+    return {f: family_group(f, config) for f in FAMILIES}
+
+
+def timeline_family():
+    return config["figures"]["timeline_family"] or FAMILIES[0]
+
+
+def timeline_inputs(wildcards):
+    d = run_dir(timeline_family(), REPS[0])
+    return {"samples": f"{d}/samples.parquet", "events": f"{d}/events.jsonl"}
+
+
+def figure_files(wildcards):
+    return [
+        f"results/figures/{name}.{ext}" for name in FIGURES for ext in ("png", "pdf")
+    ]
+
+
+def manifest_inputs(wildcards):
+    files = list(PROVENANCE) + ["results/baseline/idle.json"]
+    for name in RUN_FILES:
+        files += run_files(name)
+    return files + list(TABLES) + figure_files(wildcards)
