@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alems.errors import ConfigError
+from alems.settings import settings_from_dict
 
 #: Output-token caps per kind of LLM call.
 DEFAULT_MAX_TOKENS: dict[str, int] = {
@@ -83,42 +84,7 @@ class AgentConfig:
     @classmethod
     def from_dict(cls, mapping: Mapping[str, Any] | None) -> AgentConfig:
         """Build from a config mapping; unknown keys and wrong types are ConfigErrors naming the key."""
-        data = dict(mapping or {})
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - set(fields))
-        if unknown:
-            raise ConfigError(f"unknown agents config key(s): {', '.join(unknown)}",
-                              fix=f"valid keys are: {', '.join(fields)}")
-        kwargs: dict[str, Any] = {}
-        for key, value in data.items():
-            kwargs[key] = _coerce(key, value, str(fields[key].type))
-        return cls(**kwargs)
+        return settings_from_dict(cls, mapping, "agents")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def _coerce(key: str, value: Any, t: str) -> Any:
-    bad = ConfigError(f"agents.{key} has the wrong type: {value!r} (expected {t})",
-                      fix=f"set agents.{key} to a {t}")
-    if value is None:
-        if "None" in t:
-            return None
-        raise bad
-    if t.startswith("dict"):
-        if not isinstance(value, Mapping):
-            raise bad
-        return dict(value)
-    if t.startswith("bool"):
-        if not isinstance(value, bool):
-            raise bad
-        return value
-    if t.startswith("int"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad
-        return value
-    if t.startswith("float"):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise bad
-        return float(value)
-    return value  # pragma: no cover

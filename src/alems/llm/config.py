@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alems.errors import ConfigError
+from alems.settings import settings_from_dict
 
 BACKENDS = ("llamacpp", "openai", "scripted")
 RESPONSE_FORMATS = ("json_schema", "json_object", "none")
@@ -84,52 +85,9 @@ class LLMConfig:
     @classmethod
     def from_dict(cls, mapping: Mapping[str, Any] | None) -> LLMConfig:
         """Build from a config mapping; unknown keys and wrong types are ConfigErrors naming the key."""
-        data = dict(mapping or {})
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - set(fields))
-        if unknown:
-            raise ConfigError(
-                f"unknown llm config key(s): {', '.join(unknown)}",
-                fix=f"valid keys are: {', '.join(fields)}",
-            )
-        kwargs: dict[str, Any] = {}
-        for key, value in data.items():
-            kwargs[key] = _coerce(key, value, cls.__dataclass_fields__[key].type)
-        return cls(**kwargs)
+        return settings_from_dict(cls, mapping, "llm")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["script"] = list(self.script)
         return d
-
-
-def _coerce(key: str, value: Any, typ: Any) -> Any:
-    t = str(typ)
-    bad = ConfigError(
-        f"llm.{key} has the wrong type: {value!r} (expected {t})", fix=f"set llm.{key} to a {t}"
-    )
-    if value is None:
-        if "None" in t:
-            return None
-        raise bad
-    if t.startswith("tuple"):
-        if isinstance(value, str) or not isinstance(value, (list, tuple)):
-            raise bad
-        return tuple(str(v) for v in value)
-    if t.startswith("bool"):
-        if not isinstance(value, bool):
-            raise bad
-        return value
-    if t.startswith("int"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad
-        return value
-    if t.startswith("float"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-        return float(value)
-    if t.startswith("str"):
-        if not isinstance(value, str):
-            raise bad
-        return value
-    return value  # pragma: no cover - every field has one of the types above

@@ -1,0 +1,84 @@
+"""Building a layer's settings dataclass from its section of the workflow config.
+
+``settings_from_dict(cls, mapping, section)`` owns the checks every strict settings
+class shares: unknown keys are a :class:`~alems.errors.ConfigError` naming them and
+listing the valid ones, and each value is checked (and, where safe, converted) against
+its field's annotation. Range and choice checks stay in each class's ``__post_init__``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from alems.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def settings_from_dict(cls: type[T], mapping: Mapping[str, Any] | None, section: str) -> T:
+    """``cls(**checked)`` for the config section ``section`` given as ``mapping`` (``None``: defaults).
+
+    Per annotation: ``bool`` takes only bools; ``int`` ints but not bools; ``float`` ints
+    and floats but not bools (stored as float); ``str`` only strings; ``tuple[...]`` a
+    list or tuple (not a string), stored as a tuple of strings; ``dict[...]`` a mapping,
+    stored as a dict; ``X | None`` also ``None``. Other annotations pass values through.
+    """
+    data = dict(mapping or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown {section} config key(s): {', '.join(unknown)}",
+            fix=f"valid keys are: {', '.join(fields)}",
+        )
+    kwargs = {key: coerce(section, key, value, fields[key].type) for key, value in data.items()}
+    return cls(**kwargs)
+
+
+def annotation_text(annotation: Any) -> str:
+    """The annotation as written in the source (``"int | None"``, ``"tuple[str, ...]"``)."""
+    if isinstance(annotation, str):
+        return annotation
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+def coerce(section: str, key: str, value: Any, annotation: Any) -> Any:
+    """``value`` checked against ``annotation``; a mismatch is a ConfigError naming ``section.key``."""
+    t = annotation_text(annotation)
+    bad = ConfigError(
+        f"{section}.{key} has the wrong type: {value!r} (expected {t})",
+        fix=f"set {section}.{key} to a {t}",
+    )
+    if value is None:
+        if "None" in t:
+            return None
+        raise bad
+    if t.startswith("dict"):
+        if not isinstance(value, Mapping):
+            raise bad
+        return dict(value)
+    if t.startswith("tuple"):
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise bad
+        return tuple(str(v) for v in value)
+    if t.startswith("bool"):
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if t.startswith("int"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if t.startswith("float"):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad
+        return float(value)
+    if t.startswith("str"):
+        if not isinstance(value, str):
+            raise bad
+        return value
+    return value
