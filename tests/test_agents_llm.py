@@ -26,12 +26,12 @@ class Recorder:
 
     def __init__(self, backend) -> None:
         self.backend, self.name, self.model = backend, backend.name, backend.model
-        self.plans: list[str] = []
+        self.plans: list[tuple[str, str]] = []
 
     def complete(self, messages, **kw):
         c = self.backend.complete(messages, **kw)
         if "Write the plan now" in messages[-1]["content"]:
-            self.plans.append(c.text)
+            self.plans.append((c.text, c.finish_reason))
         return c
 
 
@@ -54,6 +54,10 @@ def test_real_model_runs_both_modes(tmp_path) -> None:
     assert ends and all(e["tokens_in"] > 0 and "error" not in e for e in ends)
     assert {e["mode"] for e in events} == {"linear", "agentic"}
     assert [c.executions for c in summary.cells] == [1, 1]
-    # the grammar keeps even a 135M model's plan parseable (unless it ran out of tokens)
+    # the grammar keeps even a 135M model's plan in the schema: the tool name comes first,
+    # and a plan that stopped by itself parses (one cut at max_tokens may end mid-string)
     assert rec.plans
-    parse_plan(rec.plans[0], ("calculator",), cfg.max_steps)
+    text, finish = rec.plans[0]
+    assert text.replace(" ", "").startswith('{"steps":[{"action":"'), text
+    if finish == "stop":
+        parse_plan(text, ("calculator",), cfg.max_steps)

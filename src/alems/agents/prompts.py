@@ -37,20 +37,21 @@ _TOOL_HELP = {
 
 
 def _example(tools: list[str]) -> str:
-    """A format example that shows a chain of steps with a {N} reference."""
-    steps: list[str] = []
+    """A format example for a *different* task, so that it shows the plan format (and a
+    {N} reference) without handing the model operations it could copy into this task."""
     if "sql" in tools:
-        steps.append('{"action": "sql", "input": "SELECT AVG(price) FROM orders"}')
-    if "calculator" in tools:
-        if steps:
-            steps.append('{"action": "calculator", "input": "{1} * 2"}')
-        else:
-            steps += ['{"action": "calculator", "input": "17 * 23"}', '{"action": "calculator", "input": "{1} + 4"}']
-    if "write_file" in tools:
-        steps.append('{"action": "write_file", "file": "notes.txt", "input": "{%d}"}' % len(steps))
-    if not steps:
-        steps.append('{"action": "llm", "input": "Which facts does the task give?"}')
-    return '{"steps": [' + ", ".join(steps) + "]}"
+        task = "how many orders have more than 10 units"
+        steps = ['{"action": "sql", "input": "SELECT COUNT(*) FROM orders WHERE units > 10"}']
+        if "write_file" in tools:
+            task += ", written to count.txt"
+            steps.append('{"action": "write_file", "file": "count.txt", "input": "{1}"}')
+    elif "calculator" in tools:
+        task = "the cost of 3 pens at $2 and 4 pads at $5"
+        steps = ['{"action": "calculator", "input": "3 * 2"}', '{"action": "calculator", "input": "4 * 5"}',
+                 '{"action": "calculator", "input": "{1} + {2}"}']
+    else:
+        return 'Example: {"steps": [{"action": "llm", "input": "Which facts does the task give?"}]}'
+    return f"Example for a different task ({task}): " + '{"steps": [' + ", ".join(steps) + "]}"
 
 
 def agentic_system(goal: Goal, max_steps: int) -> str:
@@ -68,7 +69,7 @@ def agentic_system(goal: Goal, max_steps: int) -> str:
         "In an \"input\", write {1}, {2}, ... to insert the result of step 1, step 2, ... "
         "A value that a step will compute is not known yet: refer to it as {N}, never guess it.",
         f'Reply with only a JSON object {{"steps": [...]}} with 1 to {max_steps} steps.',
-        "Example: " + _example(tools),
+        _example(tools),
     ]
     return "\n".join(lines)
 
