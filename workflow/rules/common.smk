@@ -4,6 +4,19 @@ import os
 import sys
 from pathlib import Path
 
+# This workflow's own library, src/ of the checkout. It goes first on sys.path here
+# and on PYTHONPATH for every job, so the DAG and the jobs (also under --use-conda,
+# whose environment holds only third-party packages) run the same A-LEMS code.
+ALEMS_SRC = str(Path(str(workflow.current_basedir)).parents[1] / "src")
+if ALEMS_SRC not in sys.path:
+    sys.path.insert(0, ALEMS_SRC)
+_user_path = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(
+        [ALEMS_SRC] + [p for p in _user_path if p and p != ALEMS_SRC]
+    )
+)
+
 from alems.config import family_group, model_file, needs_fetch, validate_config
 
 
@@ -18,7 +31,7 @@ def _known_families():
 config.update(
     validate_config(
         config,
-        Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml",
+        Path(ALEMS_SRC).parent / "workflow" / "schemas" / "config.schema.yaml",
         known_families=_known_families(),
     )
 )
