@@ -122,9 +122,11 @@ def test_zero_successes_give_inf_and_a_flag_never_a_crash_or_zero():
     assert lin["n_degenerate_resamples"] == CFG.bootstrap
     assert lin["epg_ci_low"] == math.inf and lin["epg_ci_high"] == math.inf
     fam = ooi[ooi["scope"] == "science_qa"].iloc[0]
-    assert fam["ooi"] == 0.0  # EpG(agentic) / inf
-    assert "zero_successes_linear" in fam["flags"]
+    assert math.isnan(fam["ooi"]) and math.isnan(fam["ci_low"]) and math.isnan(fam["ci_high"])  # not 0 = 3.5 / inf
+    assert fam["method"] == "none" and fam["flags"] == "zero_successes_linear"
+    assert fam["epg_linear_j"] == math.inf and fam["epg_agentic_j"] == 14.0
     doc = tables_to_json(epg, ooi)
+    assert next(r for r in doc["ooi"] if r["scope"] == "science_qa")["ooi"] is None
     json.dumps(doc, allow_nan=False)  # strictly valid JSON
     jl = next(r for r in doc["epg"] if r["family"] == "science_qa" and r["mode"] == "linear")
     assert jl["epg_j"] == "inf" and jl["flags"] == "zero_successes"
@@ -338,3 +340,18 @@ def test_quantile_across_infinities_matches_the_limit():
     assert _quantile(x, 1.0 / 6.0) == pytest.approx(1.5)
     assert _quantile(np.array([-np.inf, 0.0, 1.0]), 0.25) == -np.inf
     assert _quantile(np.array([0.0, 1.0, 3.0]), 0.75) == np.quantile([0.0, 1.0, 3.0], 0.75)
+
+
+def test_ooi_without_an_agentic_success_is_undefined_not_inf():
+    goals = pd.DataFrame([row("factual_qa", "linear", f"g{i}", 5.0, i < 3) for i in range(4)]
+                         + [row("factual_qa", "agentic", f"g{i}", 9.0, False) for i in range(4)]
+                         + [row("tg_single_db", "linear", f"g{i}", 5.0, i < 2) for i in range(4)]
+                         + [row("tg_single_db", "agentic", f"g{i}", 8.0, i < 3) for i in range(4)])  # fmt: skip
+    _, ooi = compute_tables(goals, CFG)
+    fam = ooi.set_index("scope").loc["factual_qa"]
+    assert math.isnan(fam["ooi"]) and fam["method"] == "none" and fam["flags"] == "zero_successes_agentic"
+    assert fam["n_degenerate_resamples"] == CFG.bootstrap
+    # the overall scope has successes on both sides: defined, and its resamples keep their limits
+    overall = ooi.set_index("scope").loc["overall"]
+    assert overall["ooi"] == pytest.approx((68.0 / 3) / (40.0 / 5)) and overall["method"] != "none"
+    assert overall["flags"] == ""

@@ -17,7 +17,11 @@ Definitions (DESIGN.md):
 - **OOI** of a scope = EpG(agentic) / EpG(linear), computed over the complete
   ``(goal_id, rep)`` pairs only (those measured in both modes). Pairs missing a mode are
   left out and counted in ``n_missing_pairs``. OOI therefore may differ from the ratio of
-  the ``epg.csv`` cells when pairs are missing.
+  the ``epg.csv`` cells when pairs are missing. When either mode has no success in the
+  scope, its EpG is undefined and so is the OOI: ``ooi``, ``ci_low`` and ``ci_high`` are
+  NaN (empty in the CSV), ``method`` is ``none``, and the row is flagged
+  ``zero_successes_agentic`` and/or ``zero_successes_linear``. It is never written as the
+  arithmetic ``0`` (finite / inf) or ``inf``.
 - **Scopes and rows.** ``epg.csv`` has one row per (family, mode), then one per (group,
   mode) with ``family`` = ``group`` = the group name (e.g. ``reasoning``), then one per
   mode with ``family`` = ``group`` = ``overall``. ``ooi.csv`` has one row per family,
@@ -40,9 +44,11 @@ Bootstrap (:func:`bootstrap_scope`):
   strictly between 0 and 1. Otherwise it is the **percentile** interval; ``method`` (EpG:
   ``ci_method``) says which. ``none``: no interval (B = 0 or no data).
 - A resample with zero successes on one side (OOI) or zero successes (EpG) is
-  **degenerate**: it is kept in the distribution with its value (``inf``; ``0`` for an
-  OOI whose linear side has none; a resample with none on either side is ``nan`` and is
-  left out of the quantiles) and counted in ``n_degenerate_resamples``.
+  **degenerate**: it is kept in the distribution with its limiting value (``inf``; ``0``
+  for an OOI whose linear side has none; a resample with none on either side is ``nan``
+  and is left out of the quantiles) and counted in ``n_degenerate_resamples``. Keeping
+  them widens the interval towards 0 or ``inf``, which is what a handful of successes
+  supports; dropping them would narrow it.
 - Every stratum gets its own generator seeded by ``(seed, a stable hash of the stratum
   name)``: the same seed and inputs give byte-identical tables, and adding a family does
   not change the others' resamples.
@@ -411,8 +417,9 @@ def epg_degenerate(totals: np.ndarray) -> np.ndarray:
 def ooi_stat(totals: np.ndarray) -> np.ndarray:
     """OOI from totals (..., 4) = (E_agentic, S_agentic, E_linear, S_linear).
 
-    EpG(agentic) / EpG(linear): ``inf`` when the agentic side has no success, ``0`` when
-    only the linear side has none, ``nan`` when neither has one.
+    EpG(agentic) / EpG(linear) of each resample: ``inf`` when the agentic side has no
+    success, ``0`` when only the linear side has none, ``nan`` when neither has one (the
+    table's point estimate for such a scope is left undefined instead, see the module doc).
     """
     a = epg_stat(totals[..., 0:2])
     lin = epg_stat(totals[..., 2:4])
@@ -558,14 +565,17 @@ def _ooi_from_executions(ex: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[s
         with np.errstate(all="ignore"):
             epg_a = float(epg_stat(total[None, 0:2])[0]) if n_pairs else math.nan
             epg_l = float(epg_stat(total[None, 2:4])[0]) if n_pairs else math.nan
+        # An EpG without a success is undefined (inf), so is a ratio with one: no
+        # estimate and no interval, never the arithmetic 0 or inf (the flags say why).
+        undefined = bool(n_pairs) and (total[1] == 0 or total[3] == 0)
         rows.append(
             {
                 "scope": scope,
-                "ooi": res.estimate,
-                "ci_low": res.ci_low,
-                "ci_high": res.ci_high,
+                "ooi": math.nan if undefined else res.estimate,
+                "ci_low": math.nan if undefined else res.ci_low,
+                "ci_high": math.nan if undefined else res.ci_high,
                 "n_pairs": n_pairs,
-                "method": res.method,
+                "method": "none" if undefined else res.method,
                 "B": B,
                 "level": float(cfg.level),
                 "n_missing_pairs": sum(missing[f] for f in members),
