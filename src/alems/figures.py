@@ -262,8 +262,7 @@ def fig_ooi(inp: FigureInputs, out_dir: Path) -> list[Path]:
             flags = str(row.get("flags") or "")
             lin, agt = "zero_successes_linear" in flags, "zero_successes_agentic" in flags
             why = "no success in either mode" if lin == agt else ("no linear success" if lin else "no agentic success")
-            shown = "undefined" if not _finite(v) or lin == agt else f"OOI = {float(v):g}"
-            ax.text(1.0, y, f"  {shown} ({why})", va="center", fontsize=FONT - 2, color="#AA0000")
+            ax.text(1.0, y, f"  undefined ({why})", va="center", fontsize=FONT - 2, color="#AA0000")
     ax.axvline(1.0, color="#AA0000", ls="--", lw=0.8)
     if len(groups) and len(fams):
         ax.axhline(len(groups) - 0.5, color="#999999", lw=0.5)
