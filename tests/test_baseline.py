@@ -21,6 +21,7 @@ from alems.baseline import (
     write_baseline,
 )
 from alems.energy.base import Domain, Meter
+from alems.energy.procstat import CpuTimes
 from alems.errors import ConfigError, CounterReadError
 
 
@@ -206,6 +207,70 @@ def test_noise_that_settles_is_remeasured_then_stable() -> None:
     assert b.power_w["package-0"] == pytest.approx(10.0, rel=1e-3)  # the stable attempt is kept
 
 
+class FakeCpu:
+    """System-wide CPU times that advance with fake time at a scripted busy share per attempt."""
+
+    def __init__(self, t: FakeTime, busy_shares: list[float], n_cpus: int = 2) -> None:
+        self.t, self.shares, self.n = t, list(busy_shares), n_cpus
+        self.busy = self.total = 0.0
+        self.last = t.now
+        self.reads = 0
+
+    def __call__(self) -> CpuTimes:
+        dt = self.t.now - self.last
+        share = self.shares[min(self.reads // 2, len(self.shares) - 1)]  # two reads per attempt
+        self.total += dt * self.n
+        self.busy += dt * self.n * share
+        self.last = self.t.now
+        self.reads += 1
+        return CpuTimes(self.busy, self.total, self.n)
+
+
+def test_a_busy_host_is_remeasured_then_unstable_even_at_low_cv() -> None:
+    """A steady load elsewhere keeps the CV low but raises 'idle' power: not a baseline."""
+    t = FakeTime(start=0.0)
+    m = FakeMeter(t, {"package-0": const(30.0)})
+    cfg = BaselineConfig(settle_s=1.0, windows=4, window_s=3.0, max_retries=2, max_host_util=0.10)
+    b = run(m, cfg, cpu_times=FakeCpu(t, [0.55, 0.40, 0.30]))
+    assert b.status == "unstable" and b.busy
+    assert [a["busy"] for a in b.attempts] == [True, True, True]
+    assert [a["host_util"] for a in b.attempts] == pytest.approx([0.55, 0.40, 0.30])
+    assert all(a["max_cv"] == pytest.approx(0.0, abs=1e-9) for a in b.attempts)
+    assert b.host_util == pytest.approx(0.30)  # the least busy attempt is kept
+    assert b.stats["package-0"].stable  # its CV is fine; the host was not idle
+    (reason,) = b.unstable_reasons
+    assert "30.0% busy" in reason and "max_host_util 10%" in reason
+    assert load_back(b).host_util == pytest.approx(0.30)
+    from alems.cli import _baseline_table
+
+    text = _baseline_table(b)
+    assert "host CPU busy during the windows: 30.0% of all CPU time (max_host_util 10%)" in text
+    assert "UNSTABLE: the host was 30.0% busy" in text and "baseline_unstable" in text
+
+
+def test_load_that_goes_away_is_remeasured_then_stable() -> None:
+    t = FakeTime(start=0.0)
+    m = FakeMeter(t, {"package-0": const(12.0)})
+    b = run(m, BaselineConfig(settle_s=0, windows=4, window_s=3.0), cpu_times=FakeCpu(t, [0.9, 0.02]))
+    assert b.status == "stable" and not b.busy and b.unstable_reasons == []
+    assert [a["stable"] for a in b.attempts] == [False, True]
+    assert b.host_util == pytest.approx(0.02)
+
+
+def test_host_load_is_not_judged_in_fake_time_or_over_too_short_a_span() -> None:
+    t = FakeTime(start=0.0)
+    b = run(FakeMeter(t, {"package-0": const(5.0)}), BaselineConfig(settle_s=0, windows=2, window_s=1.0))
+    assert b.host_util is None and b.stable  # injected clock: the real /proc/stat is not read
+    t2 = FakeTime(start=0.0)  # 2 windows x 0.2 s on 2 CPUs = 0.8 CPU-s: 10 ms ticks are too coarse
+    short = BaselineConfig(settle_s=0, windows=2, window_s=0.2, max_retries=0)
+    b2 = run(FakeMeter(t2, {"package-0": const(5.0)}), short, cpu_times=FakeCpu(t2, [1.0]))
+    assert b2.host_util is None and b2.stable
+
+
+def load_back(b: Baseline) -> Baseline:
+    return Baseline.from_dict(json.loads(json.dumps(b.to_dict())))
+
+
 def test_subzone_noise_does_not_fail_the_verdict_unless_judged() -> None:
     t = FakeTime(start=0.0)
     prof = {"package-0": const(20.0), "uncore-0": noisy(0.1, 0.5)}
@@ -295,10 +360,10 @@ def test_load_errors_carry_the_fix(tmp_path: Path) -> None:
         BaselineError, match=r"no baseline at .*idle.json\nFix: measure it again: `alems baseline"
     ):
         load_baseline(tmp_path / "idle.json")
-    (tmp_path / "idle.json").write_text('{"schema": "alems.baseline/1", "status": "stable"')
+    (tmp_path / "idle.json").write_text('{"schema": "alems.baseline/2", "status": "stable"')
     with pytest.raises(BaselineError, match="is not valid JSON"):
         load_baseline(tmp_path / "idle.json")
-    (tmp_path / "idle.json").write_text('{"schema": "alems.baseline/1", "status": "stable"}')
+    (tmp_path / "idle.json").write_text('{"schema": "alems.baseline/2", "status": "stable"}')
     with pytest.raises(BaselineError, match="is malformed"):
         load_baseline(tmp_path / "idle.json")
 
@@ -345,6 +410,7 @@ def test_cache_is_reused_when_everything_matches(tmp_path: Path) -> None:
         ({"turbo": False}, "turbo changed"),
         ({"age": 7 * 3600}, "s old"),
         ({"cfg": BaselineConfig(settle_s=1, windows=4, window_s=1)}, "protocol"),
+        ({"cfg": BaselineConfig(settle_s=1, windows=3, window_s=1, max_host_util=0.5)}, "max_host_util"),
     ],
 )
 def test_cache_is_remeasured_when_something_differs(tmp_path: Path, change: dict, why: str) -> None:
@@ -392,7 +458,7 @@ def test_cache_from_another_meter_is_not_reused(tmp_path: Path) -> None:
         "",
         "{not json",
         "[1, 2, 3]",
-        '{"schema": "alems.baseline/1"}',
+        '{"schema": "alems.baseline/2"}',
         '{"schema": "other/9"}',
         "\x00\x01binary",
     ],

@@ -13,6 +13,7 @@ import pytest
 from alems.cli import main
 from alems.errors import ConfigError
 from alems.metrics import (
+    flag_families,
     EPG_COLUMNS,
     OOI_COLUMNS,
     MetricsConfig,
@@ -355,3 +356,13 @@ def test_ooi_without_an_agentic_success_is_undefined_not_inf():
     overall = ooi.set_index("scope").loc["overall"]
     assert overall["ooi"] == pytest.approx((68.0 / 3) / (40.0 / 5)) and overall["method"] != "none"
     assert overall["flags"] == ""
+
+
+def test_flag_families_marks_the_family_its_group_and_overall_only():
+    epg, ooi = compute_tables(golden_goals(), CFG)
+    e2, o2 = flag_families(epg, ooi, ["tg_single_calc"], "baseline_unstable")
+    hit = e2["flags"].str.contains("baseline_unstable")
+    assert set(e2.loc[hit, "family"]) == {"tg_single_calc", "tool", "overall"}
+    assert set(o2.loc[o2["flags"].str.contains("baseline_unstable"), "scope"]) == {"tg_single_calc", "tool", "overall"}
+    assert (e2.loc[~hit, "flags"] == epg.loc[~hit, "flags"]).all() and not epg["flags"].str.contains("baseline").any()
+    assert flag_families(epg, ooi, [], "x")[0] is epg

@@ -3,8 +3,9 @@
 This module owns the protocol (settle for ``settle_s``, then ``windows`` contiguous
 windows of ``window_s`` each), the statistics per domain (mean, standard deviation and
 coefficient of variation of window power), the stability verdict (a CV above
-``cv_threshold`` on a judged domain triggers up to ``max_retries`` re-measurements,
-after which the baseline is marked ``unstable``), the baseline file
+``cv_threshold`` on a judged domain, or a host busier than ``max_host_util``, triggers
+up to ``max_retries`` re-measurements, after which the baseline is marked
+``unstable``), the baseline file
 (``results/baseline/idle.json``) and the cache rule: a stored baseline is reused only
 when ``hw_hash``, governor and turbo state all match, its domains and protocol match,
 it was stable, and it is younger than ``max_age_s``. A missing or corrupted cache is
@@ -22,6 +23,14 @@ Example (measures for real, about 35 s with the defaults)::
 A modeled meter gives a modeled baseline: each domain carries its meter's ``source``
 and :attr:`Baseline.modeled` says so. The clock and sleep are injected, so tests drive
 a fake meter in fake time. This module runs no workload.
+
+**A busy host is not idle.** A steady load from other processes keeps the CV low, so
+the CV alone passes it, but it raises every "idle" power and so removes real work from
+``dynamic_j`` (on the 2-vCPU development VM, the default study run while other jobs
+loaded both cores, baseline included, gave EpG values 20-25x smaller than on the idle
+machine). Each attempt therefore also records the
+share of all CPU time that was busy (``/proc/stat``) during its windows, ``host_util``;
+above ``max_host_util`` the attempt counts as unstable and is re-measured.
 """
 
 from __future__ import annotations
@@ -38,11 +47,12 @@ from pathlib import Path
 from typing import Any
 
 from alems.energy.base import Domain, Meter, summable_keys
+from alems.energy.procstat import CpuTimes, ProcStat
 from alems.energy.wrap import TrackerSet, safe_poll_interval_s
 from alems.errors import AlemsError, ConfigError
 from alems.io import atomic_write_json
 
-SCHEMA = "alems.baseline/1"
+SCHEMA = "alems.baseline/2"  # 2: host_util, max_host_util
 _UNSET: Any = object()
 
 Clock = Callable[[], float]
@@ -69,6 +79,8 @@ class BaselineConfig:
     ``stability_domains``: the domain keys whose CV decides the verdict (``None``: the
     summable ones, i.e. packages, DRAM or psys, GPUs and the CPU model; core and uncore
     sub-zones are reported but not judged).
+    ``max_host_util``: the largest share of all CPU time (0-1, from ``/proc/stat``) that
+    may be busy during the windows of an idle baseline.
     """
 
     settle_s: float = 5.0
@@ -79,9 +91,10 @@ class BaselineConfig:
     max_age_s: float = 6 * 3600.0
     poll_s: float | None = None
     stability_domains: tuple[str, ...] | None = None
+    max_host_util: float = 0.10
 
     def __post_init__(self) -> None:
-        for key in ("settle_s", "window_s", "cv_threshold", "max_age_s", "poll_s"):  # one canonical type
+        for key in ("settle_s", "window_s", "cv_threshold", "max_age_s", "poll_s", "max_host_util"):  # one type
             value = getattr(self, key)
             if isinstance(value, int) and not isinstance(value, bool):
                 object.__setattr__(self, key, float(value))
@@ -95,6 +108,7 @@ class BaselineConfig:
             ("max_retries", isinstance(self.max_retries, int) and self.max_retries >= 0, "an integer >= 0"),
             ("max_age_s", self.max_age_s >= 0, "a number of seconds >= 0"),
             ("poll_s", self.poll_s is None or self.poll_s > 0, "null or a number of seconds > 0"),
+            ("max_host_util", 0 < self.max_host_util <= 1, "a share of CPU time in (0, 1], e.g. 0.10"),
         ]
         for key, ok, want in checks:
             if not ok:
@@ -143,7 +157,8 @@ class BaselineConfig:
     def protocol(self) -> dict[str, Any]:
         """The settings that change what is measured (a cache made under others is not reused)."""
         d = self.to_dict()
-        return {k: d[k] for k in ("settle_s", "windows", "window_s", "cv_threshold", "stability_domains")}
+        keys = ("settle_s", "windows", "window_s", "cv_threshold", "stability_domains", "max_host_util")
+        return {k: d[k] for k in keys}
 
 
 # =========================================================================== records
@@ -176,7 +191,9 @@ class Baseline:
     ``status`` is ``"stable"`` or ``"unstable"``; every downstream table must show an
     unstable one. ``source`` maps each domain to ``measured`` or ``modeled``.
     ``windows`` holds the accepted attempt's per-window powers (the distribution figure);
-    ``attempts`` the CV of every attempt made.
+    ``attempts`` the CV and host load of every attempt made. ``host_util`` is the share
+    of all CPU time that was busy during the accepted attempt's windows (``None`` where
+    it was not measured: fake time, or no ``/proc/stat``).
     """
 
     status: str
@@ -190,6 +207,7 @@ class Baseline:
     created_unix: float
     config: BaselineConfig
     domains: list[dict[str, Any]] = field(default_factory=list)
+    host_util: float | None = None
     baseline_id: str = ""
 
     def __post_init__(self) -> None:
@@ -222,6 +240,27 @@ class Baseline:
     def stable(self) -> bool:
         return self.status == "stable"
 
+    @property
+    def busy(self) -> bool:
+        """The host was busier than ``max_host_util`` during the accepted windows."""
+        return self.host_util is not None and self.host_util > self.config.max_host_util
+
+    @property
+    def unstable_reasons(self) -> list[str]:
+        """Why the baseline is unstable, in words (empty when it is stable)."""
+        if self.stable:
+            return []
+        reasons = []
+        high = [k for k, st in self.stats.items() if st.judged and not st.stable]
+        if high:
+            reasons.append(f"CV above {self.config.cv_threshold:g} on {', '.join(high)}")
+        if self.busy:
+            assert self.host_util is not None
+            reasons.append(
+                f"the host was {self.host_util:.1%} busy (max_host_util {self.config.max_host_util:.0%})"
+            )
+        return reasons or ["marked unstable"]
+
     def _content(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA,
@@ -234,6 +273,7 @@ class Baseline:
             "created_unix": self.created_unix,
             "config": self.config.to_dict(),
             "domains": self.domains,
+            "host_util": self.host_util,
             "stats": {k: dataclasses.asdict(s) for k, s in self.stats.items()},
             "power_w": self.power_w,
             "source": self.source,
@@ -276,6 +316,7 @@ class Baseline:
             created_unix=float(data["created_unix"]),
             config=BaselineConfig.from_dict(data["config"]),
             domains=list(data["domains"]),
+            host_util=None if data.get("host_util") is None else float(data["host_util"]),
             baseline_id=str(data["baseline_id"]),
         )
         if base.status not in ("stable", "unstable"):
@@ -358,6 +399,35 @@ def _measure_attempt(
     return windows, stats
 
 
+def _host_cpu_times(clock: Clock) -> Callable[[], CpuTimes] | None:
+    """The system-wide CPU-time reader for the host-load check, in real time only.
+
+    In fake time (an injected clock) the host's real load says nothing about the fake
+    windows, and without ``/proc/stat`` it cannot be read: both give ``None``.
+    """
+    if clock is not time.monotonic:
+        return None
+    try:
+        return ProcStat().read
+    except AlemsError:
+        return None
+
+
+#: Below this much CPU time (all CPUs together) the busy share is too coarse to judge:
+#: /proc/stat counts in 10 ms ticks, so one tick is 12.5 % of two 40 ms windows on 2 CPUs.
+MIN_JUDGED_CPU_S = 1.0
+
+
+def _busy_share(before: CpuTimes | None, after: CpuTimes | None) -> float | None:
+    """Busy share of all CPU time between two reads; ``None`` if unknown or too short to judge."""
+    if before is None or after is None:
+        return None
+    total = after.total_s - before.total_s
+    if total < MIN_JUDGED_CPU_S:
+        return None
+    return min(1.0, max(0.0, (after.busy_s - before.busy_s) / total))
+
+
 def _judged_keys(domains: Sequence[Domain], cfg: BaselineConfig) -> list[str]:
     keys = [d.key for d in domains]
     if cfg.stability_domains is not None:
@@ -376,11 +446,16 @@ def measure_baseline(
     sleep: Sleep = time.sleep,
     wall_clock: Clock = time.time,
     progress: Progress | None = None,
+    cpu_times: Callable[[], CpuTimes] | None = _UNSET,
 ) -> Baseline:
-    """Measure the idle baseline on ``meter``: settle, then windows, with re-measurement on a high CV.
+    """Measure the idle baseline on ``meter``: settle, then windows, with re-measurement when unstable.
 
-    Of all attempts, the one with the lowest worst judged CV is kept; the baseline is
-    ``stable`` if that attempt's judged CVs are all within ``cv_threshold``.
+    An attempt is stable when its judged CVs are all within ``cv_threshold`` and the
+    host was at most ``max_host_util`` busy. Of all attempts, the first stable one is
+    kept, else the one with the lowest CV among the not-busy ones, or the least busy
+    one, and the baseline is ``unstable``.
+    ``cpu_times`` reads system-wide CPU time for the host-load check (default:
+    ``/proc/stat`` when ``clock`` is the real monotonic clock; ``None`` skips the check).
     Counter read failures propagate as :class:`alems.errors.CounterReadError`.
     """
     cfg = config or BaselineConfig()
@@ -391,11 +466,14 @@ def measure_baseline(
         )
     judged = _judged_keys(domains, cfg)
     poll_s = _poll_interval(domains, cfg)
+    if cpu_times is _UNSET:
+        cpu_times = _host_cpu_times(clock)
     if cfg.settle_s > 0:
         sleep(cfg.settle_s)
     tracker = TrackerSet(domains)
 
-    best: tuple[float, list[BaselineWindow], dict[str, tuple[float, float, float]]] | None = None
+    Kept = tuple[tuple[bool, float, float], list[BaselineWindow], dict[str, tuple[float, float, float]], float | None]
+    best: Kept | None = None
     attempts: list[dict[str, Any]] = []
     for attempt in range(1 + cfg.max_retries):
 
@@ -403,23 +481,29 @@ def measure_baseline(
             if progress is not None:
                 progress(number, done, cfg.windows)
 
+        before = cpu_times() if cpu_times is not None else None
         windows, stats = _measure_attempt(meter, tracker, domains, cfg, clock, sleep, poll_s, on_window)
+        host_util = _busy_share(before, cpu_times() if cpu_times is not None else None)
         worst = max((stats[k][2] for k in judged), default=0.0)
-        stable = worst <= cfg.cv_threshold
+        busy = host_util is not None and host_util > cfg.max_host_util
+        stable = worst <= cfg.cv_threshold and not busy
         attempts.append(
             {
                 "attempt": attempt + 1,
                 "max_cv": worst,
+                "host_util": host_util,
+                "busy": busy,
                 "stable": stable,
                 "cv": {k: s[2] for k, s in stats.items()},
             }
         )
-        if best is None or worst < best[0]:
-            best = (worst, windows, stats)
+        rank = (busy, host_util if busy and host_util is not None else 0.0, worst)
+        if best is None or rank < best[0]:
+            best = (rank, windows, stats, host_util)
         if stable:
             break
     assert best is not None
-    worst, windows, stats = best
+    (busy, _, worst), windows, stats, host_util = best
     by_key = {d.key: d for d in domains}
     dstats = {
         k: DomainStats(
@@ -435,7 +519,7 @@ def measure_baseline(
         for k, (m, s, cv) in stats.items()
     }
     return Baseline(
-        status="stable" if worst <= cfg.cv_threshold else "unstable",
+        status="stable" if worst <= cfg.cv_threshold and not busy else "unstable",
         meter=getattr(meter, "name", type(meter).__name__),
         stats=dstats,
         windows=windows,
@@ -449,6 +533,7 @@ def measure_baseline(
             {"key": d.key, "kind": d.kind, "source": d.source, "meter": d.meter, "parent": d.parent}
             for d in domains
         ],
+        host_util=host_util,
     )
 
 
@@ -508,7 +593,7 @@ def reuse_problem(
     if want != have:
         return f"its domains {sorted(have)} differ from the meter's {sorted(want)}"
     if cached.config.protocol() != config.protocol():
-        return "the baseline protocol (settle/windows/window_s/cv_threshold) changed"
+        return "the baseline protocol (settle/windows/window_s/cv_threshold/max_host_util) changed"
     return None
 
 
@@ -533,6 +618,7 @@ def obtain_baseline(
     sleep: Sleep = time.sleep,
     wall_clock: Clock = time.time,
     progress: Progress | None = None,
+    cpu_times: Callable[[], CpuTimes] | None = _UNSET,
 ) -> BaselineResult:
     """Reuse the baseline at ``cache_path`` if allowed, else measure one and store it there atomically.
 
@@ -584,6 +670,7 @@ def obtain_baseline(
         sleep=sleep,
         wall_clock=wall_clock,
         progress=progress,
+        cpu_times=cpu_times,
     )
     write_baseline(path, base)
     return BaselineResult(base, False, reason)

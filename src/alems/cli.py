@@ -236,6 +236,8 @@ def _add_baseline(p: argparse.ArgumentParser) -> None:
                    help="a judged domain's CV above X triggers a re-measurement (default 0.10)")  # fmt: skip
     p.add_argument("--max-retries", type=int, default=None, metavar="K",
                    help="re-measurements before the baseline is marked unstable (default 2)")  # fmt: skip
+    p.add_argument("--max-host-util", type=float, default=None, metavar="X",
+                   help="largest busy share of all CPU time (0-1) in an idle window (default 0.10)")  # fmt: skip
     p.add_argument("--meter", choices=["auto", "rapl", "nvml", "model"], default="auto", help="energy meter")
     p.add_argument("--powercap-root", default=None, help="powercap sysfs root (default /sys/class/powercap)")
     p.add_argument("--out", default=None, metavar="FILE", help="write the baseline here (e.g. results/baseline/idle.json)")
@@ -263,10 +265,16 @@ def _baseline_table(base: Any) -> str:
     for k, s in base.stats.items():
         verdict = ("ok" if s.stable else "HIGH CV") if s.judged else "not judged"
         lines.append(f"{k:12} {s.source:9} {s.mean_w:10.3f} {s.std_w:9.3f} {s.cv * 100:7.2f}%  {verdict}")
+    if base.host_util is not None:
+        lines.append(
+            f"host CPU busy during the windows: {base.host_util:.1%} of all CPU time "
+            f"(max_host_util {base.config.max_host_util:.0%})"
+        )
     if not base.stable:
         lines.append(
-            f"UNSTABLE: CV above {base.config.cv_threshold:g} after {len(base.attempts)} attempt(s); every table "
-            "that uses this baseline says so. Quiet the machine (stop other jobs) and measure again."
+            f"UNSTABLE: {'; '.join(base.unstable_reasons)}, after {len(base.attempts)} attempt(s); every table "
+            "that uses this baseline says so (flag baseline_unstable). Quiet the machine (stop other jobs) "
+            "and measure again."
         )
     if base.modeled:
         lines.append("MODELED: at least one domain comes from the CPU-utilisation power model, not a counter.")
@@ -279,7 +287,8 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     from alems import baseline, provenance
 
     given = {"window_s": args.seconds, "windows": args.windows, "settle_s": args.settle,
-             "cv_threshold": args.cv_threshold, "max_retries": args.max_retries, "max_age_s": args.max_age}  # fmt: skip
+             "cv_threshold": args.cv_threshold, "max_retries": args.max_retries, "max_age_s": args.max_age,
+             "max_host_util": args.max_host_util}  # fmt: skip
     cfg = baseline.BaselineConfig.from_dict({k: v for k, v in given.items() if v is not None})
     if args.reuse and not args.out:
         raise AlemsError("--reuse needs --out FILE (the cached baseline)", fix="add --out results/baseline/idle.json")

@@ -58,7 +58,8 @@ n_degenerate_resamples, flags``; ``ooi.csv`` adds ``n_missing_pairs,
 n_degenerate_resamples, epg_agentic_j, epg_linear_j, energy_source, flags``. ``flags`` is
 ``;``-separated (``zero_successes``, ``zero_successes_agentic``, ``zero_successes_linear``,
 ``no_pairs``, ``missing_energy``, ``low_coverage:N`` = attempts under ``min_coverage``,
-``negative_energy:N`` = executions with negative energy).
+``negative_energy:N`` = executions with negative energy; :func:`flag_families` adds
+``baseline_unstable`` where the pipeline measured against an unstable idle baseline).
 
 JSON (:func:`tables_to_json`): ``inf`` / ``-inf`` become the strings ``"inf"`` /
 ``"-inf"``, NaN becomes ``null``; the ``flags`` column says why.
@@ -607,6 +608,35 @@ def compute_tables(
     cfg = cfg or MetricsConfig()
     ex = executions(goals_df)
     return _epg_from_executions(ex, cfg, groups), _ooi_from_executions(ex, cfg, groups)
+
+
+def flag_families(
+    epg_df: pd.DataFrame,
+    ooi_df: pd.DataFrame,
+    families: Iterable[str],
+    flag: str,
+    groups: Mapping[str, str] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Copies of the tables with ``flag`` added to every row that includes one of ``families``.
+
+    That is each family's own rows, its group's rows and the overall rows. Used for
+    facts about the measurement that the goals table does not carry, e.g. an unstable
+    idle baseline (``baseline_unstable``).
+    """
+    fams = set(families)
+    if not fams:
+        return epg_df, ooi_df
+    scopes = fams | {group_of(f, groups) for f in fams} | {OVERALL}
+
+    def add(df: pd.DataFrame, col: str) -> pd.DataFrame:
+        out = df.copy()
+        hit = out[col].astype(str).isin(scopes)
+        out.loc[hit, "flags"] = [
+            _flags(*str(v if isinstance(v, str) else "").split(";"), flag) for v in out.loc[hit, "flags"]
+        ]
+        return out
+
+    return add(epg_df, "family"), add(ooi_df, "scope")
 
 
 # --------------------------------------------------------------------------- output

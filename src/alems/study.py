@@ -681,16 +681,22 @@ def aggregate(
 
     Every run's hashes (from its ``run.json``) must agree, and agree with
     ``current_hashes`` when given, unless ``allow_mixed``; a mixed aggregate is labelled
-    ``mixed`` and its ``run_id`` says so.
+    ``mixed`` and its ``run_id`` says so. Rows that include a run measured against an
+    unstable idle baseline are flagged ``baseline_unstable`` (``baseline_unknown`` where
+    the run's ``run.json`` records no baseline status).
     """
-    from alems.metrics import MetricsConfig, compute_tables
+    from alems.metrics import MetricsConfig, compute_tables, flag_families
     from alems.provenance import check_compatible
 
     goal_paths = [Path(p) for p in goal_paths]
     records: dict[str, Mapping[str, Any]] = {}
+    baseline_flags: dict[str, set[str]] = {"baseline_unstable": set(), "baseline_unknown": set()}
     for mp in meta_paths:
         meta = json.loads(Path(mp).read_text())
         records[_run_label(mp)] = meta.get("hashes") or {}
+        status = (meta.get("baseline") or {}).get("status")
+        if status != "stable":
+            baseline_flags["baseline_unknown" if status is None else "baseline_unstable"].add(str(meta.get("family")))
     if current_hashes is not None:
         records["current provenance (results/provenance/hashes.json)"] = current_hashes
     compat = check_compatible(records, allow_mixed=allow_mixed)
@@ -699,6 +705,10 @@ def aggregate(
     if compat.mixed:
         goals["run_id"] = compat.run_id
     epg, ooi = compute_tables(goals, MetricsConfig.from_dict(metrics), dict(groups))
+    for flag, fams in baseline_flags.items():
+        if fams:
+            log.warning("runs of %s: %s; their rows are flagged", ", ".join(sorted(fams)), flag)
+            epg, ooi = flag_families(epg, ooi, fams, flag, dict(groups))
     return Tables(goals, epg, ooi, compat.label, str(compat.run_id or ""))
 
 
