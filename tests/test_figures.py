@@ -53,7 +53,7 @@ def write_inputs(tmp_path: Path, goals: pd.DataFrame) -> dict[str, Path]:
     epg.to_csv(paths["epg"], index=False)
     ooi.to_csv(paths["ooi"], index=False)
     base = {
-        "status": "stable", "modeled": True, "power_w": {"cpu-model": 2.0},
+        "status": "stable", "modeled": True, "power_w": {"cpu-model": 2.0}, "host_util": 0.015,
         "source": {"cpu-model": "modeled"},
         "stats": {"cpu-model": {"cv": 0.02, "judged": True}},
         "windows": [{"index": i, "t0": i, "t1": i + 1, "power_w": {"cpu-model": 2.0 + 0.01 * i}} for i in range(10)],
@@ -116,7 +116,7 @@ def test_every_figure_carries_the_footer(tmp_path: Path, monkeypatch: pytest.Mon
 
     def spy(fig, out_dir, name, run_id, modeled):  # type: ignore[no-untyped-def]
         out = orig(fig, out_dir, name, run_id, modeled)
-        seen[name] = [t.get_text() for t in fig.texts]
+        seen[name] = [t.get_text() for t in fig.texts] + [ax.get_title() for ax in fig.axes]
         return out
 
     monkeypatch.setattr(figmod, "_save", spy)
@@ -126,6 +126,7 @@ def test_every_figure_carries_the_footer(tmp_path: Path, monkeypatch: pytest.Mon
         assert any("run_id abcdef0123456789" in t and "measured" in t for t in seen[name]), name
     # the baseline in these inputs is modeled, and its figure says so
     assert any("MODELED" in t for t in seen["fig6_idle_baseline"])
+    assert any("stable (max CV 0.020, 10 windows, host 1.5% busy)" in t for t in seen["fig6_idle_baseline"])
 
 
 def test_zero_success_cell_does_not_crash(tmp_path: Path) -> None:
