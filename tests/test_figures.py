@@ -126,7 +126,7 @@ def test_every_figure_carries_the_footer(tmp_path: Path, monkeypatch: pytest.Mon
         assert any("run_id abcdef0123456789" in t and "measured" in t for t in seen[name]), name
     # the baseline in these inputs is modeled, and its figure says so
     assert any("MODELED" in t for t in seen["fig6_idle_baseline"])
-    assert any("stable (max CV 0.020, 10 windows, host 1.5% busy)" in t for t in seen["fig6_idle_baseline"])
+    assert any("stable\nmax CV 0.020, 10 windows, host 1.5% busy" in t for t in seen["fig6_idle_baseline"])
 
 
 def test_zero_success_cell_does_not_crash(tmp_path: Path) -> None:

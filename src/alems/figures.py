@@ -467,7 +467,7 @@ def fig_baseline(inp: FigureInputs, out_dir: Path) -> list[Path]:
     worst = max((float(s.get("cv", 0.0)) for s in cv.values() if s.get("judged", True)), default=float("nan"))
     util = base.get("host_util")
     busy = "" if util is None else f", host {float(util):.1%} busy"
-    ax.set_title(f"Idle baseline: {base.get('status', '?')} (max CV {worst:.3f}, {len(windows)} windows{busy})")
+    ax.set_title(f"Idle baseline: {base.get('status', '?')}\nmax CV {worst:.3f}, {len(windows)} windows{busy}")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     modeled = bool(base.get("modeled")) or any(_is_modeled(s) for s in (base.get("source") or {}).values())
