@@ -45,6 +45,25 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def read_text_or_none(path: str | os.PathLike[str], *, errors: str = "strict") -> str | None:
+    """The stripped text of a small file (sysfs, ``/proc``), or ``None`` if it cannot be read."""
+    try:
+        return Path(path).read_text(errors=errors).strip()
+    except OSError:
+        return None
+
+
+def read_int_or_none(path: str | os.PathLike[str], *, errors: str = "strict") -> int | None:
+    """The integer a small file holds, or ``None`` if it cannot be read or is not an integer."""
+    text = read_text_or_none(path, errors=errors)
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
 def canonical_json(obj: Any) -> str:
     """Sorted keys, no insignificant whitespace: the form that hashes are taken over."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True)

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from alems.errors import ConfigError, ProvenanceError
-from alems.io import atomic_write_json, canonical_json
+from alems.io import atomic_write_json, canonical_json, read_int_or_none, read_text_or_none
 
 HASH_LEN = 16
 HASH_FIELDS: tuple[str, str, str] = ("hw_hash", "env_hash", "config_hash")
@@ -109,20 +109,11 @@ def run_command(argv: Sequence[str], timeout_s: float = 10.0) -> tuple[int, str]
 
 
 def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(errors="replace").strip()
-    except OSError:
-        return None
+    return read_text_or_none(path, errors="replace")
 
 
 def _read_int(path: Path) -> int | None:
-    text = _read(path)
-    if text is None:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        return None
+    return read_int_or_none(path, errors="replace")
 
 
 def _uniform(values: Iterable[Any]) -> Any:

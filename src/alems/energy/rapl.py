@@ -36,6 +36,7 @@ from alems.energy.base import Domain, Meter
 from alems.energy.kfile import KernelFile
 from alems.energy.wrap import counter_error
 from alems.errors import MeterError, PermissionDeniedError
+from alems.io import read_int_or_none, read_text_or_none
 
 DEFAULT_POWERCAP_ROOT = "/sys/class/powercap"
 _ZONE_RE = re.compile(r"^(intel-rapl(?:-mmio)?):(\d+(?::\d+)*)$")
@@ -72,23 +73,6 @@ class Discovery:
     skipped: list[str]  # human-readable reasons
 
 
-def _read_text(path: Path) -> str | None:
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return None
-
-
-def _read_int(path: Path) -> int | None:
-    text = _read_text(path)
-    if text is None:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        return None
-
-
 def _zone_dirs(root: Path) -> dict[str, Path]:
     """zone id -> directory, for zones at the root and nested inside other zones."""
     found: dict[str, Path] = {}
@@ -117,7 +101,7 @@ def _read_zone(zone_id: str, path: Path) -> RaplZone | None:
     m = _ZONE_RE.match(zone_id)
     if not m:
         return None
-    name = _read_text(path / "name")
+    name = read_text_or_none(path / "name")
     if name is None:
         return None
     parts = m.group(2).split(":")
@@ -125,14 +109,14 @@ def _read_zone(zone_id: str, path: Path) -> RaplZone | None:
     constraints: dict[str, dict[str, int]] = {}
     for f in sorted(path.glob("constraint_*_name")):
         idx = f.name.split("_")[1]
-        cname = _read_text(f) or idx
+        cname = read_text_or_none(f) or idx
         vals = {}
         for attr in ("power_limit_uw", "max_power_uw", "time_window_us"):
-            v = _read_int(path / f"constraint_{idx}_{attr}")
+            v = read_int_or_none(path / f"constraint_{idx}_{attr}")
             if v is not None:
                 vals[attr] = v
         constraints[cname] = vals
-    powers = [_read_int(path / "max_power_range_uw")]
+    powers = [read_int_or_none(path / "max_power_range_uw")]
     for vals in constraints.values():
         powers += [vals.get("max_power_uw"), vals.get("power_limit_uw")]
     good = [p for p in powers if p and p > 0]
@@ -142,7 +126,7 @@ def _read_zone(zone_id: str, path: Path) -> RaplZone | None:
         path=path,
         name=name,
         parent_id=parent_id,
-        max_energy_range_uj=_read_int(path / "max_energy_range_uj"),
+        max_energy_range_uj=read_int_or_none(path / "max_energy_range_uj"),
         max_power_uw=max(good) if good else None,
         constraints=constraints,
     )
