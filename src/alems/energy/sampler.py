@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alems.energy.base import Domain, Meter
+from alems.energy.childproc import child_env, terminate
 from alems.energy.procstat import ProcessTreeCpu, ProcStat
 from alems.energy.wrap import TrackerSet, counter_error, safe_poll_interval_s
 from alems.errors import AlemsError, CounterReadError
@@ -399,12 +400,6 @@ def _interp_nan(ts: Sequence[float], vals: Sequence[float]) -> list[float]:
 
 
 # ---------------------------------------------------------------------- child process
-def _src_dir() -> str:
-    import alems
-
-    return str(Path(alems.__file__).resolve().parents[1])
-
-
 class _Child:
     """The parent's handle on a sampling child: its rows file, lock file and process."""
 
@@ -438,15 +433,13 @@ class _Child:
             "cpu_interval_s": s.cpu_interval_s,
             "dir": str(d),
         }
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_src_dir(), env.get("PYTHONPATH")) if p)
         with open(d / "stderr.txt", "wb") as err_fh:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "alems.energy.sampler_child", json.dumps(config)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=err_fh,
-                env=env,
+                env=child_env(),
             )
         assert proc.stdout is not None and proc.stdin is not None
         ready = _readline_timeout(proc.stdout, timeout_s)
@@ -491,13 +484,7 @@ class _Child:
 
     def stop(self) -> list[str]:
         """Stop the child; return the read errors it reported."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         for stream in (self.proc.stdout, self.proc.stdin):
             if stream is not None:
                 try:

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from alems.energy.childproc import child_env, terminate
+
 #: Real Intel value of max_energy_range_uj (2^32 units of 61 uJ).
 DEFAULT_RANGE_UJ = 262_143_328_850
 #: A small range that forces several wraps in any window of a second or so.
@@ -331,12 +333,6 @@ def simulate(
 
 
 # ---------------------------------------------------------------------- child process
-def _src_dir() -> str:
-    import alems
-
-    return str(Path(alems.__file__).resolve().parents[1])
-
-
 class SimulatedRapl:
     """The simulated-RAPL writer as a child process (``with SimulatedRapl(root, ...) as tree``).
 
@@ -364,9 +360,7 @@ class SimulatedRapl:
         return cmd
 
     def start(self, timeout_s: float = 30.0) -> FakePowercap:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_src_dir(), env.get("PYTHONPATH")) if p)
-        self.proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, text=True, env=env)
+        self.proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, text=True, env=child_env())
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line.startswith("ready"):
@@ -376,13 +370,8 @@ class SimulatedRapl:
         return self.tree
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            terminate(self.proc)
         if self.proc is not None and self.proc.stdout is not None:
             self.proc.stdout.close()
 
