@@ -429,6 +429,22 @@ def test_cli_run_scripted(tmp_path, capsys) -> None:
     assert read_events(out / "events.jsonl")
 
 
+@pytest.mark.parametrize("energy", [False, True])
+def test_cli_max_tokens_merge_with_the_config_file(tmp_path, capsys, monkeypatch, energy) -> None:
+    from alems.cli import main
+
+    monkeypatch.chdir(tmp_path)  # --meter model caches its baseline under resources/
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("agents: {max_tokens: {linear: 77, step: 33}}\nbaseline: {settle_s: 0, windows: 2, window_s: 0.1}\n")
+    out = tmp_path / "out"
+    args = ["run", "--family", "gsm8k_basic", "--tasks", "1", "--backend", "scripted", "--script", "Answer: 5",
+            "--config", str(cfg), "--out", str(out), "--backoff", "0", "--no-progress", "--max-tokens", "plan=50"]
+    assert main([*args, *(["--meter", "model"] if energy else ["--no-energy"])]) == 0
+    capsys.readouterr()
+    got = json.loads((out / "run.json").read_text())["agents"]["max_tokens"]
+    assert (got["linear"], got["step"], got["plan"]) == (77, 33, 50)
+
+
 def test_cli_run_errors(tmp_path, capsys) -> None:
     from alems.cli import main
 

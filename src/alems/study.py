@@ -579,9 +579,7 @@ def run_with_energy(
     base_cfg = {k: v for k, v in dict(config or {}).items() if k in ("llm", "agents", "user_families", "energy",
                                                                       "baseline", "accounting")}  # fmt: skip
     llm = {k: v for k, v in dict(llm_overrides or {}).items() if v is not None}
-    agents = {k: v for k, v in dict(agent_overrides or {}).items() if v is not None}
-    if "max_tokens" in agents:
-        agents["max_tokens"] = {**dict(base_cfg.get("agents", {}).get("max_tokens") or {}), **agents["max_tokens"]}
+    agents = {k: v for k, v in dict(agent_overrides or {}).items() if v is not None}  # deep-merged below
     if "script" in llm:
         llm["script"] = list(llm["script"])
     if llm.get("backend", base_cfg.get("llm", {}).get("backend")) == "scripted" and not (

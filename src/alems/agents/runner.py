@@ -303,16 +303,14 @@ def run_with_settings(
 ) -> RunSummary:
     """``alems run``: merge config file sections with command-line overrides, build the
     backend (``alems.llm.make_backend``) and the :class:`AgentConfig`, and :func:`run_family`."""
+    from alems.config import deep_merge
     from alems.llm.config import LLMConfig
     from alems.llm.factory import backend_provenance, make_backend
 
     config = dict(config or {})
     llm_map = {**dict(config.get("llm") or {}), **{k: v for k, v in (llm_overrides or {}).items() if v is not None}}
-    agent_map = dict(config.get("agents") or {})
     overrides = {k: v for k, v in (agent_overrides or {}).items() if v is not None}
-    if "max_tokens" in overrides:
-        overrides["max_tokens"] = {**dict(agent_map.get("max_tokens") or {}), **overrides["max_tokens"]}
-    agent_map.update(overrides)
+    agent_map = deep_merge(config.get("agents") or {}, overrides)  # max_tokens merges per kind
     agent_map.setdefault("seed", seed)
     llm_map.setdefault("seed", seed)
     llm_cfg = LLMConfig.from_dict(llm_map)
