@@ -65,7 +65,10 @@ def test_default_shares_make_the_summable_total_the_profile() -> None:
 
 
 def test_simulate_in_process_at_constant_power(powercap) -> None:
-    fake = powercap("intel-1s", max_energy_range_uj=3_000_000)
+    # 4 J range: 12 W wraps it every 0.33 s. The declared bound (limit 12 W, short-term
+    # 15 W) lets the tracker accept reads up to 0.27 s apart: the default 65 W limit
+    # allowed only 37 ms, and one late read on a loaded CI machine then failed the run.
+    fake = powercap("intel-1s", max_energy_range_uj=4_000_000, package_limit_w=12.0)
     stop = threading.Event()
     ready = threading.Event()
     th = threading.Thread(target=simulate, args=(fake, ConstantProfile(12.0), default_shares(fake.keys)),
@@ -75,7 +78,7 @@ def test_simulate_in_process_at_constant_power(powercap) -> None:
         ready.wait(5)
         with EnergyMonitor(RaplMeter(fake.root), interval_s=0.005) as mon:
             mon.begin_window("w")
-            time.sleep(1.0)
+            time.sleep(1.2)
             w = mon.end_window("w")
     finally:
         stop.set()
