@@ -170,7 +170,7 @@ def test_agentic_plan_tool_synthesise_verify(tmp_path) -> None:
     # plan and verify are schema-constrained; the plan schema offers the goal's tools
     shapes = be.calls[0]["json_schema"]["properties"]["steps"]["items"]["anyOf"]
     assert [sh["properties"]["action"]["const"] for sh in shapes] == ["calculator", "llm"]
-    assert be.calls[3]["json_schema"] == {"type": "string", "enum": ["YES", "NO"]}
+    assert be.calls[3]["json_schema"]["properties"]["verdict"] == {"enum": ["YES", "NO"]}
     # same task text in both modes
     assert be.calls[0]["messages"][1]["content"].startswith("What is 40 + 2?")
 
@@ -250,7 +250,7 @@ def test_bad_step_reference_is_a_tool_error(tmp_path) -> None:
 def test_verify_no_retries_but_never_overrides_the_checker(tmp_path) -> None:
     be = agent(verdicts=["NO", "NO"], final="Answer: 42")
     rows, _, sleeps = run_one(tmp_path, numeric_goal(), "agentic", be, AgentConfig(max_attempts=2, backoff_s=0.1))
-    assert [r.error for r in rows] == [VERIFY_REJECTED, VERIFY_REJECTED]
+    assert [r.error for r in rows] == [f"{VERIFY_REJECTED}: no reason given"] * 2
     assert [r.answer_correct for r in rows] == [True, True]
     # success only on the final row; the rejected final answer is still checked
     assert [r.success for r in rows] == [False, True]
@@ -441,8 +441,8 @@ def test_cli_max_tokens_merge_with_the_config_file(tmp_path, capsys, monkeypatch
             "--config", str(cfg), "--out", str(out), "--backoff", "0", "--no-progress", "--max-tokens", "plan=50"]
     assert main([*args, *(["--meter", "model"] if energy else ["--no-energy"])]) == 0
     capsys.readouterr()
-    got = json.loads((out / "run.json").read_text())["agents"]["max_tokens"]
-    assert (got["linear"], got["step"], got["plan"]) == (77, 33, 50)
+    got = AgentConfig.from_dict(json.loads((out / "run.json").read_text())["agents"]).max_tokens
+    assert (got["answer"], got["step"], got["plan"]) == (77, 33, 50)  # linear is answer's older name
 
 
 def test_cli_run_errors(tmp_path, capsys) -> None:

@@ -1,6 +1,13 @@
 """``AgentConfig``: every setting of the executors, with defaults, built from the
 ``agents`` section of the workflow config (``AgentConfig.from_dict``).
 
+Styles (``style``): ``plan_execute`` (a JSON plan, its steps, a synthesis) or ``react``
+(thought/action/observation steps until the model says ``final`` or ``max_steps``, then
+a synthesis). ``linear_tools``: ``none`` (the linear mode has no tools) or
+``single_pass`` (one call may name one tool call, which runs; a second call answers).
+Both modes' final-answer calls share one output cap, ``max_tokens.answer`` (the older keys
+``linear`` and ``synthesise`` still set it, and must agree).
+
 Retries: a failed attempt (plan parse error, tool error, rejected self-check, LLM error)
 is followed, while attempts remain, by a pause of ``backoff_s * backoff_factor**(n-1)``
 seconds after attempt ``n``. Failure injection is off by default; when on, each LLM call
@@ -22,12 +29,17 @@ from alems.settings import settings_from_dict
 
 #: Output-token caps per kind of LLM call.
 DEFAULT_MAX_TOKENS: dict[str, int] = {
-    "linear": 384,  # the one call of the linear mode (room to reason, then "Answer: ...")
-    "plan": 192,  # the JSON plan
-    "step": 48,  # a plain sentence after a tool result, or a sub-question answer
-    "synthesise": 128,  # the final answer of the agentic mode
-    "verify": 8,  # YES or NO
+    "answer": 384,  # the final-answer call of BOTH modes (linear's one call, agentic's synthesis)
+    "plan": 192,  # the JSON plan (plan_execute)
+    "step": 48,  # a plain sentence after a tool result, or a sub-question answer (plan_execute)
+    "react": 128,  # one thought/action step (react)
+    "decide": 64,  # linear single_pass: the one tool call, or none
+    "verify": 48,  # YES, or NO with a short reason
 }
+#: Older names of the final-answer cap, still accepted; they must agree with each other.
+LEGACY_ANSWER_KEYS: tuple[str, ...] = ("linear", "synthesise")
+STYLES: tuple[str, ...] = ("plan_execute", "react")
+LINEAR_TOOLS: tuple[str, ...] = ("none", "single_pass")
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,8 @@ class AgentConfig:
     backoff_s: float = 0.5
     backoff_factor: float = 2.0
     verify: bool = True
+    style: str = "plan_execute"
+    linear_tools: str = "none"
     max_steps: int = 5
     max_tokens: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_MAX_TOKENS))
     temperature: float = 0.0
@@ -66,8 +80,22 @@ class AgentConfig:
             if not 0.0 <= v <= 1.0:
                 raise ConfigError(f"agents.{key} must be in [0, 1], got {v!r}",
                                   fix=f"set agents.{key} between 0 (off) and 1")
+        if self.style not in STYLES:
+            raise ConfigError(f"agents.style must be one of {STYLES}, got {self.style!r}",
+                              fix="set agents.style to plan_execute or react")
+        if self.linear_tools not in LINEAR_TOOLS:
+            raise ConfigError(f"agents.linear_tools must be one of {LINEAR_TOOLS}, got {self.linear_tools!r}",
+                              fix="set agents.linear_tools to none or single_pass")
         merged = dict(DEFAULT_MAX_TOKENS)
-        for k, v in dict(self.max_tokens).items():
+        given = dict(self.max_tokens)
+        answer_caps = {k: given.pop(k) for k in ("answer", *LEGACY_ANSWER_KEYS) if k in given}
+        if len(set(answer_caps.values())) > 1:
+            raise ConfigError(
+                f"agents.max_tokens gives different final-answer caps {answer_caps}; both modes get the same one",
+                fix="set only agents.max_tokens.answer (linear and synthesise are its older names)")
+        if answer_caps:
+            given["answer"] = next(iter(answer_caps.values()))
+        for k, v in given.items():
             if k not in DEFAULT_MAX_TOKENS:
                 raise ConfigError(f"unknown agents.max_tokens key {k!r}",
                                   fix=f"valid keys are: {', '.join(DEFAULT_MAX_TOKENS)}")

@@ -1,11 +1,14 @@
 """The two executors of one goal execution ``(goal, rep, mode)``, with retries, failure
 injection and the event log.
 
-**linear**: per attempt, one LLM call (system prompt + the task text), no tools. For a
-file goal the harness, not the model, writes the answer text into the expected file in
-the attempt's sandbox, so the same file checker judges both modes.
+**linear**: per attempt, one LLM call (system prompt + the task text), no tools
+(``cfg.linear_tools = "none"``). With ``"single_pass"`` and a goal that has tools: one
+*decide* call names at most one tool call (JSON), the tool runs, and one *answer* call
+answers with the result in view; still no loop. For a file goal the harness, not the
+model, writes the answer text into the expected file in the attempt's sandbox, so the same
+file checker judges both modes.
 
-**agentic**: per attempt,
+**agentic**, ``cfg.style = "plan_execute"``: per attempt,
 
 1. *plan*: one call that returns JSON steps (constrained by a JSON schema when
    ``cfg.json_schema``); a parse failure ends the attempt;
@@ -16,14 +19,26 @@ the attempt's sandbox, so the same file checker judges both modes.
 3. *synthesise*: one call for the final answer;
 4. *verify* (``cfg.verify``): a self-check call; an explicit NO ends the attempt.
 
+**agentic**, ``cfg.style = "react"``: per attempt, up to ``cfg.max_steps`` *react* calls,
+each a JSON ``{thought, tool, tool_input}``; a tool named there runs and its output (or
+its error: the model may correct itself) comes back as an Observation; the loop ends when
+the model names ``final`` or the steps run out. Then *synthesise* and *verify* as above.
+An unparsable step ends the attempt.
+
+The final-answer call of both modes (linear *answer*, agentic *synthesise*) has the same
+output cap, ``cfg.max_tokens["answer"]``. Its ``finish_reason == "length"`` marks the
+attempt ``truncated``, which the checker reports as ``check_reason = truncated`` when the
+answer line was cut.
+
 A failed attempt is followed by another while ``cfg.max_attempts`` allows, after the
-backoff (``sleep`` is injected). The next plan request names the previous failure.
+backoff (``sleep`` is injected). The next attempt is told why the previous one failed: its
+error, or the self-check's NO with its reason and the rejected answer.
 Failures of the LLM backend (:class:`~alems.llm.base.LLMCallError`: server down,
 timeout) fail the attempt in both modes and are retried the same way; they never escape.
 
 Events: ``goal_start``/``goal_end`` (attempt 0) around the execution; ``attempt_start``/
 ``attempt_end`` around each attempt (its energy window); ``llm_start``/``llm_end``
-(``name`` = answer|plan|step|synthesise|verify, with token counts) and ``tool_start``/
+(``name`` = answer|decide|plan|step|react|synthesise|verify, with token counts) and ``tool_start``/
 ``tool_end`` (``name`` = the tool) inside. Errors, injected ones included, are on the end
 records (``error="injected: timeout"``, ``error="injected: tool failure"``).
 
@@ -31,7 +46,9 @@ The checker runs after ``goal_end``, outside every window. An execution succeeds
 final attempt produced an answer and the checker accepts it; the self-check never
 overrides the checker (a final attempt rejected by its self-check still has its answer
 checked). ``success`` is true only on that final attempt's row; ``answer_correct`` keeps
-the checker's verdict on every attempt's answer.
+the checker's verdict on every attempt's answer and ``check_reason`` its reason
+(:data:`alems.tasks.checkers.REASONS`); an attempt that produced no answer has
+``no_marker``, or ``truncated`` when one of its calls stopped at its token cap.
 """
 
 from __future__ import annotations
@@ -48,7 +65,15 @@ import numpy as np
 from alems.agents import prompts
 from alems.agents.config import AgentConfig
 from alems.agents.events import MODES, EventLog, EventScope
-from alems.agents.plan import LLM_STEP, PlanParseError, parse_plan, plan_schema, substitute
+from alems.agents.plan import (
+    LLM_STEP,
+    PlanParseError,
+    parse_plan,
+    parse_tool_call,
+    plan_schema,
+    substitute,
+    tool_call_schema,
+)
 from alems.agents.tools import Toolbox, ToolResult
 from alems.llm.base import Backend, Completion, LLMCallError, LLMTimeout, Message
 from alems.tasks import Family, Goal, materialise_db
@@ -57,6 +82,7 @@ from alems.tasks.checkers import read_answer_file
 INJECTED_TIMEOUT = "injected: timeout"
 INJECTED_TOOL_FAILURE = "injected: tool failure"
 VERIFY_REJECTED = "verify: the self-check answered NO"
+REACT_FINAL = "final"
 
 
 @dataclass
@@ -78,6 +104,10 @@ class AttemptOutcome:
     tokens_in: int = 0
     tokens_out: int = 0
     answer_correct: bool = False
+    check_reason: str = ""
+    truncated: bool = False
+    steps: int | None = None
+    template: str = ""
 
 
 OUTCOME_COLUMNS: tuple[str, ...] = tuple(AttemptOutcome.__dataclass_fields__)
@@ -93,6 +123,9 @@ class _Attempt:
     tool_calls: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
+    truncated: bool = False  # the final-answer call stopped at its token cap
+    cut_calls: int = 0  # calls of any kind that stopped at their cap
+    feedback: str | None = None  # what the next attempt is told, when not just the error
 
 
 class _AttemptFailed(Exception):
@@ -161,6 +194,7 @@ class Execution:
             raise _AttemptFailed(f"{name}: {err}") from None
         att.tokens_in += c.tokens_in
         att.tokens_out += c.tokens_out
+        att.cut_calls += int(c.finish_reason == "length")
         self.scope.emit("llm_end", att.number, name=name, tokens_in=c.tokens_in, tokens_out=c.tokens_out)
         return c
 
@@ -178,19 +212,70 @@ class Execution:
     def _attempt_dir(self, n: int) -> Path:
         return self.workdir / self.goal.goal_id / f"rep{self.rep}" / self.mode / f"attempt{n}"
 
+    def _final_answer(self, att: _Attempt, name: str, messages: list[Message]) -> str:
+        """The final-answer call of either mode: the shared cap, truncation recorded."""
+        c = self._llm(att, name, messages, max_tokens=self.cfg.max_tokens["answer"])
+        att.answer = c.text
+        att.truncated = c.finish_reason == "length"
+        return c.text
+
     def _linear(self, att: _Attempt, feedback: str | None) -> None:
         att.sandbox.mkdir(parents=True, exist_ok=True)
-        messages = [
-            {"role": "system", "content": prompts.LINEAR_SYSTEM},
-            {"role": "user", "content": self.goal.prompt},
+        goal = self.goal
+        if self.cfg.linear_tools == "single_pass" and goal.tools:
+            self._linear_single_pass(att)
+        else:
+            messages = [
+                {"role": "system", "content": prompts.LINEAR_SYSTEM},
+                {"role": "user", "content": goal.prompt},
+            ]
+            self._final_answer(att, "answer", messages)
+        if goal.answer_kind == "file" and goal.output_file and att.answer is not None:
+            # The harness writes the answer where the checker looks (no write loop in linear mode).
+            (att.sandbox / goal.output_file).write_text(att.answer, encoding="utf-8")
+
+    def _linear_single_pass(self, att: _Attempt) -> None:
+        """One decide call (a tool call or none), the tool, one answer call. No loop."""
+        goal = self.goal
+        box = Toolbox(att.sandbox.parent, master_db=self.master_db, allowed=goal.tools)
+        messages: list[Message] = [
+            {"role": "system", "content": prompts.linear_tool_system(goal)},
+            {"role": "user", "content": goal.prompt},
         ]
-        c = self._llm(att, "answer", messages, max_tokens=self.cfg.max_tokens["linear"])
-        att.answer = c.text
-        if self.goal.answer_kind == "file" and self.goal.output_file:
-            # No tools in linear mode: the harness writes the answer where the checker looks.
-            (att.sandbox / self.goal.output_file).write_text(c.text, encoding="utf-8")
+        c = self._llm(att, "decide", messages, max_tokens=self.cfg.max_tokens["decide"],
+                      json_schema=tool_call_schema(goal.tools, "none"))
+        messages.append({"role": "assistant", "content": c.text})
+        try:
+            call = parse_tool_call(c.text, goal.tools, "none")
+        except PlanParseError as exc:  # an unusable decision: answer without a tool
+            call = None
+            note = f"(no tool was run: {exc})"
+        if call is not None and call.tool != "none":
+            res = self._tool(att, box, call.tool, call.input, call.file)
+            messages.append({"role": "user", "content": prompts.linear_after_tool(call.tool, res.output)})
+        else:
+            extra = "" if call is not None else note + "\n"
+            messages.append({"role": "user", "content": extra + prompts.linear_after_tool("none", "")})
+        self._final_answer(att, "answer", messages)
 
     def _agentic(self, att: _Attempt, feedback: str | None) -> None:
+        if self.cfg.style == "react":
+            messages = self._react(att, feedback)
+        else:
+            messages = self._plan_execute(att, feedback)
+        messages.append({"role": "user", "content": prompts.SYNTHESISE})
+        final = self._final_answer(att, "synthesise", messages)
+        if self.cfg.verify:
+            messages.append({"role": "assistant", "content": final})
+            messages.append({"role": "user", "content": prompts.VERIFY})
+            v = self._llm(att, "verify", messages, max_tokens=self.cfg.max_tokens["verify"],
+                          json_schema=prompts.VERIFY_SCHEMA)
+            verdict, reason = parse_verification(v.text)
+            if verdict is False:
+                att.feedback = prompts.verify_feedback(final, reason)
+                raise _AttemptFailed(f"{VERIFY_REJECTED}: {reason.strip() or 'no reason given'}")
+
+    def _plan_execute(self, att: _Attempt, feedback: str | None) -> list[Message]:
         goal, cfg = self.goal, self.cfg
         box = Toolbox(att.sandbox.parent, master_db=self.master_db, allowed=goal.tools)
         schema = cfg.plan_schema or plan_schema(goal.tools, cfg.max_steps)
@@ -230,16 +315,28 @@ class Execution:
             messages.append({"role": "user", "content": prompts.tool_result_message(k, step.tool, res.output)})
             c = self._llm(att, "step", messages, max_tokens=cfg.max_tokens["step"])
             messages.append({"role": "assistant", "content": c.text})
-        messages.append({"role": "user", "content": prompts.SYNTHESISE})
-        final = self._llm(att, "synthesise", messages, max_tokens=cfg.max_tokens["synthesise"])
-        att.answer = final.text
-        if cfg.verify:
-            messages.append({"role": "assistant", "content": final.text})
-            messages.append({"role": "user", "content": prompts.VERIFY})
-            v = self._llm(att, "verify", messages, max_tokens=cfg.max_tokens["verify"],
-                          json_schema=prompts.VERIFY_SCHEMA)
-            if parse_verdict(v.text) is False:
-                raise _AttemptFailed(VERIFY_REJECTED)
+        return messages
+
+    def _react(self, att: _Attempt, feedback: str | None) -> list[Message]:
+        goal, cfg = self.goal, self.cfg
+        box = Toolbox(att.sandbox.parent, master_db=self.master_db, allowed=goal.tools)
+        schema = tool_call_schema(goal.tools, REACT_FINAL, thought=True)
+        messages: list[Message] = [
+            {"role": "system", "content": prompts.react_system(goal, cfg.max_steps)},
+            {"role": "user", "content": prompts.react_request(goal, feedback)},
+        ]
+        for _ in range(cfg.max_steps):
+            c = self._llm(att, "react", messages, max_tokens=cfg.max_tokens["react"], json_schema=schema)
+            messages.append({"role": "assistant", "content": c.text})
+            try:
+                call = parse_tool_call(c.text, goal.tools, REACT_FINAL)
+            except PlanParseError as exc:
+                raise _AttemptFailed(f"react step parse error: {exc}") from None
+            if call.tool == REACT_FINAL:
+                break
+            res = self._tool(att, box, call.tool, call.input, call.file)
+            messages.append({"role": "user", "content": prompts.observation_message(call.tool, res.output)})
+        return messages
 
     def _run_attempt(self, n: int, feedback: str | None) -> _Attempt:
         att = _Attempt(number=n, sandbox=self._attempt_dir(n) / "sandbox")
@@ -265,7 +362,7 @@ class Execution:
             attempts.append(att)
             if att.error is None:
                 break
-            feedback = att.error
+            feedback = att.feedback or att.error
             if n < self.cfg.max_attempts:
                 self.sleep(self.cfg.backoff(n))
         self.scope.emit("goal_end", 0, error=attempts[-1].error)
@@ -280,8 +377,14 @@ class Execution:
         if goal.answer_kind == "file" and goal.output_file:
             content = read_answer_file(att.sandbox, goal.output_file)
             judged = content if content is not None else att.answer
-        has_answer = att.answer is not None and (att.error is None or att.error == VERIFY_REJECTED)
-        correct = bool(has_answer and self.family.check(goal, att.answer, att.sandbox))
+        has_answer = att.answer is not None and (att.error is None or att.error.startswith(VERIFY_REJECTED))
+        if has_answer:
+            # the cap matters for a file only where the answer text is the file (linear mode)
+            cut = att.truncated and (goal.answer_kind != "file" or self.mode == "linear")
+            verdict = self.family.judge(goal, att.answer, att.sandbox, truncated=cut)
+            correct, reason = verdict.success, verdict.reason
+        else:
+            correct, reason = False, "truncated" if att.cut_calls else "no_marker"
         return AttemptOutcome(
             family=self.family.name,
             mode=self.mode,
@@ -298,7 +401,28 @@ class Execution:
             tokens_in=att.tokens_in,
             tokens_out=att.tokens_out,
             answer_correct=correct,
+            check_reason=reason,
+            truncated=att.truncated,
+            steps=goal.steps,
+            template=goal.template,
         )
+
+
+def parse_verification(text: str) -> tuple[bool | None, str]:
+    """The self-check's verdict and reason: from a JSON ``{"reason", "verdict"}`` object, or
+    from free text (the first word is the verdict, the rest the reason)."""
+    import json
+
+    raw = (text or "").strip()
+    try:
+        obj = json.loads(raw)
+    except json.JSONDecodeError:
+        obj = None
+    if isinstance(obj, dict):
+        return parse_verdict(str(obj.get("verdict", ""))), str(obj.get("reason", "") or "")
+    verdict = parse_verdict(raw)
+    rest = raw.split(None, 1)[1] if verdict is not None and len(raw.split(None, 1)) > 1 else ""
+    return verdict, rest.strip(" ,.:;-")
 
 
 def parse_verdict(text: str) -> bool | None:

@@ -145,3 +145,50 @@ def substitute(text: str, results: list[str], *, strict: bool = True) -> str:
         return results[k - 1]
 
     return _REF.sub(repl, text)
+
+
+# --------------------------------------------------------------------------- one tool call (react, linear single_pass)
+def tool_call_schema(tools: tuple[str, ...], stop: str, *, thought: bool = False) -> dict[str, Any]:
+    """The schema of one tool call ``{"thought"?, "tool", "tool_file"?, "tool_input"}``, where
+    ``tool`` is one of ``tools`` or ``stop`` (``final`` for react, ``none`` for linear
+    single_pass). The keys are in alphabetical order on purpose (see :func:`plan_schema`):
+    the thought comes first, then the tool, then its file and input."""
+
+    def variant(tool: str) -> dict[str, Any]:
+        props: dict[str, Any] = {}
+        required = []
+        if thought:
+            props["thought"] = {"type": "string", "maxLength": 300}
+            required.append("thought")
+        props["tool"] = {"const": tool}
+        required.append("tool")
+        if tool == "write_file":
+            props["tool_file"] = {"type": "string"}
+            required.append("tool_file")
+        props["tool_input"] = {"type": "string"}
+        required.append("tool_input")
+        return {"type": "object", "properties": props, "required": required, "additionalProperties": False}
+
+    return {"anyOf": [variant(t) for t in (*tools, stop)]}
+
+
+def parse_tool_call(text: str, tools: tuple[str, ...], stop: str) -> Step:
+    """Parse one tool call (:func:`tool_call_schema`) into a :class:`Step` whose ``tool`` is
+    one of ``tools`` or ``stop``. Accepts ``action``/``input``/``file`` as synonyms."""
+    obj = _extract_json(text)
+    if isinstance(obj, list) and len(obj) == 1:
+        obj = obj[0]
+    if not isinstance(obj, dict):
+        raise PlanParseError("the step is not a JSON object")
+    tool = obj.get("tool", obj.get("action"))
+    allowed = (*tools, stop)
+    if not isinstance(tool, str) or tool.strip() not in allowed:
+        raise PlanParseError(f"the step names tool {tool!r}; allowed: {', '.join(allowed)}")
+    tool = tool.strip()
+    arg = _as_text(obj.get("tool_input", obj.get("input", "")))
+    if arg is None:
+        arg = ""
+    if tool != stop and not arg.strip():
+        raise PlanParseError(f"the step calls {tool} with no 'tool_input'")
+    file = obj.get("tool_file", obj.get("file"))
+    return Step(tool=tool, input=arg, file=str(file) if file is not None else None)

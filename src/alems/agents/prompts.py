@@ -4,8 +4,13 @@
   for the same final form, a last line ``Answer: <answer>``.
 * The linear system prompt says there are no tools and, for tasks that ask for a file,
   that the final answer will be written to the file for it (the harness does that).
-* The agentic system prompt explains the plan format and exactly the tools the goal
-  offers; every tool result comes back as a user message asking for one plain sentence.
+* The agentic system prompt explains the plan format (``plan_execute``) or the
+  thought/action format (``react``) and exactly the tools the goal offers; every tool
+  result comes back as a user message.
+* With ``linear_tools: single_pass`` the linear system prompt offers the same tools for
+  one call, made before the answer; without tools it is the plain prompt above.
+* A retry is told why the previous attempt failed (the error, or the self-check's NO
+  with its reason and the rejected answer).
 """
 
 from __future__ import annotations
@@ -74,11 +79,67 @@ def agentic_system(goal: Goal, max_steps: int) -> str:
     return "\n".join(lines)
 
 
+def _tool_lines(goal: Goal) -> list[str]:
+    return [_TOOL_HELP[t] for t in ("calculator", "sql", "write_file") if t in goal.tools]
+
+
 def plan_request(goal: Goal, feedback: str | None) -> str:
     text = goal.prompt + "\n\nWrite the plan now, as JSON only."
     if feedback:
         text += f"\nYour previous attempt failed: {feedback}. Make a better plan."
     return text
+
+
+# --------------------------------------------------------------------------- react
+def react_system(goal: Goal, max_steps: int) -> str:
+    lines = [
+        "You solve tasks step by step. At each step reply with one JSON object: "
+        '"thought" (one short sentence), "tool" (a tool name, or "final" when you know the answer) '
+        'and "tool_input" (the tool\'s input, or your answer when the tool is "final"). '
+        "After each tool call you see its result as an Observation.",
+        "Tools:",
+        *_tool_lines(goal),
+    ]
+    if "sql" in goal.tools and goal.db_schema:
+        lines.append(f"The database has this schema: {goal.db_schema}. It holds the same rows as the table in the task.")
+    if "write_file" in goal.tools:
+        lines.append('For "write_file" also give "tool_file", the file name.')
+    lines.append(f"You have at most {max_steps} steps.")
+    return "\n".join(lines)
+
+
+def react_request(goal: Goal, feedback: str | None) -> str:
+    text = goal.prompt + "\n\nGive your first step as JSON."
+    if feedback:
+        text += f"\nYour previous attempt failed: {feedback}. Do better this time."
+    return text
+
+
+def observation_message(tool: str, output: str) -> str:
+    return f"Observation ({tool}): {output}\nGive your next step as JSON."
+
+
+# --------------------------------------------------------------------------- linear with one tool call
+def linear_tool_system(goal: Goal) -> str:
+    lines = [
+        "You are a careful assistant. Before you answer you may make ONE tool call. "
+        'Reply now with only a JSON object: "tool" (a tool name, or "none") and "tool_input" '
+        "(the tool's input, or an empty string).",
+        "Tools:",
+        *_tool_lines(goal),
+    ]
+    if "sql" in goal.tools and goal.db_schema:
+        lines.append(f"The database has this schema: {goal.db_schema}.")
+    if "write_file" in goal.tools:
+        lines.append('For "write_file" also give "tool_file", the file name.')
+    return "\n".join(lines)
+
+
+def linear_after_tool(tool: str, output: str) -> str:
+    head = f"Result of {tool}: {output}\n" if tool != "none" else ""
+    return (head + "Now solve the task. When it needs working, reason step by step, briefly. "
+            + ANSWER_FORMAT + " If the task asks you to write a file, give the file's content as your answer; "
+            "it will be written to the file for you.")
 
 
 def tool_result_message(k: int, tool: str, output: str) -> str:
@@ -95,6 +156,19 @@ SYNTHESISE = (
 )
 VERIFY = (
     "Check your final answer against the task and the results above. "
-    "Reply YES if it is correct and NO if it is wrong."
+    'Reply with a JSON object: "reason" (a few words: is the answer right, and if not, what is wrong) '
+    'and "verdict" (YES if the answer is correct, NO if it is wrong).'
 )
-VERIFY_SCHEMA = {"type": "string", "enum": ["YES", "NO"]}
+VERIFY_SCHEMA = {
+    "type": "object",
+    "properties": {"reason": {"type": "string", "maxLength": 160}, "verdict": {"enum": ["YES", "NO"]}},
+    "required": ["reason", "verdict"],
+    "additionalProperties": False,
+}
+
+
+def verify_feedback(answer: str, reason: str) -> str:
+    """What a retry is told after its self-check said NO: the answer and why."""
+    last = next((ln.strip() for ln in reversed((answer or "").splitlines()) if ln.strip()), "")
+    why = reason.strip() or "no reason given"
+    return f"your answer was {last[:200]!r}, and a self-check rejected it ({why})"

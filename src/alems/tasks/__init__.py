@@ -8,17 +8,19 @@ family               group     instances
 factual_qa           reasoning curated, ``data/factual_qa.jsonl`` (55 items)
 science_qa           reasoning curated, ``data/science_qa.jsonl`` (54 items)
 logical_reasoning    reasoning seeded: orderings, syllogisms, conditionals, elimination
-gsm8k_basic          reasoning seeded: one- or two-step word problems
-gsm8k_multi_step     reasoning seeded: word problems of three or more steps
+gsm8k_basic          reasoning seeded: GSM8K-grade word problems of 2-3 steps
+gsm8k_multi_step     reasoning seeded: GSM8K-grade word problems of 4-8 steps
 tg_single_calc       tool      seeded: exact arithmetic on large integers
 tg_single_db         tool      seeded: one question on a generated SQLite table
 tg_sequential_2      tool      seeded: query that table, then write the answer to a file
 ==================== ========= =====================================================
 
-User families come from JSONL files named in config::
+User families come from data files named in config, in A-LEMS JSONL or a dataset's own
+format (:mod:`alems.tasks.formats`)::
 
     user_families:
-      gsm8k: {path: data/gsm8k_test.jsonl, group: reasoning, tools: [calculator]}
+      gsm8k: {path: data/gsm8k/test.jsonl, format: gsm8k, tools: [calculator]}
+      sciq: {path: data/sciq.parquet, format: parquet, columns: {question: question, answer: correct_answer}}
 
 ``get_family(name, config)`` resolves both. This layer never calls an LLM.
 """
@@ -64,8 +66,8 @@ FAMILIES: tuple[str, ...] = (
 
 _GENERATED = {
     "logical_reasoning": ("reasoning", generate_logical_reasoning, "syllogisms and deductions"),
-    "gsm8k_basic": ("reasoning", generate_gsm8k_basic, "one- or two-step word problems"),
-    "gsm8k_multi_step": ("reasoning", generate_gsm8k_multi_step, "word problems of three or more steps"),
+    "gsm8k_basic": ("reasoning", generate_gsm8k_basic, "GSM8K-grade word problems of 2-3 steps"),
+    "gsm8k_multi_step": ("reasoning", generate_gsm8k_multi_step, "GSM8K-grade word problems of 4-8 steps"),
     "tg_single_calc": ("tool", generate_tg_single_calc, "exact arithmetic on large integers"),
     "tg_single_db": ("tool", generate_tg_single_db, "one question on a generated SQLite table"),
     "tg_sequential_2": ("tool", generate_tg_sequential_2, "query the table, then write a result file"),
@@ -107,7 +109,8 @@ def get_family(name: str, config: Mapping[str, Any] | None = None) -> Family:
             raise ConfigError(f"user family {name}: group must be one of {GROUPS}, got {group!r}",
                               fix=f"set user_families.{name}.group to reasoning or tool")
         tools = tuple(entry.get("tools", ("calculator",)))
-        return load_jsonl_family(name, entry["path"], group, tools=tools)
+        return load_jsonl_family(name, entry["path"], group, tools=tools,
+                                 fmt=str(entry.get("format", "alems")), columns=entry.get("columns"))
     if name in _CURATED:
         return load_packaged_family(name, group="reasoning", description=_CURATED[name])
     if name in _GENERATED:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from alems.tasks.checkers import check_answer
+from alems.tasks.checkers import Verdict, judge
 
 AnswerKind = Literal["numeric", "string", "db", "file"]
 ValueKind = Literal["numeric", "string"]
@@ -41,6 +41,10 @@ class Goal:
       * ``file``: the file ``output_file`` inside the attempt's sandbox must hold that value.
     ``tools`` names the tools an agent may use on this goal (the agentic executor adds
     its own ``llm`` step). ``db_schema`` is the human-readable schema shown to agents.
+    ``steps`` is how hard the goal is (arithmetic steps of a word problem, chain length or
+    premises of a deduction, operators of a calculation; None when unknown) and
+    ``template`` the id of the structure it was generated from ("" when none); both are
+    carried into ``goals.csv`` so results can be stratified by difficulty.
     """
 
     family: str
@@ -58,6 +62,8 @@ class Goal:
     db_query: str | None = None
     db_schema: str | None = None
     output_file: str | None = None
+    steps: int | None = None
+    template: str = ""
 
     def __post_init__(self) -> None:
         if self.answer_kind not in ANSWER_KINDS:
@@ -91,7 +97,12 @@ class Family:
 
     def check(self, goal: Goal, answer: str | None, workdir: str | Path | None = None) -> bool:
         """The same checker for both modes. ``workdir`` is the attempt's sandbox (file goals)."""
-        return check_answer(goal, answer, workdir)
+        return judge(goal, answer, workdir).success
+
+    def judge(self, goal: Goal, answer: str | None, workdir: str | Path | None = None, *,
+              truncated: bool = False) -> Verdict:
+        """:meth:`check` with its reason (``alems.tasks.checkers.judge``)."""
+        return judge(goal, answer, workdir, truncated=truncated)
 
 
 def materialise_db(goal: Goal, path: str | Path) -> Path:

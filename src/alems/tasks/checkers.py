@@ -1,28 +1,43 @@
-"""Answer checkers: the one place that decides whether an answer reaches its goal.
+"""Answer checkers: the one place that decides whether an answer reaches its goal, and why.
 
-The same functions judge the linear and the agentic mode. They are written for
-free-text model answers, never tuned to one model:
+The same functions judge the linear and the agentic mode. They are strict and explained:
+every judgement is a :class:`Verdict` ``(success, reason, extracted)`` with ``reason`` one
+of :data:`REASONS`:
 
-* **Final segment.** Both modes are asked to end with a line ``Answer: ...``. If the
-  text holds an answer marker (``answer:``, ``answer is``, ``final answer``, ``####``,
-  ``\\boxed{...}``), only what follows the *last* marker counts; otherwise the whole text does.
-* **Numbers.** The last number in the final segment (an answer sentence restates the
-  question's numbers first: "Answer: after 9 days the tank holds 57 litres"). Thousands commas (``12,345``), currency and units (``$12.50``, ``12 km``,
-  ``25%``), a leading minus sign (not a hyphen between two numbers) and exponents are
-  understood. Numbers are parsed as :class:`~decimal.Decimal`, so big integers compare
-  exactly. A tolerance of zero means exact equality; otherwise
-  ``|answer - expected| <= max(abs_tol, rel_tol * |expected|)``. If the segment holds no
-  digits, simple English number words ("forty-two") are read.
+``correct``    the final answer matches the goal;
+``wrong``      a final answer is there and does not match (or states nothing usable);
+``no_marker``  the text has no answer marker, so it states no final answer;
+``ambiguous``  the final answer names several candidates (``36, 39``; ``Sydney or Canberra``);
+``negated``    the expected value is named only under a negation (``not Canberra``);
+``truncated``  the call that wrote the answer stopped at its token cap before the answer
+               line was complete (the caller says whether the cap was hit).
+
+Rules:
+
+* **Marker.** The final answer is what follows the *last* answer marker and only that:
+  ``Answer:`` (also ``Final answer:``, ``answer is``, markdown ``**Answer:**``), ``####``
+  (GSM8K) or ``\\boxed{...}``. The answer segment is the rest of the marker's line (or the
+  next non-empty line when the marker ends its line). Text without a marker fails with
+  ``no_marker``; file contents (a file goal's output) are the exception: there the whole
+  file is the answer when it holds no marker.
+* **Numbers.** The *first* number of the segment's first sentence, with thousands
+  separators (``12,345``, ``12 345``), currency and units (``$12.50``, ``12 km``, ``25%``),
+  a leading minus sign and exponents understood, compared as exact decimals (a tolerance
+  of zero means exact; otherwise ``|x - expected| <= max(abs_tol, rel_tol*|expected|)``).
+  Parenthesised asides are ignored. An equation ``3 × 4 = 12`` states its result (after
+  ``=``). A second, different number joined to the first as a list or alternative
+  (``36, 39``; ``39 or 40``; ``39-40``) is ``ambiguous``; a negation right before the number
+  (``not 40``) is ``negated``. With no digits, English number words ("forty-two") count.
 * **Strings.** Both sides are normalised (Unicode compatibility form, accents and case
-  dropped, thousands commas removed, punctuation to spaces except a decimal point inside a number, the articles
-  a/an/the dropped, whitespace collapsed). The answer passes when the expected value or
-  one of its aliases occurs in the final segment as whole words.
-* **Closed choices** (a goal with ``choices``: yes/no, a name out of a puzzle): exactly one
-  distinct choice must be named in the final segment, and it must be the expected one.
-  Naming several candidates is ambiguous and fails.
-* **Database answers** are compared with the value the goal's reference query returns on
-  the real database, rebuilt from the goal's SQL fixture; **file answers** read the file the
-  goal names inside the attempt's sandbox directory and judge its content the same way.
+  dropped, thousands commas removed, punctuation to spaces except a decimal point, the
+  articles a/an/the dropped). The expected value or an alias must occur as whole words in
+  the segment, not under a negation in its clause (``It is not Canberra; it is Sydney``
+  fails as ``negated``). Naming another candidate (any of the goal's ``choices`` besides
+  the expected one) or offering alternatives with ``or`` is ``ambiguous``. A candidate
+  named under a negation does not count as named.
+* **Database answers** are judged against the value the goal's reference query returns
+  on the real database, rebuilt from the goal's SQL fixture; **file answers** read the
+  file the goal names inside the attempt's sandbox and judge its content the same way.
 """
 
 from __future__ import annotations
@@ -30,9 +45,10 @@ from __future__ import annotations
 import re
 import sqlite3
 import unicodedata
+from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from alems.tasks.base import Goal
@@ -40,11 +56,33 @@ if TYPE_CHECKING:  # pragma: no cover
 #: Largest file the file checker reads (bytes); bigger files fail the check.
 MAX_FILE_BYTES = 1_000_000
 
+REASONS: tuple[str, ...] = ("correct", "wrong", "no_marker", "ambiguous", "negated", "truncated")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One judgement: did the answer reach the goal, why, and what was read as the answer."""
+
+    success: bool
+    reason: str
+    extracted: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.reason not in REASONS:
+            raise ValueError(f"reason must be one of {REASONS}, got {self.reason!r}")
+        if self.success != (self.reason == "correct"):
+            raise ValueError(f"success={self.success} contradicts reason {self.reason!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 _MARKERS = re.compile(
-    r"(?:final\s+answer\s*(?:is|:)?|answer\s*(?:is|:)|####)",
+    r"(?:\bfinal[*_\s]+answer[*_\s]*(?:is\b|[:=])?|\banswer[*_\s]*(?:is\b\s*:?|[:=])|(?<!#)####(?!#))",
     re.IGNORECASE,
 )
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
+_STRIP = " \t*_`:>#"
 
 # A number: grouped thousands or plain digits, optional decimals and exponent.
 # A minus sign counts only when it is not a hyphen after a word, digit or ')'.
@@ -53,6 +91,15 @@ _NUMBER = re.compile(
     r"(?P<body>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
     r"(?P<exp>[eE][-+]?\d+(?![\w.]))?"
 )
+_SENTENCE_END = re.compile(r"\.(?=\s|$)|[!?]|\n")
+_PARENS = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
+_OPERATOR_NEXT = re.compile(r"^\s*[-+*/×÷x\u2212]\s*[$€£]?\s*\d")
+_ALTERNATIVE_NEXT = re.compile(
+    r"^\s*[%a-zA-Z$€£]{0,12}\s*(?:,|\bor\b|\band\b|/|-|–|\bto\b)\s*(?:maybe\s+|perhaps\s+)?[$€£]?\s*(?=[-\u2212]?\d)"
+)
+_NEGATION_WORDS = {"not", "never", "neither", "nor", "isnt", "arent", "wasnt", "cannot", "t", "no"}
+_FILLER = {"it", "is", "was", "be", "maybe", "perhaps", "possibly", "probably", "either", "i", "think",
+           "guess", "would", "say", "could", "answer", "final", "s"}
 
 _UNITS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
@@ -69,13 +116,18 @@ _ARTICLES = {"a", "an", "the"}
 
 
 # --------------------------------------------------------------------------- segments
-def final_segment(answer: str) -> tuple[str, bool]:
-    """The part of ``answer`` that states the final answer, and whether a marker was found.
+@dataclass(frozen=True)
+class Segment:
+    """The answer segment of a text: ``text`` after the last marker, whether a marker was
+    found, and whether the segment's line was completed (a newline follows it in the text)."""
 
-    The marker that occurs last wins: a ``\\boxed{x}`` gives ``x``; an answer marker gives
-    the text after it to the end of its line (or the next non-empty line when the marker
-    ends its line). Without any marker the whole text counts.
-    """
+    text: str
+    marked: bool
+    complete: bool
+
+
+def answer_segment(answer: str) -> Segment:
+    """The final-answer segment of ``answer`` (see the module docstring for the rule)."""
     text = answer or ""
     last_box = None
     for m in _BOXED.finditer(text):
@@ -84,15 +136,24 @@ def final_segment(answer: str) -> tuple[str, bool]:
     for m in _MARKERS.finditer(text):
         last = m
     if last_box is not None and (last is None or last_box.start() > last.start()):
-        return last_box.group(1), True
+        return Segment(last_box.group(1), True, True)
     if last is None:
-        return text, False
+        return Segment(text, False, True)
     rest = text[last.end():]
     lines = rest.split("\n")
-    first = lines[0].strip(" \t*:")
-    if not first and len(lines) > 1:
-        first = next((ln.strip(" \t*:") for ln in lines[1:] if ln.strip()), "")
-    return first, True
+    first = lines[0].strip(_STRIP)
+    if first:
+        return Segment(first, True, len(lines) > 1)
+    for k, ln in enumerate(lines[1:], 1):
+        if ln.strip(_STRIP):
+            return Segment(ln.strip(_STRIP), True, k < len(lines) - 1)
+    return Segment("", True, False)
+
+
+def final_segment(answer: str) -> tuple[str, bool]:
+    """``(segment text, marker found)``: :func:`answer_segment` without the completeness."""
+    seg = answer_segment(answer)
+    return seg.text, seg.marked
 
 
 # --------------------------------------------------------------------------- numbers
@@ -105,6 +166,11 @@ def _to_decimal(m: re.Match[str]) -> Decimal | None:
         return Decimal(raw)
     except InvalidOperation:  # pragma: no cover - the regex only admits valid numbers
         return None
+
+
+def _join_spaced_thousands(text: str) -> str:
+    """``12 345`` (space, no-break or thin space between groups of three) -> ``12345``."""
+    return re.sub(r"(?<=\d)[ \u00a0\u2009\u202f](?=\d{3}(?!\d))", "", text)
 
 
 def find_numbers(text: str) -> list[Decimal]:
@@ -144,18 +210,62 @@ def parse_number_words(text: str) -> Decimal | None:
     return Decimal(total + current)
 
 
+def _first_sentence(segment: str) -> str:
+    clause = _PARENS.sub(" ", segment.replace("*", " ").replace("`", " "))
+    clause = _join_spaced_thousands(clause)
+    m = _SENTENCE_END.search(clause)
+    return clause[: m.start()] if m else clause
+
+
+def _words_before(text: str) -> list[str]:
+    return normalize(text).split()
+
+
+@dataclass(frozen=True)
+class NumberReading:
+    """What a final-answer segment states as a number: the value (None when none) and
+    ``reason`` None when usable, else ``ambiguous`` or ``negated``."""
+
+    value: Decimal | None
+    reason: str | None = None
+
+
+def read_number(segment: str) -> NumberReading:
+    """The number a final-answer segment states (module docstring, *Numbers*)."""
+    clause = _first_sentence(segment)
+    matches = list(_NUMBER.finditer(clause))
+    if not matches:
+        worded = parse_number_words(clause)
+        return NumberReading(worded)
+    m = matches[0]
+    after = clause[m.end():]
+    if _OPERATOR_NEXT.match(after) and "=" in after:
+        eq = after.index("=")
+        res = _NUMBER.search(after[eq + 1:])
+        if res is not None:
+            base = m.end() + eq + 1
+            m = _NUMBER.match(clause, base + res.start())  # type: ignore[assignment]
+            after = clause[m.end():]
+    value = _to_decimal(m)
+    before = _words_before(clause[: m.start()])
+    if any(w in _NEGATION_WORDS for w in before[-2:]):
+        return NumberReading(value, "negated")
+    alt = _ALTERNATIVE_NEXT.match(after)
+    if alt is not None:
+        nxt = _NUMBER.match(after, alt.end())
+        other = _to_decimal(nxt) if nxt else None
+        if other is not None and other != value:
+            return NumberReading(value, "ambiguous")
+    return NumberReading(value)
+
+
 def extract_number(answer: str) -> Decimal | None:
-    """The number an answer states (see the module docstring for the rule), or None."""
-    segment, marked = final_segment(answer)
-    nums = find_numbers(segment)
-    if nums:
-        return nums[-1]
-    worded = parse_number_words(segment)
-    if worded is not None or not marked:
-        return worded
-    # A marker followed by no number at all: fall back to the last number in the text.
-    nums = find_numbers(answer)
-    return nums[-1] if nums else None
+    """The number the final answer states, or None (no marker, no number, or unusable)."""
+    seg = answer_segment(answer)
+    if not seg.marked:
+        return None
+    reading = read_number(seg.text)
+    return reading.value if reading.reason is None else None
 
 
 def numbers_match(value: Decimal, expected: Decimal, *, rel_tol: float, abs_tol: float) -> bool:
@@ -166,15 +276,30 @@ def numbers_match(value: Decimal, expected: Decimal, *, rel_tol: float, abs_tol:
     return abs(value - expected) <= bound
 
 
-def check_numeric(answer: str, expected: str, *, rel_tol: float = 1e-6, abs_tol: float = 1e-6) -> bool:
-    """True when the number the answer states matches ``expected`` within tolerance."""
-    exp = find_numbers(str(expected))
+def _expected_number(expected: str) -> Decimal:
+    exp = find_numbers(_join_spaced_thousands(str(expected)))
     if not exp:
         raise ValueError(f"expected value {expected!r} is not a number")
-    value = extract_number(answer)
-    if value is None:
-        return False
-    return numbers_match(value, exp[0], rel_tol=rel_tol, abs_tol=abs_tol)
+    return exp[0]
+
+
+def judge_number_segment(segment: str, expected: str, *, rel_tol: float, abs_tol: float) -> Verdict:
+    """Judge an answer segment against a numeric ``expected``."""
+    target = _expected_number(expected)
+    reading = read_number(segment)
+    shown = None if reading.value is None else _show(reading.value)
+    if reading.reason is not None:
+        return Verdict(False, reading.reason, shown)
+    if reading.value is None:
+        return Verdict(False, "wrong", None)
+    ok = numbers_match(reading.value, target, rel_tol=rel_tol, abs_tol=abs_tol)
+    return Verdict(ok, "correct" if ok else "wrong", shown)
+
+
+def _show(d: Decimal) -> str:
+    if d == d.to_integral_value() and abs(d) < Decimal("1e40"):
+        return str(int(d))
+    return str(d.normalize())
 
 
 # --------------------------------------------------------------------------- strings
@@ -192,29 +317,133 @@ def normalize(text: str, *, drop_articles: bool = True) -> str:
     return " ".join(words)
 
 
+def _norm_phrase(phrase: str) -> tuple[str, bool]:
+    p = normalize(phrase)
+    if p:
+        return p, True
+    return normalize(phrase, drop_articles=False), False
+
+
+def _occurrences(text: str, phrase: str) -> list[int]:
+    """Word offsets where ``phrase`` occurs as whole words in ``text`` (both normalised)."""
+    p, articles_dropped = _norm_phrase(phrase)
+    if not p:
+        return []
+    hay = normalize(text, drop_articles=articles_dropped)
+    out = []
+    for m in re.finditer(rf"(?<![\w.]){re.escape(p)}(?![\w]|\.\d)", hay):
+        out.append(len(hay[: m.start()].split()))
+    return out
+
+
 def contains_phrase(text: str, phrase: str) -> bool:
     """Whole-word occurrence of ``phrase`` in ``text``, both normalised. A phrase that is
     only an article (a choice "A") is matched with articles kept."""
-    p = normalize(phrase)
-    hay = normalize(text)
-    if not p:
-        p, hay = normalize(phrase, drop_articles=False), normalize(text, drop_articles=False)
-        if not p:
-            return False
-    return re.search(rf"(?<![\w.]){re.escape(p)}(?![\w]|\.\d)", hay) is not None
+    return bool(_occurrences(text, phrase))
+
+
+_CLAUSE_SPLIT = re.compile(r"[,;:!?]|\.(?!\d)|\bbut\b|\bhowever\b|\bwhereas\b|\n", re.IGNORECASE)
+
+
+def _clauses(segment: str) -> list[str]:
+    return [c for c in _CLAUSE_SPLIT.split(segment) if c.strip()]
+
+
+def _mentions(segment: str, phrase: str, negation_words: set[str]) -> tuple[bool, bool]:
+    """(named plainly somewhere, named under a negation somewhere) in ``segment``."""
+    plain = negated = False
+    articles_dropped = _norm_phrase(phrase)[1]
+    for clause in _clauses(segment):
+        words = normalize(clause, drop_articles=articles_dropped).split()
+        for pos in _occurrences(clause, phrase):
+            if any(w in negation_words for w in words[:pos]):
+                negated = True
+            else:
+                plain = True
+    return plain, negated
+
+
+def _offers_alternatives(segment: str, correct: tuple[str, ...]) -> bool:
+    """True when the segment offers ``X or Y`` and some alternative is not a correct name."""
+    if not re.search(r"\bor\b|/", segment, re.IGNORECASE):
+        return False
+    parts = re.split(r"\bor\b|/|,|;|\beither\b", segment, flags=re.IGNORECASE)
+    for part in parts:
+        words = [w for w in normalize(part).split() if w not in _FILLER]
+        if not words:
+            continue
+        if not any(contains_phrase(part, c) for c in correct):
+            return True
+    return False
+
+
+def judge_string_segment(
+    segment: str, expected: str, aliases: tuple[str, ...] | list[str] = (), choices: tuple[str, ...] | list[str] = ()
+) -> Verdict:
+    """Judge an answer segment against a string ``expected`` (module docstring, *Strings*)."""
+    correct = tuple(c for c in (expected, *aliases) if normalize(c, drop_articles=False))
+    correct_norm = {normalize(c, drop_articles=False) for c in correct}
+    others = [c for c in choices if normalize(c, drop_articles=False) not in correct_norm]
+    neg_words = set(_NEGATION_WORDS)
+    if any(normalize(c, drop_articles=False) == "no" for c in (*choices, *correct)):
+        neg_words.discard("no")
+    plain = negated = False
+    hit = None
+    for c in correct:
+        p, n = _mentions(segment, c, neg_words)
+        if p and hit is None:
+            hit = c
+        plain, negated = plain or p, negated or n
+    other_named = [c for c in others if _mentions(segment, c, neg_words)[0]
+                   and not any(contains_phrase(c, k) for k in correct)]
+    if plain:
+        if other_named or _offers_alternatives(segment, correct):
+            return Verdict(False, "ambiguous", hit)
+        return Verdict(True, "correct", hit)
+    if negated:
+        return Verdict(False, "negated", None)
+    return Verdict(False, "wrong", other_named[0] if other_named else (segment.strip() or None))
+
+
+def check_numeric(answer: str, expected: str, *, rel_tol: float = 1e-6, abs_tol: float = 1e-6) -> bool:
+    """True when the final answer states a number matching ``expected`` within tolerance."""
+    return judge_text(answer, expected, value_kind="numeric", rel_tol=rel_tol, abs_tol=abs_tol).success
 
 
 def check_string(answer: str, expected: str, aliases: tuple[str, ...] | list[str] = ()) -> bool:
-    """True when the expected value or an alias occurs, as whole words, in the final segment."""
-    segment, _ = final_segment(answer)
-    return any(contains_phrase(segment, cand) for cand in (expected, *aliases))
+    """True when the final answer names ``expected`` or an alias, unambiguously and not negated."""
+    return judge_text(answer, expected, aliases=tuple(aliases)).success
 
 
 def check_choice(answer: str, expected: str, choices: tuple[str, ...] | list[str]) -> bool:
-    """Exactly one distinct choice is named in the final segment, and it is ``expected``."""
-    segment, _ = final_segment(answer)
-    named = {normalize(c, drop_articles=False) for c in choices if contains_phrase(segment, c)}
-    return len(named) == 1 and next(iter(named)) == normalize(expected, drop_articles=False)
+    """True when the final answer names ``expected`` and no other of ``choices``."""
+    return judge_text(answer, expected, choices=tuple(choices)).success
+
+
+def judge_text(
+    answer: str | None,
+    expected: str,
+    *,
+    value_kind: str = "string",
+    aliases: tuple[str, ...] = (),
+    choices: tuple[str, ...] = (),
+    rel_tol: float = 1e-6,
+    abs_tol: float = 1e-6,
+    truncated: bool = False,
+    require_marker: bool = True,
+) -> Verdict:
+    """Judge one free-text answer. ``truncated``: the call that wrote it hit its token cap.
+    ``require_marker=False`` reads a marker-less text whole (file contents)."""
+    if value_kind == "numeric":
+        _expected_number(expected)  # a bad expected value is an error, whatever the answer
+    seg = answer_segment(answer or "")
+    if truncated and (not seg.marked or not seg.complete):
+        return Verdict(False, "truncated", None)
+    if not seg.marked and require_marker:
+        return Verdict(False, "no_marker", None)
+    if value_kind == "numeric":
+        return judge_number_segment(seg.text, expected, rel_tol=rel_tol, abs_tol=abs_tol)
+    return judge_string_segment(seg.text, expected, aliases, choices)
 
 
 # --------------------------------------------------------------------------- db / file
@@ -235,15 +464,6 @@ def query_value(db_sql: str, query: str) -> str:
     return str(value)
 
 
-def check_value(goal: Goal, answer: str, expected: str) -> bool:
-    """Judge ``answer`` against ``expected`` the way ``goal.value_kind`` says."""
-    if goal.value_kind == "numeric":
-        return check_numeric(answer, expected, rel_tol=goal.rel_tol, abs_tol=goal.abs_tol)
-    if goal.choices:
-        return check_choice(answer, expected, goal.choices)
-    return check_string(answer, expected, goal.aliases)
-
-
 def read_answer_file(workdir: str | Path | None, name: str) -> str | None:
     """The text of ``workdir/name`` if it is a regular file inside ``workdir``, else None."""
     if workdir is None:
@@ -257,27 +477,36 @@ def read_answer_file(workdir: str | Path | None, name: str) -> str | None:
     return path.read_text(encoding="utf-8", errors="replace")
 
 
-def check_answer(goal: Goal, answer: str | None, workdir: str | Path | None = None) -> bool:
-    """The checker for every family: dispatch on ``goal.answer_kind``."""
+def _expected_of(goal: Goal) -> str:
+    if goal.db_sql and goal.db_query and goal.answer_kind in ("db", "file"):
+        return query_value(goal.db_sql, goal.db_query)
+    return goal.expected
+
+
+def judge(goal: Goal, answer: str | None, workdir: str | Path | None = None, *, truncated: bool = False) -> Verdict:
+    """The checker for every family, with its reason: dispatch on ``goal.answer_kind``.
+
+    ``truncated`` says the call that produced ``answer`` stopped at its token cap. For a
+    file goal the file in ``workdir`` is judged (a missing file is ``wrong``)."""
     kind = goal.answer_kind
+    if kind not in ("numeric", "string", "db", "file"):
+        raise ValueError(f"unknown answer_kind {kind!r}")
+    if kind == "db" and not (goal.db_sql and goal.db_query):
+        raise ValueError(f"goal {goal.goal_id} is a db goal without db_sql/db_query")
+    common = {"value_kind": goal.value_kind, "aliases": tuple(goal.aliases), "choices": tuple(goal.choices),
+              "rel_tol": goal.rel_tol, "abs_tol": goal.abs_tol}
     if kind == "file":
         if not goal.output_file:
             raise ValueError(f"goal {goal.goal_id} is a file goal without output_file")
         content = read_answer_file(workdir, goal.output_file)
         if content is None:
-            return False
-        expected = query_value(goal.db_sql, goal.db_query) if goal.db_sql and goal.db_query else goal.expected
-        return check_value(goal, content, expected)
+            return Verdict(False, "truncated" if truncated else "wrong", None)
+        return judge_text(content, _expected_of(goal), truncated=truncated, require_marker=False, **common)
     if answer is None:
-        return False
-    if kind == "db":
-        if not (goal.db_sql and goal.db_query):
-            raise ValueError(f"goal {goal.goal_id} is a db goal without db_sql/db_query")
-        return check_value(goal, answer, query_value(goal.db_sql, goal.db_query))
-    if kind == "numeric":
-        return check_numeric(answer, goal.expected, rel_tol=goal.rel_tol, abs_tol=goal.abs_tol)
-    if kind == "string":
-        if goal.choices:
-            return check_choice(answer, goal.expected, goal.choices)
-        return check_string(answer, goal.expected, goal.aliases)
-    raise ValueError(f"unknown answer_kind {kind!r}")
+        return Verdict(False, "truncated" if truncated else "wrong", None)
+    return judge_text(answer, _expected_of(goal), truncated=truncated, **common)
+
+
+def check_answer(goal: Goal, answer: str | None, workdir: str | Path | None = None) -> bool:
+    """``judge(goal, answer, workdir).success``."""
+    return judge(goal, answer, workdir).success

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,8 @@ from alems.tasks.base import GROUPS, Family, Goal
 _NUMERIC = re.compile(r"^\s*[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?\s*$")
 
 
-def _is_number(value: object) -> bool:
+def is_number(value: object) -> bool:
+    """True for an int/float (not bool) or a string like ``72``, ``-3.5`` or ``1,234``."""
     if isinstance(value, bool):
         return False
     if isinstance(value, int | float):
@@ -64,10 +66,10 @@ def parse_items(
         if not isinstance(aliases, list) or not isinstance(choices, list):
             raise ConfigError(f"{where}: aliases and choices must be lists of strings", fix)
         answer = item["answer"]
-        kind = item.get("kind") or ("numeric" if _is_number(answer) and not choices else "string")
+        kind = item.get("kind") or ("numeric" if is_number(answer) and not choices else "string")
         if kind not in ("numeric", "string"):
             raise ConfigError(f"{where}: kind must be 'numeric' or 'string', got {kind!r}", fix)
-        if kind == "numeric" and not _is_number(answer):
+        if kind == "numeric" and not is_number(answer):
             raise ConfigError(f"{where}: kind is numeric but answer {answer!r} is not a number", fix)
         goals.append(
             Goal(
@@ -115,17 +117,18 @@ def load_jsonl_family(
     *,
     tools: Sequence[str] = ("calculator",),
     description: str = "",
+    fmt: str = "alems",
+    columns: Mapping[str, Any] | None = None,
 ) -> Family:
-    """A user family from a JSONL file ``{id, prompt, answer, aliases?}``.
+    """A user family from a data file: A-LEMS JSONL ``{id, prompt, answer, aliases?}`` by
+    default, or another format (:mod:`alems.tasks.formats`).
 
     ``tools`` are the tools its agentic executions may call (default: the calculator).
     """
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"family {name}: file {p} not found",
-                          fix="point the family's path at a JSONL file (relative paths are from the working directory)")
-    items = parse_items(p.read_text(encoding="utf-8"), family=name, source=str(p), tools=tools)
-    return family_from_items(name, group, items, description=description or f"user family from {p}")
+    from alems.tasks.formats import load_goals
+
+    items = load_goals(name, path, fmt, columns=columns, tools=tools)
+    return family_from_items(name, group, items, description=description or f"user family from {path} ({fmt})")
 
 
 def load_packaged_family(name: str, *, group: str, tools: Sequence[str] = (), description: str = "") -> Family:

@@ -11,6 +11,12 @@ Templates:
 
 Answers are closed choices (yes/no, a name, a colour), so the checker requires exactly
 one candidate to be named.
+
+Depth (``Goal.steps``): the number of premises the answer needs. An extreme of an
+ordering needs the whole chain (``k - 1`` comparisons), a comparison of positions ``a <
+b`` needs ``b - a``; a syllogism needs its premises (1 or 2); a conditional its rule and
+its fact (2); an elimination its ``k - 1`` clues. ``Goal.template`` names the template
+and form (``ordering_top``, ``syllogism_barbara``, ``conditional_modus_tollens``, ...).
 """
 
 from __future__ import annotations
@@ -42,7 +48,10 @@ YES_NO = ("yes", "no")
 _SALT = 21
 
 
-def _ordering(rng: np.random.Generator) -> tuple[str, str, tuple[str, ...]]:
+Made = tuple[str, str, tuple[str, ...], int, str]  # text, answer, choices, depth, template
+
+
+def _ordering(rng: np.random.Generator) -> Made:
     k = int(rng.integers(3, 6))
     names = [PEOPLE[j] for j in rng.permutation(len(PEOPLE))[:k]]  # names[0] is the top
     comp, top, bottom = RELATIONS[int(rng.integers(len(RELATIONS)))]
@@ -51,8 +60,10 @@ def _ordering(rng: np.random.Generator) -> tuple[str, str, tuple[str, ...]]:
     kind = int(rng.integers(3))
     if kind == 0:
         q, ans, choices = f"Who is the {top}?", names[0], tuple(names)
+        depth, form = k - 1, "top"
     elif kind == 1:
         q, ans, choices = f"Who is the {bottom}?", names[-1], tuple(names)
+        depth, form = k - 1, "bottom"
     else:
         a, b = sorted(int(x) for x in rng.choice(k, size=2, replace=False))
         if b - a < 2 and k >= 3:  # make the comparison need a chain when possible
@@ -62,11 +73,15 @@ def _ordering(rng: np.random.Generator) -> tuple[str, str, tuple[str, ...]]:
         else:
             q, ans = f"Is {names[b]} {comp} {names[a]}?", "no"
         choices = YES_NO
+        depth, form = b - a, "compare"
     text = " ".join(facts) + f" {q} Answer yes or no." if choices == YES_NO else " ".join(facts) + f" {q}"
-    return text, ans, choices
+    return text, ans, choices, depth, f"ordering_{form}"
 
 
-def _syllogism(rng: np.random.Generator) -> tuple[str, str, tuple[str, ...]]:
+_SYLLOGISM_FORMS = ("barbara", "celarent", "undistributed_middle", "illicit_converse", "darii")
+
+
+def _syllogism(rng: np.random.Generator) -> Made:
     a, b, c = (NONSENSE[j] for j in rng.permutation(len(NONSENSE))[:3])
     form = int(rng.integers(5))
     if form == 0:  # Barbara: valid
@@ -84,10 +99,13 @@ def _syllogism(rng: np.random.Generator) -> tuple[str, str, tuple[str, ...]]:
         " ".join(premises)
         + f" Based only on these statements, must it be true that {concl}? Answer yes or no."
     )
-    return text, ans, YES_NO
+    return text, ans, YES_NO, len(premises), f"syllogism_{_SYLLOGISM_FORMS[form]}"
 
 
-def _conditional(rng: np.random.Generator) -> tuple[str, str, tuple[str, ...]]:
+_CONDITIONAL_FORMS = ("modus_ponens", "modus_tollens", "affirming_consequent", "denying_antecedent")
+
+
+def _conditional(rng: np.random.Generator) -> Made:
     p, q, p_past, q_past, not_p, not_q = CONDITIONS[int(rng.integers(len(CONDITIONS)))]
     form = int(rng.integers(4))
     rule = f"Whenever {p}, {q}."
@@ -99,10 +117,10 @@ def _conditional(rng: np.random.Generator) -> tuple[str, str, tuple[str, ...]]:
         text, ans = f"{rule} Yesterday {q_past}. Based only on this, is it certain that {p_past}?", "no"
     else:  # denying the antecedent
         text, ans = f"{rule} Yesterday {not_p}. Based only on this, is it certain that {not_q}?", "no"
-    return text + " Answer yes or no.", ans, YES_NO
+    return text + " Answer yes or no.", ans, YES_NO, 2, f"conditional_{_CONDITIONAL_FORMS[form]}"
 
 
-def _elimination(rng: np.random.Generator) -> tuple[str, str, tuple[str, ...]]:
+def _elimination(rng: np.random.Generator) -> Made:
     k = int(rng.integers(3, 6))
     colours = [COLOURS[j] for j in rng.permutation(len(COLOURS))[:k]]
     ans = colours[int(rng.integers(k))]
@@ -113,7 +131,7 @@ def _elimination(rng: np.random.Generator) -> tuple[str, str, tuple[str, ...]]:
         f"A ball is hidden in exactly one of {k} boxes: " + ", ".join(colours) + f". {clues} "
         "Which box holds the ball? Name its colour."
     )
-    return text, ans, tuple(colours)
+    return text, ans, tuple(colours), k - 1, "elimination"
 
 
 TEMPLATES = (_ordering, _syllogism, _conditional, _elimination)
@@ -123,7 +141,7 @@ def generate_logical_reasoning(seed: int, n: int) -> list[Goal]:
     goals = []
     for i in range(n):
         rng = np.random.default_rng([seed, i, _SALT])
-        text, ans, choices = TEMPLATES[int(rng.integers(len(TEMPLATES)))](rng)
+        text, ans, choices, depth, template = TEMPLATES[int(rng.integers(len(TEMPLATES)))](rng)
         goals.append(
             Goal(
                 family="logical_reasoning",
@@ -133,6 +151,8 @@ def generate_logical_reasoning(seed: int, n: int) -> list[Goal]:
                 answer_kind="string",
                 choices=choices,
                 tools=(),
+                steps=depth,
+                template=template,
             )
         )
     return goals
