@@ -4,99 +4,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from decimal import Decimal
 
 import pytest
 
 from alems.errors import ConfigError
 from alems.tasks import FAMILIES, Goal, get_family, load_jsonl_family, materialise_db
-from alems.tasks.checkers import (
-    check_answer,
-    check_choice,
-    check_numeric,
-    check_string,
-    extract_number,
-    final_segment,
-    normalize,
-    query_value,
-)
+from alems.tasks.checkers import check_answer, check_choice, check_numeric, check_string, normalize, query_value
 
 
-# --------------------------------------------------------------------------- numeric checker
-@pytest.mark.parametrize(
-    ("answer", "expected"),
-    [
-        ("The answer is 42.", "42"),
-        ("She has 12 + 7 = 19 apples.", "19"),
-        ("Total: $1,234.50", "1234.5"),
-        ("It travels 480 km.", "480"),
-        ("25% of them", "25"),
-        ("So 3 boxes ... Answer: 17 bags\nCheck: 3 trays", "17"),  # the marker beats the last number
-        ("Answer: The pH of pure water at 25 degrees Celsius is 7.", "7"),  # last number of the segment
-        ("#### 72", "72"),
-        ("\\boxed{56} is my result, not 3", "56"),
-        ("Answer: 317\nWait, recomputing: \\boxed{930}", "930"),  # the last marker wins
-        ("\\boxed{930}. Checking again... Answer: 317", "317"),
-        ("The temperature is -5 degrees", "-5"),
-        ("The result is \u22125", "-5"),
-        ("Answer:\n  88", "88"),
-        ("Answer: forty-two", "42"),
-        ("1.2e3 litres", "1200"),
-        ("Answer: 19.0", "19"),
-        ("Final answer: 121932631112635269", "121932631112635269"),
-    ],
-)
-def test_numeric_accepts(answer: str, expected: str) -> None:
-    assert check_numeric(answer, expected), (answer, expected)
-
-
-@pytest.mark.parametrize(
-    ("answer", "expected"),
-    [
-        ("12 + 7 = 19, so the answer is 20", "19"),  # the stated answer is wrong
-        ("10-5", "-5"),  # a hyphen between numbers is not a minus sign
-        ("1,2,3", "123"),  # a list is not a thousands group
-        ("I do not know.", "7"),
-        ("", "7"),
-        ("Answer: 19.5", "19"),
-        ("Answer: 2019", "19"),
-    ],
-)
-def test_numeric_rejects(answer: str, expected: str) -> None:
-    assert not check_numeric(answer, expected), (answer, expected)
-
-
-def test_numeric_big_integers_are_exact() -> None:
-    exact = "121932631112635269"
-    close = "121932631112635270"  # off by one: a float would call these equal
-    assert check_numeric(f"Answer: {exact}", exact, rel_tol=0, abs_tol=0)
-    assert not check_numeric(f"Answer: {close}", exact, rel_tol=0, abs_tol=0)
-    assert not check_numeric("Answer: 1.2193263111263527e17", exact, rel_tol=0, abs_tol=0)
-    # with a tolerance the approximation would pass; exact families use none
-    assert check_numeric("Answer: 1.2193263111263527e17", exact, rel_tol=1e-9, abs_tol=0)
-
-
-def test_numeric_tolerance() -> None:
-    assert check_numeric("Answer: 3.1416", "3.14159", rel_tol=1e-4, abs_tol=0)
-    assert not check_numeric("Answer: 3.15", "3.14159", rel_tol=1e-4, abs_tol=0)
-    assert check_numeric("Answer: 0.0004", "0", rel_tol=0, abs_tol=1e-3)
-    with pytest.raises(ValueError, match="is not a number"):
-        check_numeric("1", "abc")
-
-
-def test_extract_number_cases() -> None:
-    assert extract_number("x = 5, y = 1,000,000") == Decimal("1000000")
-    assert extract_number("no number here") is None
-    assert extract_number("Answer: see above; it was 36") == Decimal("36")
-    assert extract_number("twenty one apples") == Decimal("21")
-    assert extract_number("two hundred and six bones") == Decimal("206")
-
-
-def test_final_segment() -> None:
-    assert final_segment("blah\nAnswer: Paris\nmore") == ("Paris", True)
-    assert final_segment("no marker") == ("no marker", False)
-    assert final_segment("Answer: a. Final answer: b") == ("b", True)
-    assert final_segment("Answer:\n\n  c  \nd") == ("c", True)
+# --------------------------------------------------------------------------- checkers
+# The table of tricky outputs is tests/test_checkers.py.
 
 
 # --------------------------------------------------------------------------- string checker
@@ -104,45 +21,6 @@ def test_normalize() -> None:
     assert normalize("  The Café,  au-lait! ") == "cafe au lait"
     assert normalize("H₂O") == "h2o"
     assert normalize("3.14 and 12,345 or 1,2") == "3.14 and 12345 or 1 2"
-
-
-@pytest.mark.parametrize(
-    ("answer", "ok"),
-    [
-        ("Canberra", True),
-        ("The capital of Australia is Canberra.", True),
-        ("canberra", True),
-        ("CANBERRA!", True),
-        ("Answer: Canberra", True),
-        ("I think it is Sydney.\nAnswer: Canberra", True),
-        ("Canberra is wrong; the answer is Sydney", False),  # the final segment decides
-        ("Canberraville", False),  # whole words only
-        ("Sydney", False),
-        ("", False),
-    ],
-)
-def test_string_with_marker_and_whole_words(answer: str, ok: bool) -> None:
-    assert check_string(answer, "Canberra") is ok
-
-
-def test_string_aliases_and_accents() -> None:
-    assert check_string("It was painted by da Vinci.", "Leonardo da Vinci", ["Leonardo", "da Vinci"])
-    assert check_string("Answer: São Paulo", "Sao Paulo")
-    assert check_string("the formula is H₂O", "H2O")
-    assert not check_string("Answer: 1000", "100")
-    assert not check_string("Answer: 365.25 days", "365")  # a decimal is not its integer part
-
-
-def test_choice_needs_exactly_one_candidate() -> None:
-    choices = ("Alice", "Bruno", "Carmen")
-    assert check_choice("Answer: Alice", "Alice", choices)
-    assert check_choice("Alice is the tallest.", "Alice", choices)
-    assert not check_choice("Alice or Bruno", "Alice", choices)  # ambiguous
-    assert check_choice("Bruno is taller than Carmen.\nAnswer: Alice", "Alice", choices)
-    assert not check_choice("Answer: Bruno", "Alice", choices)
-    assert check_choice("No, it does not follow.", "no", ("yes", "no"))
-    assert not check_choice("Yes... no, wait.", "no", ("yes", "no"))
-    assert not check_choice("Nobody knows", "no", ("yes", "no"))
 
 
 # --------------------------------------------------------------------------- db and file checkers
@@ -295,9 +173,9 @@ def test_user_jsonl_family(tmp_path) -> None:
     fam = load_jsonl_family("mine", p, group="tool")
     assert fam.group == "tool" and fam.size == 4
     goals = {g.goal_id: g for g in fam.generate(0, 4)}
-    assert goals["q1"].answer_kind == "numeric" and fam.check(goals["q1"], "It has 8 legs")
+    assert goals["q1"].answer_kind == "numeric" and fam.check(goals["q1"], "Answer: It has 8 legs")
     assert goals["q2"].answer_kind == "string" and fam.check(goals["q2"], "Answer: paris")
-    assert fam.check(goals["q3"], "Answer: B") and not fam.check(goals["q3"], "A or B")
+    assert fam.check(goals["q3"], "Answer: B") and not fam.check(goals["q3"], "Answer: A or B")
     assert fam.check(goals["q4"], "Answer: 1234")
     via_config = get_family("mine", {"user_families": {"mine": {"path": str(p), "group": "reasoning"}}})
     assert via_config.group == "reasoning" and via_config.generate(1, 2) == fam.generate(1, 2)
@@ -331,3 +209,10 @@ def test_user_family_config_errors(tmp_path) -> None:
         get_family("ok", {"user_families": {"ok": {"path": str(p), "group": "other"}}})
     with pytest.raises(ConfigError, match="has no path"):
         get_family("ok", {"user_families": {"ok": {"group": "tool"}}})
+
+
+def test_bool_wrappers_follow_the_verdict() -> None:
+    assert check_numeric("Answer: 42", "42") and not check_numeric("42", "42")
+    assert check_string("Answer: Paris", "Paris") and not check_string("Answer: Paris or Rome", "Paris")
+    assert check_choice("Answer: Alice", "Alice", ("Alice", "Bruno"))
+    assert not check_choice("Answer: Alice, Bruno", "Alice", ("Alice", "Bruno"))

@@ -48,7 +48,9 @@ none). Flags on a goal row: ``low_coverage``, ``outside_samples``, ``negative_dy
 ``alpha_fallback``, ``alpha_clipped``, ``phase_alpha_fallback``, ``gap_alpha_fallback``,
 ``gap_outside_samples``, ``phase_outside_attempt``, ``overlapping_phases``,
 ``overlapping_attempts``, ``unclosed_attempt``, ``unclosed_phase``, ``no_window``
-(the outcome has no attempt events; its energies are NaN).
+(the outcome has no attempt events; its energies are NaN). When the outcomes carry them,
+the task columns :data:`TASK_COLUMNS` (``check_reason``, ``truncated``, ``steps``,
+``template``) follow.
 
 ``energy_source`` per row is ``measured`` when every summed domain is measured,
 ``modeled`` when every one is modeled, ``mixed`` otherwise; :func:`contains_modeled`
@@ -86,6 +88,10 @@ GOALS_COLUMNS: tuple[str, ...] = (
 
 EXTRA_COLUMNS: tuple[str, ...] = ("alpha", "flags")
 """Columns :func:`account` writes after the contract columns."""
+
+TASK_COLUMNS: tuple[str, ...] = ("check_reason", "truncated", "steps", "template")
+"""Optional outcome columns carried into goals.csv after :data:`EXTRA_COLUMNS`, when the
+outcomes have them (DESIGN.md, goals.csv contract: readers default them when absent)."""
 
 OUTCOME_COLUMNS: tuple[str, ...] = (
     "family", "mode", "goal_id", "rep", "attempt", "success", "final_attempt",
@@ -771,6 +777,9 @@ def account(
         },
         columns=[*GOALS_COLUMNS, *EXTRA_COLUMNS],
     )
+    for col in TASK_COLUMNS:
+        if col in outcomes.columns:
+            goals[col] = outcomes[col].to_numpy()
     return AccountingResult(
         goals=goals,
         framework_overhead_j=overhead[0],

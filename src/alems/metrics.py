@@ -54,7 +54,9 @@ Bootstrap (:func:`bootstrap_scope`):
   not change the others' resamples.
 
 Extra columns after the contract columns: ``epg.csv`` adds ``ci_method, B, level,
-n_degenerate_resamples, flags``; ``ooi.csv`` adds ``n_missing_pairs,
+n_degenerate_resamples, flags, truncation_rate`` (the share of the cell's executions whose
+final attempt has ``check_reason == "truncated"``: its final answer was cut at the token
+cap; NaN when the goals table has no ``check_reason`` column, as older ones do); ``ooi.csv`` adds ``n_missing_pairs,
 n_degenerate_resamples, epg_agentic_j, epg_linear_j, energy_source, flags``. ``flags`` is
 ``;``-separated (``zero_successes``, ``zero_successes_agentic``, ``zero_successes_linear``,
 ``no_pairs``, ``missing_energy``, ``low_coverage:N`` = attempts under ``min_coverage``,
@@ -87,7 +89,7 @@ EPG_COLUMNS: tuple[str, ...] = (
     "family", "group", "mode", "executions", "successes", "success_rate", "energy_total_j",
     "epg_j", "epg_ci_low", "epg_ci_high", "epg_success_only_j", "energy_source",
 )  # fmt: skip
-EPG_EXTRA_COLUMNS: tuple[str, ...] = ("ci_method", "B", "level", "n_degenerate_resamples", "flags")
+EPG_EXTRA_COLUMNS: tuple[str, ...] = ("ci_method", "B", "level", "n_degenerate_resamples", "flags", "truncation_rate")
 OOI_COLUMNS: tuple[str, ...] = ("scope", "ooi", "ci_low", "ci_high", "n_pairs", "method", "B", "level")
 OOI_EXTRA_COLUMNS: tuple[str, ...] = (
     "n_missing_pairs", "n_degenerate_resamples", "epg_agentic_j", "epg_linear_j",
@@ -198,7 +200,8 @@ def executions(goals: pd.DataFrame) -> pd.DataFrame:
 
     Columns: ``family, mode, goal_id, rep, energy_j`` (Σ energy_j + gap_j over attempts,
     NaN if any is NaN), ``success`` (final attempt's), ``attempts``, ``energy_source``,
-    ``low_coverage`` (attempts flagged low_coverage).
+    ``low_coverage`` (attempts flagged low_coverage), ``truncated`` (the final attempt's
+    ``check_reason`` is ``truncated``; NaN without a ``check_reason`` column).
     """
     missing = [c for c in GOALS_REQUIRED if c not in goals.columns]
     if missing:
@@ -224,6 +227,11 @@ def executions(goals: pd.DataFrame) -> pd.DataFrame:
                 if "flags" in goals.columns
                 else False
             ),
+            "cut": (
+                (goals["check_reason"].astype(str) == "truncated").astype(float)
+                if "check_reason" in goals.columns
+                else np.nan
+            ),
         }
     )
     keys = ["family", "mode", "goal_id", "rep"]
@@ -239,6 +247,7 @@ def executions(goals: pd.DataFrame) -> pd.DataFrame:
         success=("success", "last"),
         attempts=("attempt", "size"),
         low_coverage=("lowcov", "sum"),
+        truncated=("cut", "last"),
         all_measured=("is_measured", "all"),
         all_modeled=("is_modeled", "all"),
     ).reset_index()
@@ -496,6 +505,7 @@ def _epg_from_executions(ex: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[s
                 "B": B,
                 "level": float(cfg.level),
                 "n_degenerate_resamples": res.n_degenerate,
+                "truncation_rate": float(cell["truncated"].mean()) if cell["truncated"].notna().all() else math.nan,
                 "flags": _flags(
                     "zero_successes" if s == 0 else None,
                     "missing_energy" if missing else None,
@@ -581,6 +591,7 @@ def _ooi_from_executions(ex: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[s
                 "level": float(cfg.level),
                 "n_missing_pairs": sum(missing[f] for f in members),
                 "n_degenerate_resamples": res.n_degenerate,
+                "truncation_rate": float(cell["truncated"].mean()) if cell["truncated"].notna().all() else math.nan,
                 "epg_agentic_j": epg_a,
                 "epg_linear_j": epg_l,
                 "energy_source": combine_sources(sources[f] for f in members if len(strata[f].values)),

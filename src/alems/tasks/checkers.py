@@ -31,7 +31,8 @@ Rules:
 * **Strings.** Both sides are normalised (Unicode compatibility form, accents and case
   dropped, thousands commas removed, punctuation to spaces except a decimal point, the
   articles a/an/the dropped). The expected value or an alias must occur as whole words in
-  the segment, not under a negation in its clause (``It is not Canberra; it is Sydney``
+  the segment's first sentence (a trailing explanation is not the answer), not under a
+  negation in its clause (``It is not Canberra; it is Sydney``
   fails as ``negated``). Naming another candidate (any of the goal's ``choices`` besides
   the expected one) or offering alternatives with ``or`` is ``ambiguous``. A candidate
   named under a negation does not count as named.
@@ -92,6 +93,8 @@ _NUMBER = re.compile(
     r"(?P<exp>[eE][-+]?\d+(?![\w.]))?"
 )
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|[!?]|\n")
+# a sentence end in a string answer: not after a short abbreviation ("St. Petersburg", "D.C.")
+_STRING_SENTENCE_END = re.compile(r"(?<=\w{4})\.(?=\s+[A-Z])|[!?](?=\s)|\n")
 _PARENS = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
 _OPERATOR_NEXT = re.compile(r"^\s*[-+*/×÷x\u2212]\s*[$€£]?\s*\d")
 _ALTERNATIVE_NEXT = re.compile(
@@ -342,7 +345,7 @@ def contains_phrase(text: str, phrase: str) -> bool:
     return bool(_occurrences(text, phrase))
 
 
-_CLAUSE_SPLIT = re.compile(r"[,;:!?]|\.(?!\d)|\bbut\b|\bhowever\b|\bwhereas\b|\n", re.IGNORECASE)
+_CLAUSE_SPLIT = re.compile(r"[,;:!?]|(?<=\w{4})\.(?!\d)|\bbut\b|\bhowever\b|\bwhereas\b|\n", re.IGNORECASE)
 
 
 def _clauses(segment: str) -> list[str]:
@@ -381,6 +384,8 @@ def judge_string_segment(
     segment: str, expected: str, aliases: tuple[str, ...] | list[str] = (), choices: tuple[str, ...] | list[str] = ()
 ) -> Verdict:
     """Judge an answer segment against a string ``expected`` (module docstring, *Strings*)."""
+    m = _STRING_SENTENCE_END.search(segment)
+    segment = segment[: m.start()] if m else segment  # a trailing explanation is not the answer
     correct = tuple(c for c in (expected, *aliases) if normalize(c, drop_articles=False))
     correct_norm = {normalize(c, drop_articles=False) for c in correct}
     others = [c for c in choices if normalize(c, drop_articles=False) not in correct_norm]
