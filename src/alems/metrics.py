@@ -591,7 +591,6 @@ def _ooi_from_executions(ex: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[s
                 "level": float(cfg.level),
                 "n_missing_pairs": sum(missing[f] for f in members),
                 "n_degenerate_resamples": res.n_degenerate,
-                "truncation_rate": float(cell["truncated"].mean()) if cell["truncated"].notna().all() else math.nan,
                 "epg_agentic_j": epg_a,
                 "epg_linear_j": epg_l,
                 "energy_source": combine_sources(sources[f] for f in members if len(strata[f].values)),
