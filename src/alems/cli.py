@@ -436,6 +436,82 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- tasks
+def _add_tasks(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="tasks_command", required=True)
+    ls = sub.add_parser("list", help="families with their group, tools and size")
+    ls.add_argument("--config", default=None, metavar="FILE", help="a config file whose user_families to include")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    sh = sub.add_parser("show", help="goals of one family: id, prompt, expected answer, steps, template")
+    sh.add_argument("family", metavar="FAMILY")
+    sh.add_argument("--n", type=int, default=5, metavar="N", help="how many goals (default 5)")
+    sh.add_argument("--seed", type=int, default=0, metavar="S", help="generation seed (default 0)")
+    sh.add_argument("--config", default=None, metavar="FILE", help="a config file declaring user_families")
+    sh.add_argument("--json", action="store_true", help="machine-readable output")
+    ck = sub.add_parser("check", help='judge one answer text: {"success", "reason", "extracted"}')
+    ck.add_argument("--expected", required=True, metavar="VALUE")
+    ck.add_argument("--kind", choices=["numeric", "string"], default=None,
+                    help="numeric or string (default: numeric when VALUE is a number and no --choices)")
+    ck.add_argument("--choices", default=None, metavar="A,B,...", help="closed candidates; exactly one may be named")
+    ck.add_argument("--aliases", default=None, metavar="A,B,...", help="other accepted names of VALUE")
+    ck.add_argument("--truncated", action="store_true", help="the answer's call stopped at its token cap")
+    ck.add_argument("--json", action="store_true", help="print the verdict as JSON (the default prints one line)")
+    ck.add_argument("text", nargs=argparse.REMAINDER, metavar="-- TEXT", help="the answer text")
+
+
+def _split_list(value: str | None) -> tuple[str, ...]:
+    return tuple(x.strip() for x in (value or "").split(",") if x.strip())
+
+
+def _cmd_tasks(args: argparse.Namespace) -> int:
+    from alems.agents.runner import load_run_config
+    from alems.tasks import describe_families, get_family
+    from alems.tasks.checkers import judge_text
+    from alems.tasks.jsonl import is_number
+
+    if args.tasks_command == "check":
+        words = list(args.text)
+        if words and words[0] == "--":
+            words = words[1:]
+        if not words:
+            raise AlemsError("no answer text given", fix="write: alems tasks check --expected 42 -- 'Answer: 42'")
+        choices, aliases = _split_list(args.choices), _split_list(args.aliases)
+        kind = args.kind or ("numeric" if is_number(args.expected) and not choices else "string")
+        verdict = judge_text(" ".join(words), args.expected, value_kind=kind, aliases=aliases, choices=choices,
+                             truncated=args.truncated)
+        if args.json:
+            _print_json(verdict.to_dict())
+        else:
+            print(f"{'success' if verdict.success else 'failure'}: {verdict.reason} (extracted: {verdict.extracted})")
+        return 0
+    config = load_run_config(args.config)
+    if args.tasks_command == "list":
+        rows = describe_families(config)
+        if args.json:
+            _print_json(rows)
+            return 0
+        print(f"{'family':<20} {'group':<10} {'size':>9}  {'tools':<28} description")
+        for r in rows:
+            size = "unbounded" if r["size"] is None else str(r["size"])
+            print(f"{r['family']:<20} {r['group']:<10} {size:>9}  {','.join(r['tools']) or '-':<28} {r['description']}")
+        return 0
+    fam = get_family(args.family, config)
+    goals = fam.generate(args.seed, args.n)
+    rows = [{"goal_id": g.goal_id, "prompt": g.prompt, "expected": g.expected, "answer_kind": g.answer_kind,
+             "choices": list(g.choices), "aliases": list(g.aliases), "tools": list(g.tools), "steps": g.steps,
+             "template": g.template} for g in goals]  # fmt: skip
+    if args.json:
+        _print_json(rows)
+        return 0
+    for r in rows:
+        extra = f"  choices: {', '.join(r['choices'])}" if r["choices"] else ""
+        print(f"{r['goal_id']}  [steps {r['steps'] if r['steps'] is not None else '-'}, "
+              f"template {r['template'] or '-'}]{extra}")
+        print(f"  {r['prompt']}")
+        print(f"  expected: {r['expected']}")
+    return 0
+
+
 # --------------------------------------------------------------------------- registry
 COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Handler]] = [
     ("doctor", "what meters exist here, and the exact fix for each missing one", _add_doctor, _cmd_doctor),
@@ -447,6 +523,8 @@ COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Handle
     ("models", "list the model catalog or fetch a model", _add_models, _cmd_models),
     ("metrics", "EpG and OOI tables with bootstrap intervals from goals.csv", _add_metrics, _cmd_metrics),
     ("run", "run one task family in linear and agentic mode outside Snakemake", _add_run, _cmd_run),
+    ("tasks", "list task families, show their goals, or judge an answer text with the checker",
+     _add_tasks, _cmd_tasks),
 ]
 
 

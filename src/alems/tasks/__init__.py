@@ -47,6 +47,7 @@ __all__ = [
     "Family",
     "Goal",
     "check_answer",
+    "describe_families",
     "family_group",
     "get_family",
     "load_jsonl_family",
@@ -119,6 +120,19 @@ def get_family(name: str, config: Mapping[str, Any] | None = None) -> Family:
     known = ", ".join([*FAMILIES, *users])
     raise ConfigError(f"unknown task family {name!r}",
                       fix=f"use one of: {known}; or declare it under user_families in config")
+
+
+def describe_families(config: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One row per family (built-in, then the config's user families): ``family``, ``group``,
+    ``tools`` (the tools its goals offer), ``size`` (None = generated without bound) and
+    ``description``."""
+    rows = []
+    for name in [*FAMILIES, *_user_families(config)]:
+        fam = get_family(name, config)
+        first = fam.generate(0, 1)
+        rows.append({"family": name, "group": fam.group, "tools": list(first[0].tools) if first else [],
+                     "size": fam.size, "description": fam.description})
+    return rows
 
 
 def family_group(name: str, config: Mapping[str, Any] | None = None) -> str:
