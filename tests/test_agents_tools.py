@@ -332,7 +332,7 @@ def test_agent_config_from_dict() -> None:
     cfg = AgentConfig.from_dict({"max_attempts": 5, "verify": False, "max_tokens": {"plan": 99},
                                  "inject_timeout_rate": 0.25, "backoff_s": 1})
     assert cfg.max_attempts == 5 and cfg.verify is False and cfg.backoff_s == 1.0
-    assert cfg.max_tokens["plan"] == 99 and cfg.max_tokens["linear"] == AgentConfig().max_tokens["linear"]
+    assert cfg.max_tokens["plan"] == 99 and cfg.max_tokens["answer"] == AgentConfig().max_tokens["answer"]
     assert cfg.backoff(1) == 1.0 and cfg.backoff(3) == 4.0
     assert AgentConfig.from_dict(None) == AgentConfig()
 
