@@ -34,6 +34,19 @@ class Step:
     file: str | None = None
 
 
+def _call_shape(tool: str, *, name_key: str, file_key: str, input_key: str, thought: bool = False) -> dict[str, Any]:
+    """One tool call's object schema, every key required: an optional thought, the tool
+    (a constant), a file for ``write_file`` only, the input."""
+    props: dict[str, Any] = {}
+    if thought:
+        props["thought"] = {"type": "string", "maxLength": 300}
+    props[name_key] = {"const": tool}
+    if tool == "write_file":
+        props[file_key] = {"type": "string"}
+    props[input_key] = {"type": "string"}
+    return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
+
+
 def plan_schema(tools: tuple[str, ...], max_steps: int) -> dict[str, Any]:
     """The JSON schema the plan call is constrained with: one object shape per step tool
     (``file`` exists, and is required, only on ``write_file`` steps).
@@ -43,14 +56,7 @@ def plan_schema(tools: tuple[str, ...], max_steps: int) -> dict[str, Any]:
     Either way the model names the tool first, then (for ``write_file``) the file."""
 
     def step(tool: str) -> dict[str, Any]:
-        props: dict[str, Any] = {"action": {"const": tool}}
-        required = ["action"]
-        if tool == "write_file":
-            props["file"] = {"type": "string"}
-            required.append("file")
-        props["input"] = {"type": "string"}
-        required.append("input")
-        return {"type": "object", "properties": props, "required": required, "additionalProperties": False}
+        return _call_shape(tool, name_key="action", file_key="file", input_key="input")
 
     return {
         "type": "object",
@@ -154,22 +160,8 @@ def tool_call_schema(tools: tuple[str, ...], stop: str, *, thought: bool = False
     single_pass). The keys are in alphabetical order on purpose (see :func:`plan_schema`):
     the thought comes first, then the tool, then its file and input."""
 
-    def variant(tool: str) -> dict[str, Any]:
-        props: dict[str, Any] = {}
-        required = []
-        if thought:
-            props["thought"] = {"type": "string", "maxLength": 300}
-            required.append("thought")
-        props["tool"] = {"const": tool}
-        required.append("tool")
-        if tool == "write_file":
-            props["tool_file"] = {"type": "string"}
-            required.append("tool_file")
-        props["tool_input"] = {"type": "string"}
-        required.append("tool_input")
-        return {"type": "object", "properties": props, "required": required, "additionalProperties": False}
-
-    return {"anyOf": [variant(t) for t in (*tools, stop)]}
+    return {"anyOf": [_call_shape(t, name_key="tool", file_key="tool_file", input_key="tool_input", thought=thought)
+                      for t in (*tools, stop)]}
 
 
 def parse_tool_call(text: str, tools: tuple[str, ...], stop: str) -> Step:

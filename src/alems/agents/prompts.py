@@ -79,15 +79,26 @@ def agentic_system(goal: Goal, max_steps: int) -> str:
     return "\n".join(lines)
 
 
-def _tool_lines(goal: Goal) -> list[str]:
-    return [_TOOL_HELP[t] for t in ("calculator", "sql", "write_file") if t in goal.tools]
+def _tool_call_help(goal: Goal) -> list[str]:
+    """The tools of one-tool-call formats (react, linear single_pass): help, schema, file field."""
+    lines = ["Tools:", *(_TOOL_HELP[t] for t in ("calculator", "sql", "write_file") if t in goal.tools)]
+    if "sql" in goal.tools and goal.db_schema:
+        lines.append(f"The database has this schema: {goal.db_schema}. It holds the same rows as the table in the task.")
+    if "write_file" in goal.tools:
+        lines.append('For "write_file" also give "tool_file", the file name.')
+    return lines
+
+
+def _request(goal: Goal, ask: str, feedback: str | None, again: str) -> str:
+    """The task, what to reply, and (on a retry) why the previous attempt failed."""
+    text = f"{goal.prompt}\n\n{ask}"
+    if feedback:
+        text += f"\nYour previous attempt failed: {feedback}. {again}"
+    return text
 
 
 def plan_request(goal: Goal, feedback: str | None) -> str:
-    text = goal.prompt + "\n\nWrite the plan now, as JSON only."
-    if feedback:
-        text += f"\nYour previous attempt failed: {feedback}. Make a better plan."
-    return text
+    return _request(goal, "Write the plan now, as JSON only.", feedback, "Make a better plan.")
 
 
 # --------------------------------------------------------------------------- react
@@ -97,22 +108,14 @@ def react_system(goal: Goal, max_steps: int) -> str:
         '"thought" (one short sentence), "tool" (a tool name, or "final" when you know the answer) '
         'and "tool_input" (the tool\'s input, or your answer when the tool is "final"). '
         "After each tool call you see its result as an Observation.",
-        "Tools:",
-        *_tool_lines(goal),
+        *_tool_call_help(goal),
+        f"You have at most {max_steps} steps.",
     ]
-    if "sql" in goal.tools and goal.db_schema:
-        lines.append(f"The database has this schema: {goal.db_schema}. It holds the same rows as the table in the task.")
-    if "write_file" in goal.tools:
-        lines.append('For "write_file" also give "tool_file", the file name.')
-    lines.append(f"You have at most {max_steps} steps.")
     return "\n".join(lines)
 
 
 def react_request(goal: Goal, feedback: str | None) -> str:
-    text = goal.prompt + "\n\nGive your first step as JSON."
-    if feedback:
-        text += f"\nYour previous attempt failed: {feedback}. Do better this time."
-    return text
+    return _request(goal, "Give your first step as JSON.", feedback, "Do better this time.")
 
 
 def observation_message(tool: str, output: str) -> str:
@@ -125,13 +128,8 @@ def linear_tool_system(goal: Goal) -> str:
         "You are a careful assistant. Before you answer you may make ONE tool call. "
         'Reply now with only a JSON object: "tool" (a tool name, or "none") and "tool_input" '
         "(the tool's input, or an empty string).",
-        "Tools:",
-        *_tool_lines(goal),
+        *_tool_call_help(goal),
     ]
-    if "sql" in goal.tools and goal.db_schema:
-        lines.append(f"The database has this schema: {goal.db_schema}.")
-    if "write_file" in goal.tools:
-        lines.append('For "write_file" also give "tool_file", the file name.')
     return "\n".join(lines)
 
 

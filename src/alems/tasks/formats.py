@@ -31,7 +31,7 @@ from typing import Any
 
 from alems.errors import ConfigError
 from alems.tasks.base import Goal
-from alems.tasks.jsonl import is_number, parse_items
+from alems.tasks.jsonl import is_number, json_lines, parse_items
 
 FORMATS: tuple[str, ...] = ("alems", "gsm8k", "jsonl", "parquet")
 COLUMN_KEYS: tuple[str, ...] = ("question", "answer", "id", "choices", "aliases")
@@ -46,16 +46,10 @@ def _fix(name: str) -> str:
 def parse_gsm8k(text: str, *, family: str, source: str, tools: Sequence[str] = ()) -> list[Goal]:
     """GSM8K JSONL (``question`` and an ``answer`` ending in ``#### N``) to goals."""
     goals: list[Goal] = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
+    fix = 'each line must be a GSM8K item: {"question": "...", "answer": "... #### 72"}'
+    for lineno, item in json_lines(text, source=source, fix=fix):
         where = f"{source}:{lineno}"
-        fix = 'each line must be a GSM8K item: {"question": "...", "answer": "... #### 72"}'
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{where}: not valid JSON ({exc.msg})", fix) from None
-        if not isinstance(item, dict) or "question" not in item or "answer" not in item:
+        if "question" not in item or "answer" not in item:
             raise ConfigError(f"{where}: needs the keys question and answer", fix)
         m = _GSM8K_ANSWER.search(str(item["answer"]))
         if m is None:
@@ -173,18 +167,8 @@ def read_records(path: Path, fmt: str) -> list[dict[str, Any]]:
             raise ConfigError(f"{path}: cannot read as Parquet ({type(exc).__name__}: {exc})",
                               "point the family at a Parquet file, or set format: jsonl") from None
         return df.to_dict("records")
-    out = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}:{lineno}: not valid JSON ({exc.msg})", "one JSON object per line") from None
-        if not isinstance(rec, dict):
-            raise ConfigError(f"{path}:{lineno}: expected a JSON object", "one JSON object per line")
-        out.append(rec)
-    return out
+    fix = "one JSON object per line"
+    return [item for _, item in json_lines(path.read_text(encoding="utf-8"), source=str(path), fix=fix)]
 
 
 def load_goals(name: str, path: str | Path, fmt: str = "alems", *, columns: Mapping[str, Any] | None = None,

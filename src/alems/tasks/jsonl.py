@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -37,23 +37,31 @@ def is_number(value: object) -> bool:
     return isinstance(value, str) and bool(_NUMERIC.match(value))
 
 
-def parse_items(
-    text: str, *, family: str, source: str, tools: Sequence[str] = ()
-) -> list[Goal]:
-    """Parse JSONL text into goals. Errors name the file, the line and the fix."""
-    goals: list[Goal] = []
-    seen: set[str] = set()
+def json_lines(text: str, *, source: str, fix: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for every non-blank line of JSONL text; a line that is not a JSON
+    object is a :class:`ConfigError` naming ``source:line`` and ``fix``."""
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         where = f"{source}:{lineno}"
-        fix = 'each line must be a JSON object like {"id": "q1", "prompt": "...", "answer": "...", "aliases": []}'
         try:
             item = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{where}: not valid JSON ({exc.msg})", fix) from None
         if not isinstance(item, dict):
             raise ConfigError(f"{where}: expected a JSON object", fix)
+        yield lineno, item
+
+
+def parse_items(
+    text: str, *, family: str, source: str, tools: Sequence[str] = ()
+) -> list[Goal]:
+    """Parse JSONL text into goals. Errors name the file, the line and the fix."""
+    goals: list[Goal] = []
+    seen: set[str] = set()
+    fix = 'each line must be a JSON object like {"id": "q1", "prompt": "...", "answer": "...", "aliases": []}'
+    for lineno, item in json_lines(text, source=source, fix=fix):
+        where = f"{source}:{lineno}"
         missing = [k for k in ("id", "prompt", "answer") if k not in item]
         if missing:
             raise ConfigError(f"{where}: missing key(s) {', '.join(missing)}", fix)
