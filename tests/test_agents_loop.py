@@ -229,3 +229,18 @@ def test_new_columns_reach_goals_and_epg(tmp_path) -> None:
     epg_old = epg_table(old, MetricsConfig(bootstrap=50))
     assert epg_old["truncation_rate"].isna().all()
     assert json.loads(json.dumps(summary.to_dict()))["family"] == "gsm8k_basic"
+
+
+def test_cli_run_style_and_linear_tools(tmp_path, capsys) -> None:
+    from alems.cli import main
+
+    out = tmp_path / "out"
+    step = '{"thought": "x", "tool": "final", "tool_input": "5"}'
+    assert main(["run", "--family", "gsm8k_basic", "--tasks", "1", "--backend", "scripted", "--script", step,
+                 "--out", str(out), "--backoff", "0", "--no-progress", "--no-energy", "--style", "react",
+                 "--linear-tools", "single_pass", "--json"]) == 0
+    cells = {c["mode"]: c for c in json.loads(capsys.readouterr().out)["cells"]}
+    assert cells["linear"]["llm_calls"] == 2  # decide, answer
+    assert cells["agentic"]["llm_calls"] == 3  # react (final), synthesise, verify
+    agents = json.loads((out / "run.json").read_text())["agents"]
+    assert (agents["style"], agents["linear_tools"]) == ("react", "single_pass")

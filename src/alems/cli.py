@@ -373,8 +373,11 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-attempts", type=int, default=None, help="agents.max_attempts (default 3)")
     p.add_argument("--backoff", type=float, default=None, help="agents.backoff_s (default 0.5)")
     p.add_argument("--no-verify", action="store_true", help="skip the agentic self-check call")
+    p.add_argument("--style", choices=("plan_execute", "react"), default=None, help="agents.style (default plan_execute)")
+    p.add_argument("--linear-tools", choices=("none", "single_pass"), default=None,
+                   help="agents.linear_tools: none (default) or single_pass (one tool call, then the answer)")
     p.add_argument("--max-tokens", action="append", default=[], metavar="KIND=N",
-                   help="output-token cap per call kind: linear, plan, step, synthesise, verify (repeatable)")
+                   help="output-token cap per call kind: answer, plan, step, react, decide, verify (repeatable)")
     p.add_argument("--inject-tool-failure", type=float, default=None, metavar="RATE",
                    help="probability that a tool call fails (default 0: off)")
     p.add_argument("--inject-timeout", type=float, default=None, metavar="RATE",
@@ -397,7 +400,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for item in args.max_tokens:
         key, sep, value = item.partition("=")
         if not sep or not value.strip().isdigit():
-            raise ConfigError(f"--max-tokens {item!r} is not KIND=N", fix="write e.g. --max-tokens linear=256")
+            raise ConfigError(f"--max-tokens {item!r} is not KIND=N", fix="write e.g. --max-tokens answer=256")
         max_tokens[key.strip()] = int(value)
     runner = run_with_settings
     energy_args = {}
@@ -417,6 +420,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                        "base_url": args.base_url, "script": tuple(args.script) if args.script else None},
         agent_overrides={"max_attempts": args.max_attempts, "backoff_s": args.backoff,
                          "verify": False if args.no_verify else None, "max_tokens": max_tokens or None,
+                         "style": args.style, "linear_tools": args.linear_tools,
                          "inject_tool_failure_rate": args.inject_tool_failure,
                          "inject_timeout_rate": args.inject_timeout},
         threads=args.threads,
