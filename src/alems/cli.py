@@ -28,6 +28,10 @@ def _add_doctor(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--powercap-root", default=None, help="powercap sysfs root (default /sys/class/powercap)")
     p.add_argument("--no-calibrate", action="store_true", help="skip the short load that finds dead counters")
+    p.add_argument("--config", default=None, help="probe the LLM runtime of this config's llm: section")
+    p.add_argument("--model", default=None, help="probe this catalog model or GGUF path (default: the config's)")
+    p.add_argument("--base-url", default=None, help="probe an OpenAI-compatible server instead (openai backend)")
+    p.add_argument("--no-llm", action="store_true", help="skip the LLM runtime probe")
 
 
 def _energy_logging() -> None:
@@ -36,14 +40,36 @@ def _energy_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="alems: %(message)s", stream=sys.stderr)
 
 
+def _doctor_llm_config(args: argparse.Namespace) -> Any:
+    from alems.config import load_config
+    from alems.llm.config import LLMConfig
+
+    llm: dict[str, Any] = dict(load_config(args.config)["llm"]) if args.config else {}
+    if args.base_url:
+        llm.update(backend="openai", base_url=args.base_url)
+    if args.model:
+        is_path = args.model.endswith(".gguf") or "/" in args.model
+        llm.update({"model_path": args.model} if is_path else {"model": args.model, "model_path": None})
+    return LLMConfig.from_dict(llm)
+
+
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from alems.energy.doctor import diagnose
+    from alems.llm.runtime import probe, read_build_record
 
     report = diagnose(args.powercap_root, calibrate=not args.no_calibrate)
+    llm = None if args.no_llm else probe(_doctor_llm_config(args))
     if args.json:
-        _print_json(report.to_dict())
+        out = report.to_dict()
+        if llm is not None:
+            out["llm"] = llm.to_dict()
+        out["llama_build"] = read_build_record()
+        _print_json(out)
     else:
         print(report.render())
+        if llm is not None:
+            print()
+            print(llm.render())
     return 0
 
 
@@ -438,7 +464,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- registry
 COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Handler]] = [
-    ("doctor", "what meters exist here, and the exact fix for each missing one", _add_doctor, _cmd_doctor),
+    ("doctor", "what meters and LLM runtime work here, and the exact fix for each missing one", _add_doctor, _cmd_doctor),
     ("measure", "run a command and report the energy it moved the counters by", _add_measure, _cmd_measure),
     ("fingerprint", "hardware and environment fingerprint, with the hashes", _add_fingerprint, _cmd_fingerprint),
     ("baseline", "measure the idle power of every energy domain (settle, then N windows)", _add_baseline, _cmd_baseline),
