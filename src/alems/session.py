@@ -353,7 +353,8 @@ class Session:
     ``baseline``: ``"measure"``, ``"none"``, a path to an ``idle.json``, or a
     :class:`~alems.baseline.Baseline`. ``baseline_config`` overrides the idle protocol of
     ``"measure"`` (default :data:`SESSION_BASELINE`); ``baseline_out`` is where a measured
-    baseline is stored (default ``DIR/idle.json``). ``hashes`` (a mapping with ``hw_hash``,
+    baseline is stored (default ``DIR/idle.json``). ``clock`` is the sampler's (and so the
+    events') clock: the monotonic clock unless a test injects one. ``hashes`` (a mapping with ``hw_hash``,
     ``env_hash``, ``config_hash``, ``run_id``) replaces the fingerprint taken at start.
     See the module docstring for the rules.
     """
@@ -372,6 +373,7 @@ class Session:
         powercap_root: str | None = None,
         hashes: Mapping[str, Any] | None = None,
         sampler_mode: str = "auto",
+        clock: Any = time.monotonic,
     ) -> None:
         from alems.accounting import AccountingConfig
         from alems.study import RunPaths
@@ -389,6 +391,7 @@ class Session:
         self.powercap_root = powercap_root
         self.hashes_arg = dict(hashes) if hashes is not None else None
         self.sampler_mode = sampler_mode
+        self.clock = clock
         self._lock = threading.RLock()
         self._dir_lock = DirLock(self.out_dir)
         self._goal: Goal | None = None
@@ -404,6 +407,8 @@ class Session:
         self._t_start = 0.0
         self.result: SessionResult | None = None
         self.started = False
+        #: Extra top-level entries for run.json (e.g. ``alems track`` records its command here).
+        self.meta_extra: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ start
     def _check_empty(self) -> None:
@@ -471,12 +476,12 @@ class Session:
 
                 self._hashes = fingerprint(self._session_config()).hashes.to_dict()
             self._meter, self._own_meter = _open_meter(self.meter_arg, self.powercap_root)
-            clock: Any = time.monotonic
+            clock: Any = self.clock
             if self._meter is not None:
                 from alems.energy.sampler import Sampler
 
                 self._idle_w, self._baseline_info = self._resolve_baseline()
-                self._sampler = Sampler(self._meter, interval_s=self.interval_s, pid=os.getpid(),
+                self._sampler = Sampler(self._meter, interval_s=self.interval_s, clock=self.clock, pid=os.getpid(),
                                         mode=self.sampler_mode)  # fmt: skip
                 self._sampler.start()
                 clock = self._sampler.boundary_t
@@ -621,6 +626,7 @@ class Session:
             "dropped_llm_calls": sum(a.dropped for g in self._goals for a in g.attempts),
             "hashes": self._hashes,
             "baseline": self._baseline_info,
+            **self.meta_extra,
         }
         if samples is not None:
             with atomic_path(self.paths.samples) as tmp:
