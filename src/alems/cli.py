@@ -454,6 +454,9 @@ def _add_track(p: argparse.ArgumentParser) -> None:
     p.add_argument("--meter", choices=("auto", "rapl", "nvml", "model"), default="auto", help="energy meter")
     p.add_argument("--powercap-root", default=None, help="powercap sysfs root (default /sys/class/powercap)")
     p.add_argument("--interval-ms", type=float, default=10.0, help="sampling interval (default 10 ms)")
+    p.add_argument("--attribution", choices=("cpu_share", "none"), default="cpu_share",
+                   help="cpu_share: this command's process tree only (default); none: the whole machine "
+                        "(use it for an LLM server running as another process here)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the call's result as one JSON line on stderr (stdout is CMD's)")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ...", help="the command to run as one goal")
 
@@ -467,7 +470,8 @@ def _cmd_track(args: argparse.Namespace) -> int:
     res = track_command(
         cmd, out_dir=args.out, family=args.family, mode=args.mode, goal_id=args.goal_id, rep=args.rep,
         baseline=args.baseline, expect=args.expect, kind=args.kind, proxy_upstream=args.proxy_upstream,
-        meter=args.meter, interval_ms=args.interval_ms, powercap_root=args.powercap_root,
+        meter=args.meter, interval_ms=args.interval_ms, attribution=args.attribution,
+        powercap_root=args.powercap_root,
     )  # fmt: skip
     if args.json:
         print(json.dumps(res.to_dict(), sort_keys=True, default=str), file=sys.stderr)

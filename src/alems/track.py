@@ -15,9 +15,13 @@ top-level ``goals.csv`` and ``events.jsonl`` are rebuilt from all complete calls
 Rules: the directory is locked for the whole call (a concurrent ``track`` or
 :class:`~alems.session.Session` refuses to start); a call whose provenance hashes differ
 from the directory's refuses to append (two runs must not mix), as does an execution
-``(goal_id, rep, mode)`` the directory already holds. Success is the project's checker
-(:func:`alems.tasks.checkers.check_answer`) on the command's stdout when ``expect`` is
-given, else exit code 0. With ``proxy_upstream`` a recording proxy
+``(goal_id, rep, mode)`` the directory already holds. ``attribution`` is the
+accounting's: ``cpu_share`` (default) attributes this process tree's share (``alems``, the
+command and its children); an LLM server running as another process on the same host is
+outside that tree, so measure it with ``attribution="none"`` on a quiet machine.
+
+Success is the project's checker (:func:`alems.tasks.checkers.check_answer`) on the
+command's stdout when ``expect`` is given, else exit code 0. With ``proxy_upstream`` a recording proxy
 (:class:`alems.proxy.LlmProxy`) runs on a free loopback port for the call, and the
 command gets ``OPENAI_BASE_URL`` and ``OPENAI_API_BASE`` pointing at it, so each LLM
 call it makes through an OpenAI-compatible client becomes an LLM phase of the attempt.
@@ -214,6 +218,7 @@ def track_command(
     proxy_upstream: str | None = None,
     meter: Any = "auto",
     interval_ms: float = 10.0,
+    attribution: str = "cpu_share",
     powercap_root: str | None = None,
     baseline_config: Mapping[str, Any] | None = None,
     hashes: Mapping[str, Any] | None = None,
@@ -243,7 +248,8 @@ def track_command(
             from alems.provenance import fingerprint
 
             meter_name = meter if isinstance(meter, str) or meter is None else getattr(meter, "name", "meter")
-            hashes = fingerprint({"track": {"meter": meter_name, "interval_ms": float(interval_ms)}}).hashes.to_dict()
+            cfg = {"track": {"meter": meter_name, "interval_ms": float(interval_ms), "attribution": attribution}}
+            hashes = fingerprint(cfg).hashes.to_dict()
         _check_append(out, str(goal_id), int(rep), mode, hashes)
         idle = out / "idle.json"
         base_arg: Any = baseline if baseline is not None else (idle if idle.is_file() else "measure")
@@ -252,7 +258,8 @@ def track_command(
         call_dir = out / "calls" / f"{number:04d}"
         child_env = dict(os.environ if env is None else env)
         session = Session(call_dir, meter=meter, baseline=base_arg, baseline_out=idle, interval_ms=interval_ms,
-                          powercap_root=powercap_root, baseline_config=baseline_config, hashes=hashes)  # fmt: skip
+                          attribution=attribution, powercap_root=powercap_root, baseline_config=baseline_config,
+                          hashes=hashes)  # fmt: skip
         rc, text = -1, ""
         with session as s:
             with s.goal(goal_id, family=family, mode=mode, rep=rep, expected="" if expect is None else str(expect)) as g:
