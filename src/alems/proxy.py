@@ -56,7 +56,7 @@ log = logging.getLogger("alems.proxy")
 RECORDED_SUFFIXES: tuple[str, ...] = ("/chat/completions", "/completions")
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-    "transfer-encoding", "upgrade", "host", "content-length", "accept-encoding",
+    "transfer-encoding", "upgrade", "host", "content-length", "accept-encoding", "expect",
 })  # fmt: skip
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _KEYLIKE = re.compile(r"\b(?:sk|pk|rk|key|api)[-_][A-Za-z0-9_\-*.]{6,}", re.IGNORECASE)
