@@ -15,8 +15,11 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import pytest
 
 PROMPT_TOKENS = 11
 COMPLETION_TOKENS = 7
@@ -103,6 +106,14 @@ class FakeOpenAI:
         self.server.shutdown()
         self.server.server_close()
         self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeOpenAI]:
+    """A :class:`FakeOpenAI` for one test (import this fixture into a test module)."""
+    fake = FakeOpenAI()
+    yield fake
+    fake.close()
 
 
 def closed_port() -> int:

@@ -21,16 +21,9 @@ import pytest
 
 from alems.agents.events import EventLog, read_events
 from alems.proxy import EventLogSink, LlmProxy, Upstream, redact, serve, usage_tokens
-from fake_openai import COMPLETION_TOKENS, PROMPT_TOKENS, STREAM_PIECES, FakeOpenAI, closed_port
+from fake_openai import COMPLETION_TOKENS, PROMPT_TOKENS, STREAM_PIECES, closed_port, upstream  # noqa: F401 - fixture
 
 SECRET = "sk-test-SECRET-0123456789"
-
-
-@pytest.fixture
-def upstream():
-    fake = FakeOpenAI()
-    yield fake
-    fake.close()
 
 
 @pytest.fixture

@@ -21,16 +21,9 @@ from alems.cli import main
 from alems.errors import ConfigError
 from alems.session import DirLock, SessionLockedError
 from alems.track import judge, track_command
-from fake_openai import AGENT_SCRIPT, COMPLETION_TOKENS, PROMPT_TOKENS, FakeOpenAI
+from fake_openai import AGENT_SCRIPT, COMPLETION_TOKENS, PROMPT_TOKENS, upstream  # noqa: F401 - fixture
 
 QUICK_BASELINE = {"settle_s": 0.0, "windows": 2, "window_s": 0.2, "max_retries": 0}
-
-
-@pytest.fixture
-def upstream():
-    fake = FakeOpenAI()
-    yield fake
-    fake.close()
 
 
 @pytest.fixture

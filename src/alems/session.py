@@ -57,6 +57,7 @@ from typing import Any
 
 import pandas as pd
 
+from alems.agents.executors import AttemptOutcome
 from alems.errors import AlemsError, ConfigError
 
 log = logging.getLogger("alems.session")
@@ -124,22 +125,6 @@ class DirLock:
 
 
 # --------------------------------------------------------------------------- records
-@dataclass
-class _Outcome:
-    """One attempt's outcome: the accounting's outcome columns (alems.accounting.OUTCOME_COLUMNS)."""
-
-    family: str
-    mode: str
-    goal_id: str
-    rep: int
-    attempt: int
-    success: bool
-    final_attempt: bool
-    answer: str
-    expected: str
-    error: str
-
-
 class LlmCall:
     """The handle of one ``with attempt.llm(...)`` block: report its tokens with :meth:`tokens`."""
 
@@ -396,7 +381,7 @@ class Session:
         self._dir_lock = DirLock(self.out_dir)
         self._goal: Goal | None = None
         self._goals: list[Goal] = []
-        self._outcomes: list[_Outcome] = []
+        self._outcomes: list[AttemptOutcome] = []
         self._seen: set[tuple[str, int, str]] = set()
         self._log: Any = None
         self._sampler: Any = None
@@ -547,7 +532,7 @@ class Session:
         self._goal = None
         self._goals.append(g)
         for a in g.attempts:
-            self._outcomes.append(_Outcome(
+            self._outcomes.append(AttemptOutcome(
                 family=g.family, mode=g.mode, goal_id=g.goal_id, rep=g.rep, attempt=a.number,
                 success=bool(a.success), final_attempt=a is g.attempts[-1], answer=a.answer,
                 expected=g.expected, error=a.error,
@@ -567,6 +552,7 @@ class Session:
     def _finish(self, error: BaseException | None) -> SessionResult:
         from alems.accounting import AccountingResult, account, contains_modeled, parse_events
         from alems.agents.events import read_events
+        from alems.agents.runner import outcomes_frame
         from alems.energy.sampler import write_samples
         from alems.io import atomic_path, atomic_write_json
         from alems.study import window_share
@@ -584,7 +570,7 @@ class Session:
             with self._lock:
                 self._log.close()
         events = read_events(self.paths.events)
-        outcomes = pd.DataFrame([vars(o) for o in self._outcomes], columns=list(_Outcome.__dataclass_fields__))
+        outcomes = outcomes_frame(self._outcomes)
         acct: AccountingResult | None = None
         if samples is not None and len(outcomes):
             acct = account(samples, domains, events, outcomes, self._idle_w,
