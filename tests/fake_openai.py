@@ -32,13 +32,14 @@ class FakeOpenAI:
         self.status = 200
         self.hang = False
         self.gate: threading.Event | None = None
-        self.gate_timeout_s = 5.0
+        self.gate_timeout_s = 10.0
         self.gate_opened: bool | None = None
         self._release = threading.Event()
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
 
             def log_message(self, *a: Any) -> None:
                 pass

@@ -287,9 +287,11 @@ class LlmProxy:
         with self._cv:
             self._in_flight += 1
 
-    def _leave_call(self) -> None:
+    def _leave_call(self, failed: bool) -> None:
         with self._cv:
             self._in_flight -= 1
+            self.calls += 1
+            self.errors += int(failed)
             self._cv.notify_all()
 
 
@@ -300,6 +302,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "alems-proxy"
     timeout = 120.0  # seconds a client socket may stay silent (an idle keep-alive connection closes)
+    disable_nagle_algorithm = True  # small writes (headers, stream chunks) leave at once, no 40 ms delayed-ACK stall
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s %s", self.address_string(), format % args)  # request line only, never headers
@@ -364,12 +367,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._relay(body, result)
         finally:
             if record:
-                p.calls += 1
                 if result["error"]:
-                    p.errors += 1
                     result["error"] = redact(str(result["error"]), self._secrets())
                 p.sink.llm_end(phase, **result)
-                p._leave_call()
+                p._leave_call(bool(result["error"]))
                 log.info("%s %s -> %s (tokens %s/%s)%s", self.command, path, result["status"], result["tokens_in"],
                          result["tokens_out"], f" error: {result['error']}" if result["error"] else "")  # fmt: skip
 
@@ -384,6 +385,7 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 conn.connect()
                 conn.sock.settimeout(p.read_timeout_s)
+                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 conn.request(self.command, up.target(self.path), body=body or None, headers=headers)
                 resp = conn.getresponse()
             except (TimeoutError, socket.timeout) as exc:
