@@ -56,12 +56,15 @@ def test_track_two_chat_calls_through_the_proxy(tmp_path: Path, upstream, agent:
     assert (row["llm_calls"], row["tokens_in"], row["tokens_out"]) == (
         "2", str(2 * PROMPT_TOKENS), str(2 * COMPLETION_TOKENS))
     assert row["answer"] == "Answer: 42" and row["expected"] == "42"
-    assert row["energy_source"] == "modeled" and float(row["llm_j"]) <= float(row["energy_j"]) + 1e-12
+    assert row["energy_source"] == "modeled" and row["llm_j"] not in ("", "nan")
     assert (out / "idle.json").is_file()
     for name in ("samples.parquet", "events.jsonl", "goals.csv", "run.json"):
         assert (out / "calls" / "0001" / name).is_file()
     ends = [json.loads(x) for x in (out / "events.jsonl").read_text().splitlines() if '"llm_end"' in x]
     assert [(e["status"], e["tokens_out"]) for e in ends] == [(200, COMPLETION_TOKENS)] * 2
+    # the LLM phases lie inside the attempt window, on the sampler's clock
+    llm_t = [json.loads(x)["t"] for x in (out / "events.jsonl").read_text().splitlines() if '"llm_' in x]
+    assert len(llm_t) == 4 and float(row["t0"]) < min(llm_t) <= max(llm_t) < float(row["t1"])
     assert "sk-local-test" not in (out / "events.jsonl").read_text() + (out / "run.json").read_text()
 
     # a second call through the command line: reuses DIR/idle.json, appends to DIR/goals.csv
