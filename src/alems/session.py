@@ -433,6 +433,10 @@ class Session:
                 f"the idle baseline ({path or base.baseline_id}) has no power for domain(s) {missing} of this meter",
                 'measure a baseline with the same meter: baseline="measure"',
             )
+        if not base.stable:
+            log.warning("the idle baseline %s is unstable (%s): dynamic and attributed energy are unreliable; "
+                        "quiet the machine and measure again", base.baseline_id,
+                        "; ".join(base.unstable_reasons) or base.status)  # fmt: skip
         info = {"baseline_id": base.baseline_id, "status": base.status, "modeled": base.modeled, "path": path}
         return dict(base.power_w), info
 
