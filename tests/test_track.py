@@ -126,3 +126,24 @@ def test_judge_uses_the_project_checker() -> None:
     assert judge("Answer: Paris", 0, "paris", "string", family="f", goal_id="g") == (True, "")
     assert judge("Answer: Lyon", 0, "paris", "string", family="f", goal_id="g") == (False, "wrong answer")
     assert judge("Answer: 42", 1, "42", "numeric", family="f", goal_id="g") == (False, "exit code 1")
+
+
+def test_track_keeps_one_baseline_per_run(tmp_path: Path) -> None:
+    from alems.baseline import BaselineConfig, measure_baseline, write_baseline
+    from alems.energy import open_meter
+
+    files = []
+    for i in range(2):
+        with open_meter("model") as meter:
+            base = measure_baseline(meter, BaselineConfig.from_dict(QUICK_BASELINE), hw_hash=f"hw{i}")
+        write_baseline(tmp_path / f"idle{i}.json", base)
+        files.append(tmp_path / f"idle{i}.json")
+    out = tmp_path / "run"
+    common = {"out_dir": out, "family": "f", "mode": "linear", "meter": "model", "stdout": io.BytesIO()}
+    track_command([sys.executable, "-c", "pass"], goal_id="a", baseline=files[0], **common)
+    assert (out / "idle.json").read_bytes() == files[0].read_bytes()  # copied for the later calls
+    track_command([sys.executable, "-c", "pass"], goal_id="b", **common)
+    with pytest.raises(ConfigError, match="one run must use one baseline"):
+        track_command([sys.executable, "-c", "pass"], goal_id="c", baseline=files[1], **common)
+    ids = {json.loads((out / "calls" / c / "run.json").read_text())["baseline"]["baseline_id"] for c in ("0001", "0002")}
+    assert len(ids) == 1

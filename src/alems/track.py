@@ -7,7 +7,7 @@ the pipeline's accounting) in ``DIR/calls/NNNN/`` (its ``samples.parquet``,
 top-level ``goals.csv`` and ``events.jsonl`` are rebuilt from all complete calls, and
 ``DIR/run.json`` lists them, so ``alems metrics DIR/goals.csv`` sees one run:
 
-    DIR/idle.json                    the idle baseline (measured by the first call unless --baseline)
+    DIR/idle.json                    the run's idle baseline: measured by the first call, or its --baseline FILE
     DIR/calls/0001/{samples.parquet,events.jsonl,goals.csv,run.json}
     DIR/calls/0002/...
     DIR/goals.csv, DIR/events.jsonl, DIR/run.json
@@ -204,6 +204,29 @@ def _check_append(out: Path, goal_id: str, rep: int, mode: str, hashes: Mapping[
             )
 
 
+def _run_baseline(idle: Path, given: str | os.PathLike[str] | None) -> Any:
+    """The baseline of this call: the run's ``idle.json``, a given file (copied there for the
+    later calls), or ``"measure"`` (stored there). A given file that differs from the run's is refused."""
+    from alems.baseline import load_baseline
+
+    if given is None:
+        return idle if idle.is_file() else "measure"
+    base = load_baseline(given)
+    if idle.is_file():
+        have = load_baseline(idle)
+        if have.baseline_id != base.baseline_id:
+            raise ConfigError(
+                f"--baseline {given} (baseline_id {base.baseline_id}) differs from this run's {idle} "
+                f"(baseline_id {have.baseline_id}); one run must use one baseline",
+                f"leave out --baseline (the run's {idle} is used), or track into a new --out directory",
+            )
+        return idle
+    from alems.io import atomic_write_bytes
+
+    atomic_write_bytes(idle, Path(given).read_bytes())
+    return idle
+
+
 def track_command(
     cmd: Sequence[str],
     *,
@@ -252,7 +275,7 @@ def track_command(
             hashes = fingerprint(cfg).hashes.to_dict()
         _check_append(out, str(goal_id), int(rep), mode, hashes)
         idle = out / "idle.json"
-        base_arg: Any = baseline if baseline is not None else (idle if idle.is_file() else "measure")
+        base_arg: Any = _run_baseline(idle, baseline) if meter is not None else "none"
         existing = _call_dirs(out)
         number = int(existing[-1].name) + 1 if existing else 1
         call_dir = out / "calls" / f"{number:04d}"
