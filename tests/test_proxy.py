@@ -198,3 +198,35 @@ def test_helpers() -> None:
 
     with pytest.raises(ConfigError, match="not an http"):
         Upstream.parse("ftp://x")
+
+
+def test_alems_proxy_command_stops_cleanly_on_sigint(upstream, tmp_path: Path) -> None:
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from alems.energy.childproc import child_env, terminate
+
+    events = tmp_path / "llm.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "alems", "proxy", "--upstream", upstream.url, "--events", str(events)],
+                            stderr=subprocess.PIPE, text=True, env=child_env())  # fmt: skip
+    try:
+        line = proc.stderr.readline()  # the first line names the URL (bounded by the pytest timeout)
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/v1 -> ", line)
+        assert m, line
+        conn = http.client.HTTPConnection("127.0.0.1", int(m.group(1)), timeout=10)
+        conn.request("POST", "/v1/chat/completions", body=json.dumps({"model": "m", "messages": []}),
+                     headers={"Authorization": f"Bearer {SECRET}"})  # fmt: skip
+        assert conn.getresponse().status == 200
+        conn.close()
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=20)[1]
+    finally:
+        terminate(proc)
+    assert proc.returncode == 0
+    assert "1 LLM call(s) recorded, 0 with an error" in err
+    assert SECRET not in err + line
+    assert [e["kind"] for e in read_events(events)] == ["llm_start", "llm_end"]
+    assert os.path.exists(events) and not (tmp_path / ".llm.jsonl.partial").exists()
