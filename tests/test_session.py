@@ -241,3 +241,31 @@ def test_misuse_is_a_clear_error(tmp_path: Path) -> None:
 
         with pytest.raises(ConfigError, match="mode"):
             s.goal("g4", family="f", mode="fancy")
+
+
+def test_ooi_of_a_known_workload_through_alems_metrics(tmp_path: Path, clock, capsys) -> None:
+    """Same goals in both modes at a constant 10 W on a manual clock: EpG and OOI are known exactly.
+
+    linear: g1 and g2 take 1 s each and succeed -> EpG = 20 J / 2 = 10 J.
+    agentic: g1 fails after 1 s, waits 0.5 s, succeeds after 2 s; g2 succeeds after 2 s
+    -> (10 + 5 + 20 + 20) J / 2 = 27.5 J, so OOI = 2.75.
+    """
+    plan = {("g1", "linear"): [(1.0, True)], ("g2", "linear"): [(1.0, True)],
+            ("g1", "agentic"): [(1.0, False), (2.0, True)], ("g2", "agentic"): [(2.0, True)]}  # fmt: skip
+    out = tmp_path / "run"
+    with Session(out, meter=ConstantPowerMeter(10.0, clock), baseline="none", attribution="none", clock=clock) as s:
+        for (goal_id, mode), attempts in plan.items():
+            with s.goal(goal_id, family="support_bot", mode=mode) as g:
+                for k, (seconds, ok) in enumerate(attempts):
+                    if k:
+                        clock.advance(0.5)  # the retry gap
+                    with g.attempt() as a:
+                        clock.advance(seconds)
+                        a.succeed() if ok else a.fail("wrong answer")
+            clock.advance(0.25)  # between goals: framework overhead, in no goal
+    assert main(["metrics", str(out / "goals.csv"), "--json", "--bootstrap", "0"]) == 0
+    tables = json.loads(capsys.readouterr().out)
+    epg = {c["mode"]: c["epg_j"] for c in tables["epg"] if c["family"] == "support_bot"}
+    assert epg == {"linear": pytest.approx(10.0, rel=1e-12), "agentic": pytest.approx(27.5, rel=1e-12)}
+    (ooi,) = [r for r in tables["ooi"] if r["scope"] == "support_bot"]
+    assert ooi["ooi"] == pytest.approx(2.75, rel=1e-12)
