@@ -305,7 +305,8 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # small writes (headers, stream chunks) leave at once, no 40 ms delayed-ACK stall
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        log.debug("%s %s", self.address_string(), format % args)  # request line only, never headers
+        # the request line only, never headers; a query string may carry a key, so it is blanked
+        log.debug("%s %s", self.address_string(), re.sub(r"\?\S*", "?***", format % args))
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         self._forward()
