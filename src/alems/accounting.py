@@ -67,6 +67,7 @@ import numpy as np
 import pandas as pd
 
 from alems.energy.base import Domain, summable_keys
+from alems.energy.procstat import USER_HZ
 from alems.energy.stepwise import is_stepwise, reconstruct
 from alems.errors import AlemsError, ConfigError
 from alems.io import atomic_write_with
@@ -95,7 +96,8 @@ OUTCOME_COLUMNS: tuple[str, ...] = (
 
 ATTRIBUTIONS: tuple[str, ...] = ("cpu_share", "none")
 GPU_ATTRIBUTIONS: tuple[str, ...] = ("exclusive", "cpu_share", "none")
-CPU_SIDE_KINDS: frozenset[str] = frozenset({"package", "dram", "psys", "cpu-model", "core", "uncore"})
+ALPHA_SLACK = 0.02
+"""α up to 1 + this (or two CPU-time ticks of the window's net busy time) is clipped unflagged."""
 EVENT_KINDS: frozenset[str] = frozenset(
     {"goal_start", "goal_end", "attempt_start", "attempt_end",
      "llm_start", "llm_end", "tool_start", "tool_end"}
@@ -116,6 +118,7 @@ class AccountingConfig:
 
     attribution: str | Mapping[str, str] = "cpu_share"
     min_coverage: float = 0.8
+    gpu_study_processes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         attribution_modes(self.attribution)
@@ -138,6 +141,8 @@ class AccountingConfig:
             )
         if "min_coverage" in data:
             data["min_coverage"] = float(data["min_coverage"])
+        if "gpu_study_processes" in data:
+            data["gpu_study_processes"] = tuple(str(n) for n in data["gpu_study_processes"] or ())
         if isinstance(data.get("attribution"), Mapping):
             data["attribution"] = dict(data["attribution"])
         return cls(**data)
@@ -410,7 +415,11 @@ def window_energy(
         fell_back = ~(net_busy > 0)
         with np.errstate(invalid="ignore", divide="ignore"):
             a = np.where(fell_back, fb, dproc / np.where(fell_back, 1.0, net_busy))
-        clipped = (~fell_back) & ((a < 0) | (a > 1))
+        # CPU times are read in ticks: alpha above 1 by less than two ticks of the net busy
+        # time (or 2 %) is resolution, not a fault; it is clipped without a flag
+        with np.errstate(invalid="ignore", divide="ignore"):
+            slack = np.maximum(ALPHA_SLACK, 2.0 / (USER_HZ * np.where(fell_back, 1.0, net_busy)))
+        clipped = (~fell_back) & ((a < 0) | (a > 1.0 + slack))
         alpha = np.clip(a, 0.0, 1.0)
     alpha_cpu = np.ones(m) if cpu_mode == "none" else alpha
     alpha_gpu = alpha if gpu_mode == "cpu_share" else np.ones(m)
