@@ -683,6 +683,8 @@ class Tables:
     ooi: pd.DataFrame
     label: str
     run_id: str
+    epg_layers: pd.DataFrame | None = None  # EpG for every energy layer, stacked (energy_layer column)
+    ooi_layers: pd.DataFrame | None = None
 
 
 def _run_label(path: str | os.PathLike[str]) -> str:
@@ -707,7 +709,7 @@ def aggregate(
     unstable idle baseline are flagged ``baseline_unstable`` (``baseline_unknown`` where
     the run's ``run.json`` records no baseline status).
     """
-    from alems.metrics import MetricsConfig, compute_tables, flag_families
+    from alems.metrics import MetricsConfig, compute_layer_tables, compute_tables, flag_families
     from alems.provenance import check_compatible
 
     goal_paths = [Path(p) for p in goal_paths]
@@ -726,20 +728,27 @@ def aggregate(
     goals = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if compat.mixed:
         goals["run_id"] = compat.run_id
-    epg, ooi = compute_tables(goals, MetricsConfig.from_dict(metrics), dict(groups))
+    mcfg = MetricsConfig.from_dict(metrics)
+    epg, ooi = compute_tables(goals, mcfg, dict(groups))
+    epg_l, ooi_l = compute_layer_tables(goals, mcfg, dict(groups))
     for flag, fams in baseline_flags.items():
         if fams:
             log.warning("runs of %s: %s; their rows are flagged", ", ".join(sorted(fams)), flag)
             epg, ooi = flag_families(epg, ooi, fams, flag, dict(groups))
-    return Tables(goals, epg, ooi, compat.label, str(compat.run_id or ""))
+            epg_l, ooi_l = flag_families(epg_l, ooi_l, fams, flag, dict(groups))
+    return Tables(goals, epg, ooi, compat.label, str(compat.run_id or ""), epg_l, ooi_l)
 
 
 def write_tables(tables: Tables, goals_path: str | os.PathLike[str], epg_path: str | os.PathLike[str],
-                 ooi_path: str | os.PathLike[str]) -> None:  # fmt: skip
+                 ooi_path: str | os.PathLike[str], epg_layers_path: str | os.PathLike[str] | None = None,
+                 ooi_layers_path: str | os.PathLike[str] | None = None) -> None:  # fmt: skip
+    """Write the tables; the per-layer ones (``epg_layers.csv``, ``ooi_layers.csv``) where paths are given."""
     from alems.metrics import write_table
 
-    for df, path in ((tables.goals, goals_path), (tables.epg, epg_path), (tables.ooi, ooi_path)):
-        write_table(df, path)
+    for df, path in ((tables.goals, goals_path), (tables.epg, epg_path), (tables.ooi, ooi_path),
+                     (tables.epg_layers, epg_layers_path), (tables.ooi_layers, ooi_layers_path)):  # fmt: skip
+        if path is not None and df is not None:
+            write_table(df, path)
 
 
 __all__ = [
