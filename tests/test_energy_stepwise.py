@@ -31,6 +31,13 @@ def _rig(fake_pynvml, clock, watts: float = WATTS):
     return meter, sampler
 
 
+def _started(fake_pynvml, clock, watts: float = WATTS):
+    """The rig after its first read and the counter's first update (what Sampler.start does)."""
+    meter, sampler = _rig(fake_pynvml, clock, watts)
+    assert sampler.await_updates(sampler.boundary_read())
+    return meter, sampler
+
+
 def _run_windows(sampler: Sampler, clock, rng: np.random.Generator):
     """Scripted reads: ~10 ms apart with +-2 ms jitter; windows of every length, at random phase."""
     windows = []
@@ -85,9 +92,7 @@ def test_windows_30ms_to_1s_get_true_energy_within_3pct_or_1j(fake_pynvml, clock
 
 def test_130ms_window_is_10_4_joules_not_8(fake_pynvml, clock):
     """The issue's check: constant 80 W, a 130 ms window (``sleep 0.13``)."""
-    meter, sampler = _rig(fake_pynvml, clock)
-    first = sampler.boundary_read()
-    sampler.await_updates(first)
+    meter, sampler = _started(fake_pynvml, clock)
     clock.advance(0.004)
     a = sampler.boundary_read()
     while clock.now < a.t + 0.125:
@@ -104,23 +109,19 @@ def test_130ms_window_is_10_4_joules_not_8(fake_pynvml, clock):
 
 def test_reconstruction_flags_an_edge_past_the_last_update():
     t = np.arange(0, 0.5, 0.01)
-    v = np.floor(t / 0.1) * 8.0
+    v = np.floor(t * 10 + 1e-9) * 8.0
     rec = reconstruct(t, v)
     assert rec.span is not None and rec.span[1] < 0.45
     tau, kv = update_instants(t, v)
     assert np.allclose(kv, [8, 16, 24, 32])
     assert np.all(np.diff(rec.values) >= 0)
-    series = CounterSeries.from_samples(
-        _frame(t, v), ["gpu-0"], stepwise=["gpu-0"]
-    )
+    series = CounterSeries.from_samples(_frame(t, v), ["gpu-0"], stepwise=["gpu-0"])
     we = window_energy(series, np.array([0.12, 0.2]), np.array([0.38, 0.49]), np.zeros(1), "none")
     assert list(we.unbracketed) == [False, True]
 
 
 def test_stop_reads_on_until_the_next_update(fake_pynvml, clock):
-    meter, sampler = _rig(fake_pynvml, clock)
-    first = sampler.boundary_read()
-    sampler.await_updates(first)
+    meter, sampler = _started(fake_pynvml, clock)
     clock.advance(0.031)
     last = sampler.boundary_read()
     n = len(sampler.samples())
