@@ -15,16 +15,25 @@ stretch of framework overhead):
   bit for bit; between samples it is interpolated linearly between the two neighbours.
   Instants before the first or after the last sample are **not** extrapolated: they are
   clamped to the sampled span and the window is flagged ``outside_samples`` (its
-  ``coverage`` drops below 1 accordingly).
+  ``coverage`` drops below 1 accordingly). A **stepwise** domain (NVML energy, updated
+  about every 100 ms; :func:`alems.energy.stepwise.is_stepwise`) is first reconstructed
+  from its update instants; a window edge outside its first and last update is
+  extrapolated and flagged ``unbracketed``.
 - **L1** ``dynamic_j`` = Σ_domain (raw_d − P_idle,d · Δt), where Δt is the part of the
   window inside the sampled span (the part whose raw energy was measured). A negative
   result is kept as computed and flagged ``negative_dynamic``; it is never clipped.
-- **L2** ``attributed_j`` = α · dynamic. With ``attribution="cpu_share"``,
-  α = Δproc_cpu_s / Δsys_cpu_s over the window. Where Δsys_cpu_s is 0 (a window shorter
-  than the CPU-time tick) α falls back to the enclosing window's α (phase and gap
-  windows: the attempt's; attempts and overhead: the whole run's; the run: 1) and the
-  window is flagged ``alpha_fallback``. α outside [0, 1] is clipped and flagged
-  ``alpha_clipped``. With ``attribution="none"``, α = 1.
+- **L2** ``attributed_j`` = α_cpu · Σ_CPU-side dynamic + α_gpu · Σ_GPU dynamic, per
+  domain kind (:func:`attribution_modes`). With the CPU mode ``cpu_share``,
+  α_cpu = Δproc_cpu_s / (Δsys_cpu_s − b · Δt), where b (``idle_busy_cpu_per_s``) is the
+  busy CPU-seconds per second of the idle baseline: a steady background load is already
+  inside P_idle, so it is not removed a second time (DESIGN.md has the derivation). Where
+  that net busy time is not positive (a window shorter than the CPU-time tick) α falls
+  back to the enclosing window's α (phase and gap windows: the attempt's; attempts and
+  overhead: the whole run's; the run: 1) and the window is flagged ``alpha_fallback``.
+  α outside [0, 1] is clipped, and flagged ``alpha_clipped`` beyond the CPU-time
+  resolution (:data:`ALPHA_SLACK`). GPU mode ``exclusive`` (the default): α_gpu = 1, and
+  a window during which the sampler saw another process on a GPU (``gpu_foreign``
+  column) is flagged ``gpu_shared``. ``attribution="none"``: α = 1 everywhere.
 - **L3** ``llm_j`` and ``tool_j``: the L0-L2 chain applied to every LLM and tool window
   of the attempt (clipped to the attempt window), summed; ``orchestration_j`` is the
   residual ``energy_j - llm_j - tool_j``, so the three phases always sum to the attempt.
@@ -42,9 +51,11 @@ teardown, time between goals, between ``goal_start`` and the first attempt) is t
 ``framework_overhead_j``, accounted the same way and never added to a goal.
 
 Output: :attr:`AccountingResult.goals` has the ``goals.csv`` contract columns in contract
-order (:data:`GOALS_COLUMNS`), followed by two extra columns (:data:`EXTRA_COLUMNS`):
-``alpha`` (the attempt window's α) and ``flags`` (``;``-separated, sorted, empty when
-none). Flags on a goal row: ``low_coverage``, ``outside_samples``, ``negative_dynamic``,
+order (:data:`GOALS_COLUMNS`), followed by the extra columns (:data:`EXTRA_COLUMNS`):
+``alpha`` (the attempt window's CPU α), ``flags`` (``;``-separated, sorted, empty when
+none), and ``gap_raw_j`` / ``gap_dynamic_j`` (the gap in layers L0 / L1, for the metrics'
+``total`` and ``dynamic`` layers). Flags on a goal row: ``low_coverage``,
+``outside_samples``, ``negative_dynamic``, ``unbracketed``, ``gpu_shared``,
 ``alpha_fallback``, ``alpha_clipped``, ``phase_alpha_fallback``, ``gap_alpha_fallback``,
 ``gap_outside_samples``, ``phase_outside_attempt``, ``overlapping_phases``,
 ``overlapping_attempts``, ``unclosed_attempt``, ``unclosed_phase``, ``no_window``
