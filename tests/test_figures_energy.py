@@ -110,3 +110,19 @@ def test_power_timeline_plots_reconstructed_power(tmp_path: Path, monkeypatch):
     finite = power[np.isfinite(power)]
     assert np.allclose(finite, 82.0, rtol=0.03)  # flat: 80 W GPU + 2 W CPU, no 20 ms spikes
     assert any("mixed: gpu-0 measured, cpu-model MODELED" in t for t in texts)
+
+
+def test_a_negative_ooi_is_written_out_not_dropped(tmp_path: Path, monkeypatch):
+    import alems.figures as figmod
+
+    seen = {}
+    orig = figmod._save
+
+    def spy(fig, out_dir, name, run_id, modeled):  # type: ignore[no-untyped-def]
+        out = orig(fig, out_dir, name, run_id, modeled)
+        seen[name] = [t.get_text() for t in fig.axes[0].texts]
+        return out
+
+    monkeypatch.setattr(figmod, "_save", spy)
+    figmod.fig_ooi(_inputs(negative=True), tmp_path)
+    assert any("not > 0" in t for t in seen["fig2_ooi_forest"])

@@ -209,7 +209,15 @@ def _label(provenance: str, layer: str | None) -> str:
 
 
 def _save(fig: Any, out_dir: Path, name: str, run_id: str, modeled: bool | str) -> list[Path]:
-    fig.text(0.005, 0.004, footer_text(run_id, modeled), fontsize=FONT - 2, color="#555555", ha="left", va="bottom")
+    import textwrap
+
+    w_in, h_in = fig.get_size_inches()
+    chars = max(40, int(w_in * 72 / (0.55 * (FONT - 2))))  # what fits across at the footer's size
+    lines = textwrap.wrap(footer_text(run_id, modeled), chars, break_on_hyphens=False)
+    if len(lines) > 1:  # lift the axes by the extra lines so the footer does not overlap them
+        extra = (len(lines) - 1) * (FONT - 1) / 72 / h_in
+        fig.subplots_adjust(bottom=min(0.6, fig.subplotpars.bottom + extra))
+    fig.text(0.005, 0.004, "\n".join(lines), fontsize=FONT - 2, color="#555555", ha="left", va="bottom")
     out = []
     for ext in ("png", "pdf"):
         target = out_dir / f"{name}.{ext}"
@@ -338,6 +346,9 @@ def fig_ooi(inp: FigureInputs, out_dir: Path) -> list[Path]:
                 open_ends.append((lo_f, hi_f, color, y))
                 finite_x += [x for x in (lo_f, hi_f) if math.isfinite(x) and x > 0]
             ax.plot(float(v), y, "D" if bold else "o", color=color, ms=5 if bold else 4)
+        elif _finite(v):  # zero or negative (an energy layer below idle): no place on a log axis, so said
+            ax.text(1.0, y, f"  OOI {float(v):.3g} (not > 0: an EpG at or below 0)", va="center",
+                    fontsize=FONT - 2, color="#AA0000")  # fmt: skip
         else:
             flags = str(row.get("flags") or "")
             lin, agt = "zero_successes_linear" in flags, "zero_successes_agentic" in flags
