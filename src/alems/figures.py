@@ -416,6 +416,8 @@ def fig_phases(inp: FigureInputs, out_dir: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 3.3))
     width = 0.38
     x = np.arange(len(fams))
+    lows: list[float] = []
+    highs: list[float] = []
     for j, mode in enumerate(MODES):
         sub = means[means["mode"] == mode].set_index("family")
         xs = x + (j - 0.5) * width
@@ -432,8 +434,13 @@ def fig_phases(inp: FigureInputs, out_dir: Path) -> list[Path]:
                        hatch="//" if mode == "agentic" else None)  # fmt: skip
                 below += neg
             bottom += pos
-        if (below < 0).any():
-            ax.axhline(0.0, color="#333333", lw=0.6)
+        lows.append(float(below.min(initial=0.0)))
+        highs.append(float(bottom.max(initial=0.0)))
+    if min(lows, default=0.0) < 0:  # both stacks in view, with a margin, and the zero line
+        lo, hi = min(lows), max(highs, default=0.0)
+        pad = 0.06 * (hi - lo)
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.axhline(0.0, color="#333333", lw=0.6)
     ax.set_xticks(x, [f.replace("_", "\n", 1) for f in fams])
     ax.set_ylabel("energy per execution (J, attributed)")
     ax.set_title("Phase breakdown: left bar linear, right bar (hatched) agentic")
