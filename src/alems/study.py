@@ -39,7 +39,7 @@ from typing import Any
 
 import pandas as pd
 
-from alems.errors import ConfigError
+from alems.errors import AlemsError, ConfigError
 from alems.io import atomic_path, atomic_write_json
 
 log = logging.getLogger("alems.study")
@@ -388,8 +388,12 @@ def run_family(
     meter: Any = None,
     progress: bool = False,
     workdir: str | os.PathLike[str] | None = None,
+    idle_busy_cpu_per_s: float | None = None,
 ) -> JobResult:
     """Run one ``(family, rep)`` and write its four files. See the module docstring.
+
+    ``idle_busy_cpu_per_s``: busy CPU-seconds per second during the idle baseline
+    (:func:`idle_busy_cpu_per_s`), so accounting does not remove a steady background twice.
 
     ``cfg`` is the validated config (at least ``study``, ``tasks``, ``llm``, ``agents``,
     ``energy``, ``accounting``). ``backend`` and ``meter`` override the configured ones
@@ -415,7 +419,9 @@ def run_family(
 
     meter = meter if meter is not None else _meter_for(cfg["energy"])
     interval_s = float(cfg["energy"].get("interval_ms", 10)) / 1000.0
-    sampler = Sampler(meter, interval_s=interval_s, pid=os.getpid())
+    acct_cfg = cfg.get("accounting", {})
+    sampler = Sampler(meter, interval_s=interval_s, pid=os.getpid(),
+                      gpu_study_names=tuple(acct_cfg.get("gpu_study_processes") or ()))  # fmt: skip
     sampler.start()
     t_start = sampler.boundary_t()
     try:
@@ -437,11 +443,11 @@ def run_family(
     meter.close()
 
     events = read_events(paths.events)
-    acct_cfg = cfg.get("accounting", {})
     result = account(
         samples, domains, events, outcomes, idle_power_w,
         attribution=acct_cfg.get("attribution", "cpu_share"),
         min_coverage=float(acct_cfg.get("min_coverage", 0.8)), run_id=run_id,
+        idle_busy_cpu_per_s=idle_busy_cpu_per_s,
     )  # fmt: skip
     goals_df = result.goals
     wall_s = float(t_end - t_start)
@@ -469,7 +475,8 @@ def run_family(
         backend=str(getattr(backend, "name", type(backend).__name__)),
         model=str(getattr(backend, "model", "")),
         threads=int(threads or 0),
-        flags=list(result.flags),
+        flags=list(result.flags) + ([f"gpu_foreign_pids:{len(sampler.gpu_foreign_pids)}"]
+                                    if sampler.gpu_foreign_pids else []),
         hashes=dict(hashes or {}),
         baseline=dict(baseline_info or {}),
     )
@@ -485,6 +492,22 @@ def run_family(
         family, rep, job.executions, job.successes, wall_s, 100 * share,
     )  # fmt: skip
     return job
+
+
+def idle_busy_cpu_per_s(base: Any) -> float | None:
+    """Busy CPU-seconds per second during an idle baseline: its ``host_util`` x this host's CPUs.
+
+    ``None`` where the baseline did not measure host load (accounting then takes 0).
+    """
+    util = getattr(base, "host_util", None)
+    if util is None:
+        return None
+    try:
+        from alems.energy.procstat import ProcStat
+
+        return float(util) * ProcStat().n_cpus
+    except AlemsError:
+        return None
 
 
 def measure_idle_baseline(
@@ -560,7 +583,7 @@ def run_family_job(
     return run_family(
         cfg, family, rep, RunPaths.from_mapping(outputs),
         idle_power_w=base.power_w, run_id=hashes.run_id or "", hashes=recorded,
-        baseline_info=info, threads=threads, model_path=model_path,
+        baseline_info=info, threads=threads, model_path=model_path, idle_busy_cpu_per_s=idle_busy_cpu_per_s(base),
         workdir=Path("logs") / "run_family" / "work" / f"{family}_rep{rep}",
     )  # fmt: skip
 
@@ -640,6 +663,7 @@ def run_with_energy(
             cfg, family_name, rep, RunPaths.in_dir(out / f"rep{rep}"), idle_power_w=base.power_w, run_id=run_id,
             hashes=fp.hashes.to_dict(), baseline_info={"baseline_id": base.baseline_id, "status": base.status},
             threads=threads, progress=progress, workdir=out / "work" / f"rep{rep}",
+            idle_busy_cpu_per_s=idle_busy_cpu_per_s(base),
         )  # fmt: skip
         jobs.append(job)
         frames.append(pd.read_csv(out / f"rep{rep}" / "goals.csv", keep_default_na=False, na_values=[""]))
@@ -682,6 +706,8 @@ class Tables:
     ooi: pd.DataFrame
     label: str
     run_id: str
+    epg_layers: pd.DataFrame | None = None  # EpG for every energy layer, stacked (energy_layer column)
+    ooi_layers: pd.DataFrame | None = None
 
 
 def _run_label(path: str | os.PathLike[str]) -> str:
@@ -706,7 +732,7 @@ def aggregate(
     unstable idle baseline are flagged ``baseline_unstable`` (``baseline_unknown`` where
     the run's ``run.json`` records no baseline status).
     """
-    from alems.metrics import MetricsConfig, compute_tables, flag_families
+    from alems.metrics import MetricsConfig, compute_layer_tables, compute_tables, flag_families
     from alems.provenance import check_compatible
 
     goal_paths = [Path(p) for p in goal_paths]
@@ -725,20 +751,27 @@ def aggregate(
     goals = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if compat.mixed:
         goals["run_id"] = compat.run_id
-    epg, ooi = compute_tables(goals, MetricsConfig.from_dict(metrics), dict(groups))
+    mcfg = MetricsConfig.from_dict(metrics)
+    epg, ooi = compute_tables(goals, mcfg, dict(groups))
+    epg_l, ooi_l = compute_layer_tables(goals, mcfg, dict(groups))
     for flag, fams in baseline_flags.items():
         if fams:
             log.warning("runs of %s: %s; their rows are flagged", ", ".join(sorted(fams)), flag)
             epg, ooi = flag_families(epg, ooi, fams, flag, dict(groups))
-    return Tables(goals, epg, ooi, compat.label, str(compat.run_id or ""))
+            epg_l, ooi_l = flag_families(epg_l, ooi_l, fams, flag, dict(groups))
+    return Tables(goals, epg, ooi, compat.label, str(compat.run_id or ""), epg_l, ooi_l)
 
 
 def write_tables(tables: Tables, goals_path: str | os.PathLike[str], epg_path: str | os.PathLike[str],
-                 ooi_path: str | os.PathLike[str]) -> None:  # fmt: skip
+                 ooi_path: str | os.PathLike[str], epg_layers_path: str | os.PathLike[str] | None = None,
+                 ooi_layers_path: str | os.PathLike[str] | None = None) -> None:  # fmt: skip
+    """Write the tables; the per-layer ones (``epg_layers.csv``, ``ooi_layers.csv``) where paths are given."""
     from alems.metrics import write_table
 
-    for df, path in ((tables.goals, goals_path), (tables.epg, epg_path), (tables.ooi, ooi_path)):
-        write_table(df, path)
+    for df, path in ((tables.goals, goals_path), (tables.epg, epg_path), (tables.ooi, ooi_path),
+                     (tables.epg_layers, epg_layers_path), (tables.ooi_layers, ooi_layers_path)):  # fmt: skip
+        if path is not None and df is not None:
+            write_table(df, path)
 
 
 __all__ = [
