@@ -71,7 +71,7 @@ import math
 import os
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,13 @@ OOI_EXTRA_COLUMNS: tuple[str, ...] = (
     "n_missing_pairs", "n_degenerate_resamples", "epg_agentic_j", "epg_linear_j",
     "energy_source", "flags",
 )  # fmt: skip
+# Added by the goal-level cluster bootstrap (issue 13); optional for readers of older tables.
+OOI_STAT_COLUMNS: tuple[str, ...] = ("estimand", "n_goals", "ci_low_adj", "ci_high_adj", "p_value", "p_value_holm")
+EPG_STAT_COLUMNS: tuple[str, ...] = ("n_goals",)
+
+FAMILY_ESTIMAND = "family"
+POOLED_ESTIMANDS: tuple[str, ...] = ("ratio_of_means", "geomean_ooi", "pooled_ratio")
+MAX_DEGENERATE_SHARE = 0.05  # more degenerate resamples than this: no interval (insufficient_data)
 
 REASONING_FAMILIES: tuple[str, ...] = (
     "factual_qa", "science_qa", "logical_reasoning", "gsm8k_basic", "gsm8k_multi_step",
@@ -120,14 +127,29 @@ class MetricsConfig:
     """Bootstrap settings; the workflow config's ``metrics:`` block mirrors it.
 
     ``bootstrap`` is B, the number of resamples (0: no intervals); ``level`` the
-    confidence level; ``seed`` the generator seed (same seed -> identical tables).
+    confidence level; ``seed`` the generator seed (same seed -> identical tables);
+    ``min_goals`` the fewest goals (clusters) a family needs for an interval;
+    ``pooled_estimand`` the headline pooled estimand (listed first in each pooled scope,
+    drawn by the figures).
     """
 
     bootstrap: int = 10_000
     level: float = 0.95
     seed: int = 0
+    min_goals: int = 10
+    pooled_estimand: str = "ratio_of_means"
 
     def __post_init__(self) -> None:
+        if isinstance(self.min_goals, bool) or not isinstance(self.min_goals, int | np.integer) or self.min_goals < 1:
+            raise ConfigError(
+                f"metrics.min_goals is {self.min_goals!r}; it must be an integer >= 1",
+                "set `metrics: {min_goals: 10}` in the config (or pass --min-goals 10)",
+            )
+        if self.pooled_estimand not in POOLED_ESTIMANDS:
+            raise ConfigError(
+                f"metrics.pooled_estimand is {self.pooled_estimand!r}; it must be one of {list(POOLED_ESTIMANDS)}",
+                "set `metrics: {pooled_estimand: ratio_of_means}` in the config (the paper's estimand)",
+            )
         if isinstance(self.bootstrap, bool) or not isinstance(self.bootstrap, int | np.integer) or self.bootstrap < 0:
             raise ConfigError(
                 f"metrics.bootstrap is {self.bootstrap!r}; it must be an integer >= 0",
@@ -255,7 +277,13 @@ def executions(goals: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- bootstrap engine
 @dataclass(frozen=True)
 class BootstrapResult:
-    """One scope's estimate and interval."""
+    """One scope's estimate and interval.
+
+    ``theta`` holds the sorted finite-or-infinite resample statistics (NaN left out);
+    ``z0`` and ``accel`` are the BCa bias correction and acceleration (0 for a
+    percentile interval), so the interval can be read at other levels
+    (:func:`interval_at`) and inverted into a p-value (:func:`p_value`).
+    """
 
     estimate: float
     ci_low: float
@@ -263,6 +291,9 @@ class BootstrapResult:
     method: str  # "BCa" | "percentile" | "none"
     n_resamples: int
     n_degenerate: int
+    theta: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
+    z0: float = 0.0
+    accel: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -324,20 +355,30 @@ def _quantile(sorted_x: np.ndarray, q: float) -> float:
 
 
 def _acceleration(strata: Sequence[Stratum], total: np.ndarray, stat: Callable[[np.ndarray], np.ndarray]) -> float:
+    """BCa acceleration of a statistic of the summed totals (see :func:`_grouped_acceleration`)."""
+    return _grouped_acceleration(strata, lambda t: stat(t.sum(axis=-2)))
+
+
+def _grouped_acceleration(strata: Sequence[Stratum], stat: Callable[[np.ndarray], np.ndarray]) -> float:
     """BCa acceleration from a stratified jackknife (leave one unit out of its stratum).
 
+    ``stat`` maps per-stratum totals (..., S, k) to the statistic. A unit is a goal
+    (all its reps), so this is the grouped (leave-one-goal-out) jackknife.
     a = Σ_s Σ_i (u_si / n_s)^3 / (6 (Σ_s Σ_i (u_si / n_s)^2)^(3/2)), with
     u_si = (n_s - 1)(mean_i θ_(-si) - θ_(-si)); single-stratum it is the usual formula.
     NaN where undefined (a non-finite jackknife value, or all of them equal).
     """
+    totals = np.stack([s.values.sum(axis=0) for s in strata]) if strata else np.zeros((0, 0))
     num = 0.0
     den = 0.0
-    for s in strata:
+    for j, s in enumerate(strata):
         n = len(s.values)
         if n < 2:
             continue
+        loo = np.repeat(totals[None, :, :], n, axis=0)
+        loo[:, j, :] -= s.values
         with np.errstate(all="ignore"):
-            theta = stat(total[None, :] - s.values)
+            theta = stat(loo)
         if not np.all(np.isfinite(theta)):
             return math.nan
         u = (n - 1) * (theta.mean() - theta) / n
@@ -354,26 +395,38 @@ def bootstrap_scope(
     degenerate: Callable[[np.ndarray], np.ndarray],
     level: float,
 ) -> BootstrapResult:
-    """Estimate and BCa (else percentile) interval of ``stat`` over the union of ``strata``.
+    """Estimate and BCa (else percentile) interval of ``stat`` of the totals summed over ``strata``.
 
     ``stat`` maps totals (..., k) to the statistic; ``degenerate`` marks resample totals to
     count as degenerate. Strata must share B.
+    """
+    return bootstrap_strata(
+        strata, lambda t: stat(t.sum(axis=-2)), lambda t: degenerate(t.sum(axis=-2)), level
+    )  # fmt: skip
+
+
+def bootstrap_strata(
+    strata: Sequence[Stratum],
+    stat: Callable[[np.ndarray], np.ndarray],
+    degenerate: Callable[[np.ndarray], np.ndarray],
+    level: float,
+) -> BootstrapResult:
+    """Estimate and BCa (else percentile) interval of a statistic of per-stratum totals.
+
+    ``stat`` maps per-stratum totals (..., S, k) to the statistic (S = len(strata));
+    ``degenerate`` marks resamples to count as degenerate. Strata must share B.
     """
     k = strata[0].values.shape[1] if strata else 0
     n_units = sum(len(s.values) for s in strata)
     if n_units == 0:
         return BootstrapResult(math.nan, math.nan, math.nan, "none", 0, 0)
-    total = np.zeros(k)
-    for s in strata:
-        total = total + s.values.sum(axis=0)
+    total = np.stack([s.values.sum(axis=0) for s in strata])
     with np.errstate(all="ignore"):
-        estimate = float(stat(total[None, :])[0])
+        estimate = float(stat(total[None, :, :])[0])
     b = strata[0].boot.shape[0]
     if b == 0:
         return BootstrapResult(estimate, math.nan, math.nan, "none", 0, 0)
-    boot_total = np.zeros((b, k))
-    for s in strata:
-        boot_total = boot_total + s.boot
+    boot_total = np.stack([s.boot for s in strata], axis=1) if k else np.zeros((b, len(strata), 0))
     with np.errstate(all="ignore"):
         theta = stat(boot_total)
     n_degenerate = int(np.count_nonzero(degenerate(boot_total)))
@@ -381,27 +434,80 @@ def bootstrap_scope(
     if len(theta) == 0:
         return BootstrapResult(estimate, math.nan, math.nan, "none", b, n_degenerate)
 
-    tail = (1.0 - level) / 2.0
-    method = "percentile"
-    q_lo, q_hi = tail, 1.0 - tail
+    z0, accel, method = 0.0, 0.0, "percentile"
     if math.isfinite(estimate):
         share_below = float(np.count_nonzero(theta < estimate)) / len(theta)
-        accel = _acceleration(strata, total, stat)
-        if 0.0 < share_below < 1.0 and math.isfinite(accel):
-            z0 = float(ndtri(share_below))
-            za, zb = float(ndtri(tail)), float(ndtri(1.0 - tail))
-            qa = float(ndtr(z0 + (z0 + za) / (1.0 - accel * (z0 + za))))
-            qb = float(ndtr(z0 + (z0 + zb) / (1.0 - accel * (z0 + zb))))
-            if all(math.isfinite(q) and 0.0 <= q <= 1.0 for q in (qa, qb)):
-                method, q_lo, q_hi = "BCa", qa, qb
-    return BootstrapResult(
-        estimate=estimate,
-        ci_low=_quantile(theta, q_lo),
-        ci_high=_quantile(theta, q_hi),
-        method=method,
-        n_resamples=b,
-        n_degenerate=n_degenerate,
-    )
+        a = _grouped_acceleration(strata, stat)
+        if 0.0 < share_below < 1.0 and math.isfinite(a):
+            z0, accel, method = float(ndtri(share_below)), a, "BCa"
+    res = BootstrapResult(estimate, math.nan, math.nan, method, b, n_degenerate, theta, z0, accel)
+    lo, hi, method = _interval(res, level)
+    return BootstrapResult(estimate, lo, hi, method, b, n_degenerate, theta, res.z0 if method == "BCa" else 0.0,
+                           res.accel if method == "BCa" else 0.0)  # fmt: skip
+
+
+def _bca_quantile(z0: float, accel: float, z: float) -> float:
+    return float(ndtr(z0 + (z0 + z) / (1.0 - accel * (z0 + z))))
+
+
+def _interval(res: BootstrapResult, level: float) -> tuple[float, float, str]:
+    """``(low, high, method)`` of ``res`` at ``level``: BCa where its quantiles are valid, else percentile."""
+    theta = res.theta
+    if len(theta) == 0:
+        return math.nan, math.nan, "none"
+    tail = (1.0 - level) / 2.0
+    q_lo, q_hi, method = tail, 1.0 - tail, "percentile"
+    if res.method == "BCa":
+        qa = _bca_quantile(res.z0, res.accel, float(ndtri(tail)))
+        qb = _bca_quantile(res.z0, res.accel, float(ndtri(1.0 - tail)))
+        if all(math.isfinite(q) and 0.0 <= q <= 1.0 for q in (qa, qb)):
+            q_lo, q_hi, method = qa, qb, "BCa"
+    return _quantile(theta, q_lo), _quantile(theta, q_hi), method
+
+
+def interval_at(res: BootstrapResult, level: float) -> tuple[float, float]:
+    """The interval of ``res`` read at another ``level`` (e.g. a Bonferroni-adjusted one)."""
+    lo, hi, _ = _interval(res, level)
+    return lo, hi
+
+
+def p_value(res: BootstrapResult, null: float = 1.0) -> float:
+    """Two-sided bootstrap p-value for ``statistic = null``, by inverting the interval.
+
+    It is the smallest 1 - level at which the interval of ``res`` (BCa or percentile,
+    as reported) excludes ``null``. The share of resamples below ``null`` (ties count
+    half) is kept within [1/(2n), 1 - 1/(2n)] for n resamples, so a p-value smaller than
+    about 1/n is reported as that floor. NaN without resamples or without an estimate.
+    """
+    theta = res.theta
+    n = len(theta)
+    if n == 0 or not math.isfinite(res.estimate):
+        return math.nan
+    below = float(np.count_nonzero(theta < null)) + 0.5 * float(np.count_nonzero(theta == null))
+    q = min(max(below / n, 0.5 / n), 1.0 - 0.5 / n)
+    z = float(ndtri(q))
+    if res.method == "BCa":
+        t = z - res.z0
+        if 1.0 + res.accel * t > 0:
+            z = t / (1.0 + res.accel * t) - res.z0
+    tail = float(ndtr(z))
+    return min(1.0, 2.0 * min(tail, 1.0 - tail))
+
+
+def holm(p: Sequence[float]) -> np.ndarray:
+    """Holm step-down adjusted p-values; NaN entries stay NaN and are not counted."""
+    p_arr = np.asarray(p, dtype=float)
+    out = np.full(len(p_arr), np.nan)
+    idx = np.flatnonzero(~np.isnan(p_arr))
+    m = len(idx)
+    if m == 0:
+        return out
+    order = idx[np.argsort(p_arr[idx], kind="stable")]
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_arr[i]))
+        out[i] = running
+    return out
 
 
 def epg_stat(totals: np.ndarray) -> np.ndarray:
@@ -462,6 +568,7 @@ def _epg_from_executions(ex: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[s
                 continue
             cells[(f, m)] = cell
             vals = np.column_stack([cell["energy_j"].to_numpy(float), cell["success"].to_numpy(float)])
+            vals = goal_clusters(cell["goal_id"], vals)  # the resampling unit is the goal, all its reps
             strata[(f, m)] = make_stratum(f, vals, B, stratum_rng(cfg.seed, f"epg\0{f}\0{m}"))
 
     rows: list[dict[str, Any]] = []
@@ -477,6 +584,8 @@ def _epg_from_executions(ex: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[s
         s = int(succ.sum())
         total = float(e.sum())
         res = bootstrap_scope([strata[k] for k in keys], epg_stat, epg_degenerate, float(cfg.level))
+        n_goals = [len(strata[k].values) for k in keys]
+        res, short = _sufficient(res, n_goals, cfg)
         missing = bool(np.isnan(e).any())
         rows.append(
             {
@@ -496,8 +605,10 @@ def _epg_from_executions(ex: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[s
                 "B": B,
                 "level": float(cfg.level),
                 "n_degenerate_resamples": res.n_degenerate,
+                "n_goals": sum(n_goals),
                 "flags": _flags(
                     "zero_successes" if s == 0 else None,
+                    "insufficient_data" if short else None,
                     "missing_energy" if missing else None,
                     _count_flag("low_coverage", int(cell["low_coverage"].sum())),
                     _count_flag("negative_energy", int((e < 0).sum())),
@@ -513,11 +624,41 @@ def _epg_from_executions(ex: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[s
             add_row(gname, gname, m, [f for f in families if fam_group[f] == gname])
     for m in modes:
         add_row(OVERALL, OVERALL, m, families)
-    return pd.DataFrame(rows, columns=[*EPG_COLUMNS, *EPG_EXTRA_COLUMNS])
+    return pd.DataFrame(rows, columns=[*EPG_COLUMNS, *EPG_EXTRA_COLUMNS, *EPG_STAT_COLUMNS])
 
 
-def _pairs(ex: pd.DataFrame, family: str) -> tuple[np.ndarray, int, str]:
-    """Complete pairs of ``family`` as (n, 4) values, the number of incomplete pairs, the source."""
+def goal_clusters(goal_ids: Iterable[str], values: np.ndarray) -> np.ndarray:
+    """Rows of ``values`` summed per goal (goals in sorted order): one bootstrap unit per goal.
+
+    A goal's reps share the goal's difficulty, so they are not independent draws; summing
+    them makes the goal the unit that is resampled. A NaN in a goal's rows stays NaN.
+    """
+    values = np.asarray(values, dtype=float)
+    values = values.reshape(len(values), -1) if values.ndim != 2 else values
+    codes, uniq = pd.factorize(pd.Series(list(goal_ids), dtype=str), sort=True)
+    out = np.zeros((len(uniq), values.shape[1]))
+    np.add.at(out, codes, values)
+    return out
+
+
+def _sufficient(res: BootstrapResult, n_goals: Sequence[int], cfg: MetricsConfig) -> tuple[BootstrapResult, bool]:
+    """``(res, False)``, or ``res`` without its interval and ``True`` when the data cannot support one.
+
+    That is when a stratum (a family) has fewer than ``cfg.min_goals`` goals, or when more
+    than :data:`MAX_DEGENERATE_SHARE` of the resamples are degenerate. The estimate stays.
+    """
+    if res.method == "none":
+        return res, False
+    few = min(n_goals, default=0) < int(cfg.min_goals)
+    degenerate = res.n_degenerate > MAX_DEGENERATE_SHARE * res.n_resamples
+    if not (few or degenerate):
+        return res, False
+    return BootstrapResult(res.estimate, math.nan, math.nan, "none", res.n_resamples, res.n_degenerate), True
+
+
+def _pairs(ex: pd.DataFrame, family: str) -> tuple[np.ndarray, int, int, str]:
+    """Complete pairs of ``family`` summed per goal: (n_goals, 4) values, the number of
+    complete pairs, the number of incomplete pairs, the energy source."""
     fam = ex[(ex["family"] == family) & ex["mode"].isin(KNOWN_MODES)]
     a = fam[fam["mode"] == "agentic"].set_index(["goal_id", "rep"])
     lin = fam[fam["mode"] == "linear"].set_index(["goal_id", "rep"])
@@ -533,72 +674,176 @@ def _pairs(ex: pd.DataFrame, family: str) -> tuple[np.ndarray, int, str]:
         ]
     ).reshape(len(both), 4)
     src = combine_sources(list(a["energy_source"]) + list(lin["energy_source"]))
-    return vals, n_missing, src
+    return goal_clusters(both.get_level_values("goal_id"), vals), len(both), n_missing, src
+
+
+def _family_epgs(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-family EpG(agentic), EpG(linear) from per-family totals (..., S, 4)."""
+    return epg_stat(t[..., 0:2]), epg_stat(t[..., 2:4])
+
+
+def ratio_of_means_stat(t: np.ndarray) -> np.ndarray:
+    """Mean EpG(agentic) over families / mean EpG(linear) over the same families (the paper's)."""
+    a, lin = _family_epgs(t)
+    with np.errstate(all="ignore"):
+        return a.mean(axis=-1) / lin.mean(axis=-1)
+
+
+def geomean_ooi_stat(t: np.ndarray) -> np.ndarray:
+    """Geometric mean of the family OOIs (= geometric-mean EpG(agentic) / geometric-mean EpG(linear))."""
+    a, lin = _family_epgs(t)
+    with np.errstate(all="ignore"):
+        return np.exp(np.log(a / lin).mean(axis=-1))
+
+
+def pooled_ratio_stat(t: np.ndarray) -> np.ndarray:
+    """EpG(agentic) / EpG(linear) of the families' pooled energy and successes."""
+    return ooi_stat(t.sum(axis=-2))
+
+
+def any_family_degenerate(t: np.ndarray) -> np.ndarray:
+    """A resample in which some family has no success in a mode (its EpG is inf there)."""
+    return ((t[..., 1] <= 0) | (t[..., 3] <= 0)).any(axis=-1)
+
+
+def pooled_degenerate(t: np.ndarray) -> np.ndarray:
+    return ooi_degenerate(t.sum(axis=-2))
+
+
+POOLED_STATS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]] = {
+    "ratio_of_means": (ratio_of_means_stat, any_family_degenerate),
+    "geomean_ooi": (geomean_ooi_stat, any_family_degenerate),
+    "pooled_ratio": (pooled_ratio_stat, pooled_degenerate),
+}
+
+
+def _pooled_epgs(estimand: str, t: np.ndarray) -> tuple[float, float]:
+    """The EpG pair whose ratio is the estimand: means, geometric means or pooled EpGs."""
+    if estimand == "pooled_ratio":
+        s = t.sum(axis=0)
+        return float(epg_stat(s[None, 0:2])[0]), float(epg_stat(s[None, 2:4])[0])
+    a, lin = _family_epgs(t)
+    with np.errstate(all="ignore"):
+        if estimand == "geomean_ooi":
+            return float(np.exp(np.log(a).mean())), float(np.exp(np.log(lin).mean()))
+        return float(a.mean()), float(lin.mean())
+
+
+def estimand_order(headline: str) -> list[str]:
+    """The pooled estimands of a scope, headline first (the figures draw the first)."""
+    return [headline, *(e for e in POOLED_ESTIMANDS if e != headline)]
 
 
 def ooi_table(goals: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """The ooi.csv table (contract columns, then :data:`OOI_EXTRA_COLUMNS`)."""
-    return _ooi_from_executions(executions(goals), cfg, groups)
+    """The ooi.csv table (contract columns, then :data:`OOI_EXTRA_COLUMNS`, :data:`OOI_STAT_COLUMNS`)."""
+    return ooi_from_executions(executions(goals), cfg, groups)
 
 
-def _ooi_from_executions(ex: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[str, str] | None) -> pd.DataFrame:
+def ooi_from_executions(ex: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """The ooi.csv table from an :func:`executions` frame (what :func:`ooi_table` returns)."""
     families = _ordered(ex["family"], KNOWN_FAMILIES)
     fam_group = {f: group_of(f, groups) for f in families}
     group_names = _ordered(fam_group.values(), KNOWN_GROUPS)
     B = int(cfg.bootstrap)
+    level = float(cfg.level)
 
     strata: dict[str, Stratum] = {}
+    n_pairs: dict[str, int] = {}
     missing: dict[str, int] = {}
     sources: dict[str, str] = {}
     for f in families:
-        vals, n_missing, src = _pairs(ex, f)
+        vals, n_complete, n_missing, src = _pairs(ex, f)
         strata[f] = make_stratum(f, vals, B, stratum_rng(cfg.seed, f"ooi\0{f}"))
-        missing[f] = n_missing
-        sources[f] = src
+        n_pairs[f], missing[f], sources[f] = n_complete, n_missing, src
 
+    def totals(f: str) -> np.ndarray:
+        return strata[f].values.sum(axis=0)
+
+    def undefined_flags(f: str) -> list[str | None]:
+        t = totals(f)
+        return [
+            "no_pairs" if n_pairs[f] == 0 else None,
+            "zero_successes_agentic" if n_pairs[f] and t[1] == 0 else None,
+            "zero_successes_linear" if n_pairs[f] and t[3] == 0 else None,
+        ]
+
+    # An EpG without a success is undefined (inf), so is a ratio with one: no estimate and
+    # no interval, never the arithmetic 0 or inf (the flags say why). Pooled estimands
+    # take only the families whose OOI is defined.
+    defined = {f: not any(undefined_flags(f)) for f in families}
     rows: list[dict[str, Any]] = []
+    results: list[BootstrapResult | None] = []
 
-    def add_row(scope: str, members: list[str]) -> None:
-        st = [strata[f] for f in members]
-        n_pairs = sum(len(s.values) for s in st)
-        total = sum((s.values.sum(axis=0) for s in st), np.zeros(4)) if n_pairs else np.full(4, np.nan)
-        res = bootstrap_scope(st, ooi_stat, ooi_degenerate, float(cfg.level))
-        with np.errstate(all="ignore"):
-            epg_a = float(epg_stat(total[None, 0:2])[0]) if n_pairs else math.nan
-            epg_l = float(epg_stat(total[None, 2:4])[0]) if n_pairs else math.nan
-        # An EpG without a success is undefined (inf), so is a ratio with one: no
-        # estimate and no interval, never the arithmetic 0 or inf (the flags say why).
-        undefined = bool(n_pairs) and (total[1] == 0 or total[3] == 0)
+    def add_row(scope: str, estimand: str, members: list[str]) -> None:
+        inside = members if estimand == FAMILY_ESTIMAND else [f for f in members if defined[f]]
+        st = [strata[f] for f in inside]
+        t = np.stack([totals(f) for f in inside]) if inside else np.zeros((0, 4))
+        if estimand == FAMILY_ESTIMAND:
+            stat, degen = pooled_ratio_stat, pooled_degenerate
+            ok = defined[members[0]]
+            epg_a, epg_l = _pooled_epgs("pooled_ratio", t)
+            extra = undefined_flags(members[0])
+        else:
+            stat, degen = POOLED_STATS[estimand]
+            ok = bool(inside)
+            epg_a, epg_l = _pooled_epgs(estimand, t) if inside else (math.nan, math.nan)
+            extra = [f"excluded:{f}" for f in members if not defined[f]]
+        boot = bootstrap_strata(st, stat, degen, level)
+        res, short = _sufficient(boot, [len(s.values) for s in st], cfg) if ok else (None, False)
+        results.append(res if estimand == FAMILY_ESTIMAND and res and res.method != "none" else None)
         rows.append(
             {
                 "scope": scope,
-                "ooi": math.nan if undefined else res.estimate,
-                "ci_low": math.nan if undefined else res.ci_low,
-                "ci_high": math.nan if undefined else res.ci_high,
-                "n_pairs": n_pairs,
-                "method": "none" if undefined else res.method,
+                "ooi": res.estimate if res else math.nan,
+                "ci_low": res.ci_low if res else math.nan,
+                "ci_high": res.ci_high if res else math.nan,
+                "n_pairs": sum(n_pairs[f] for f in inside),
+                "method": res.method if res else "none",
                 "B": B,
-                "level": float(cfg.level),
+                "level": level,
                 "n_missing_pairs": sum(missing[f] for f in members),
-                "n_degenerate_resamples": res.n_degenerate,
+                "n_degenerate_resamples": boot.n_degenerate,
                 "epg_agentic_j": epg_a,
                 "epg_linear_j": epg_l,
-                "energy_source": combine_sources(sources[f] for f in members if len(strata[f].values)),
+                "energy_source": combine_sources(sources[f] for f in inside if n_pairs[f]),
                 "flags": _flags(
-                    "no_pairs" if n_pairs == 0 else None,
-                    "zero_successes_agentic" if n_pairs and total[1] == 0 else None,
-                    "zero_successes_linear" if n_pairs and total[3] == 0 else None,
-                    "missing_energy" if n_pairs and bool(np.isnan(total).any()) else None,
+                    *extra,
+                    "insufficient_data" if short else None,
+                    "missing_energy" if len(t) and bool(np.isnan(t).any()) else None,
                 ),
+                "estimand": estimand,
+                "n_goals": sum(len(s.values) for s in st),
+                "ci_low_adj": math.nan,
+                "ci_high_adj": math.nan,
+                "p_value": p_value(res) if res and res.method != "none" else math.nan,
+                "p_value_holm": math.nan,
             }
         )
 
     for f in families:
-        add_row(f, [f])
-    for gname in group_names:
-        add_row(gname, [f for f in families if fam_group[f] == gname])
-    add_row(OVERALL, families)
-    return pd.DataFrame(rows, columns=[*OOI_COLUMNS, *OOI_EXTRA_COLUMNS])
+        add_row(f, FAMILY_ESTIMAND, [f])
+    for scope, members in [
+        *((g, [f for f in families if fam_group[f] == g]) for g in group_names),
+        (OVERALL, families),
+    ]:
+        for estimand in estimand_order(cfg.pooled_estimand):
+            add_row(scope, estimand, members)
+    out = pd.DataFrame(rows, columns=[*OOI_COLUMNS, *OOI_EXTRA_COLUMNS, *OOI_STAT_COLUMNS])
+    return _adjust_families(out, results, level)
+
+
+def _adjust_families(ooi: pd.DataFrame, results: Sequence[BootstrapResult | None], level: float) -> pd.DataFrame:
+    """Bonferroni-simultaneous intervals and Holm p-values over the family rows that have an interval."""
+    tested = [i for i, r in enumerate(results) if r is not None]
+    m = len(tested)
+    if m == 0:
+        return ooi
+    level_adj = 1.0 - (1.0 - level) / m
+    for i in tested:
+        lo, hi = interval_at(results[i], level_adj)  # type: ignore[arg-type]
+        ooi.loc[i, "ci_low_adj"], ooi.loc[i, "ci_high_adj"] = lo, hi
+    ooi.loc[tested, "p_value_holm"] = holm(ooi.loc[tested, "p_value"].to_numpy(float))
+    return ooi
 
 
 def compute_tables(
@@ -607,7 +852,7 @@ def compute_tables(
     """``(epg_df, ooi_df)`` from a goals table. Same inputs and seed -> identical tables."""
     cfg = cfg or MetricsConfig()
     ex = executions(goals_df)
-    return _epg_from_executions(ex, cfg, groups), _ooi_from_executions(ex, cfg, groups)
+    return _epg_from_executions(ex, cfg, groups), ooi_from_executions(ex, cfg, groups)
 
 
 def flag_families(
