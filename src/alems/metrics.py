@@ -635,7 +635,7 @@ def goal_clusters(goal_ids: Iterable[str], values: np.ndarray) -> np.ndarray:
     """
     values = np.asarray(values, dtype=float)
     values = values.reshape(len(values), -1) if values.ndim != 2 else values
-    codes, uniq = pd.factorize(pd.Series(list(goal_ids), dtype=str), sort=True)
+    uniq, codes = np.unique(np.asarray(list(goal_ids), dtype=str), return_inverse=True)
     out = np.zeros((len(uniq), values.shape[1]))
     np.add.at(out, codes, values)
     return out
@@ -656,25 +656,32 @@ def _sufficient(res: BootstrapResult, n_goals: Sequence[int], cfg: MetricsConfig
     return BootstrapResult(res.estimate, math.nan, math.nan, "none", res.n_resamples, res.n_degenerate), True
 
 
-def _pairs(ex: pd.DataFrame, family: str) -> tuple[np.ndarray, int, int, str]:
-    """Complete pairs of ``family`` summed per goal: (n_goals, 4) values, the number of
-    complete pairs, the number of incomplete pairs, the energy source."""
-    fam = ex[(ex["family"] == family) & ex["mode"].isin(KNOWN_MODES)]
-    a = fam[fam["mode"] == "agentic"].set_index(["goal_id", "rep"])
-    lin = fam[fam["mode"] == "linear"].set_index(["goal_id", "rep"])
-    both = a.index.intersection(lin.index).sort_values()
-    n_missing = len(a.index.union(lin.index)) - len(both)
-    a, lin = a.loc[both], lin.loc[both]
-    vals = np.column_stack(
-        [
-            a["energy_j"].to_numpy(float),
-            a["success"].to_numpy(float),
-            lin["energy_j"].to_numpy(float),
-            lin["success"].to_numpy(float),
-        ]
-    ).reshape(len(both), 4)
-    src = combine_sources(list(a["energy_source"]) + list(lin["energy_source"]))
-    return goal_clusters(both.get_level_values("goal_id"), vals), len(both), n_missing, src
+def _pairs(ex: pd.DataFrame, families: Sequence[str]) -> dict[str, tuple[np.ndarray, int, int, str]]:
+    """Per family: its complete ``(goal_id, rep)`` pairs summed per goal as (n_goals, 4)
+    values (E_agentic, S_agentic, E_linear, S_linear), the number of complete pairs, the
+    number of incomplete pairs (a mode missing) and the energy source of the complete ones."""
+    sub = ex[ex["mode"].isin(KNOWN_MODES)]
+    wide = sub.set_index(["family", "goal_id", "rep", "mode"])[["energy_j", "success", "energy_source"]].unstack("mode")
+    fam_of = wide.index.get_level_values("family")
+    has = {m: wide[("success", m)].notna().to_numpy() if ("success", m) in wide.columns else np.zeros(len(wide), bool)
+           for m in KNOWN_MODES}  # fmt: skip
+    both = has["agentic"] & has["linear"]
+    goal_ids = wide.index.get_level_values("goal_id").to_numpy()
+    cols = [("energy_j", "agentic"), ("success", "agentic"), ("energy_j", "linear"), ("success", "linear")]
+    vals_all = np.column_stack([wide[c].to_numpy(float) for c in cols]) if both.any() else np.zeros((len(wide), 4))
+    src_a = wide[("energy_source", "agentic")].to_numpy(object) if both.any() else np.zeros(0, object)
+    src_l = wide[("energy_source", "linear")].to_numpy(object) if both.any() else np.zeros(0, object)
+    out: dict[str, tuple[np.ndarray, int, int, str]] = {}
+    for f in families:
+        in_f = np.asarray(fam_of == f)
+        sel = in_f & both
+        n_missing = int(np.count_nonzero(in_f & ~both))
+        if not sel.any():
+            out[f] = (np.zeros((0, 4)), 0, n_missing, combine_sources([]))
+            continue
+        src = combine_sources(list(src_a[sel]) + list(src_l[sel]))
+        out[f] = (goal_clusters(goal_ids[sel], vals_all[sel]), int(sel.sum()), n_missing, src)
+    return out
 
 
 def _family_epgs(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -751,8 +758,9 @@ def ooi_from_executions(ex: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[st
     n_pairs: dict[str, int] = {}
     missing: dict[str, int] = {}
     sources: dict[str, str] = {}
+    paired = _pairs(ex, families)
     for f in families:
-        vals, n_complete, n_missing, src = _pairs(ex, f)
+        vals, n_complete, n_missing, src = paired[f]
         strata[f] = make_stratum(f, vals, B, stratum_rng(cfg.seed, f"ooi\0{f}"))
         n_pairs[f], missing[f], sources[f] = n_complete, n_missing, src
 
@@ -839,9 +847,8 @@ def _adjust_families(ooi: pd.DataFrame, results: Sequence[BootstrapResult | None
     if m == 0:
         return ooi
     level_adj = 1.0 - (1.0 - level) / m
-    for i in tested:
-        lo, hi = interval_at(results[i], level_adj)  # type: ignore[arg-type]
-        ooi.loc[i, "ci_low_adj"], ooi.loc[i, "ci_high_adj"] = lo, hi
+    adj = np.array([interval_at(results[i], level_adj) for i in tested])  # type: ignore[arg-type]
+    ooi.loc[tested, "ci_low_adj"], ooi.loc[tested, "ci_high_adj"] = adj[:, 0], adj[:, 1]
     ooi.loc[tested, "p_value_holm"] = holm(ooi.loc[tested, "p_value"].to_numpy(float))
     return ooi
 
