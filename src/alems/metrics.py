@@ -475,17 +475,19 @@ def p_value(res: BootstrapResult, null: float = 1.0) -> float:
     """Two-sided bootstrap p-value for ``statistic = null``, by inverting the interval.
 
     It is the smallest 1 - level at which the interval of ``res`` (BCa or percentile,
-    as reported) excludes ``null``. The share of resamples below ``null`` (ties count
-    half) is kept within [1/(2n), 1 - 1/(2n)] for n resamples, so a p-value smaller than
-    about 1/n is reported as that floor. NaN without resamples or without an estimate.
+    as reported) excludes ``null``, from the share of resamples below ``null`` (ties
+    count half). When every one of the n resamples lies on one side of ``null`` the
+    p-value is reported as the floor 1/n (it is smaller than n resamples resolve).
+    NaN without resamples or without an estimate.
     """
     theta = res.theta
     n = len(theta)
     if n == 0 or not math.isfinite(res.estimate):
         return math.nan
     below = float(np.count_nonzero(theta < null)) + 0.5 * float(np.count_nonzero(theta == null))
-    q = min(max(below / n, 0.5 / n), 1.0 - 0.5 / n)
-    z = float(ndtri(q))
+    if below in (0.0, float(n)):
+        return 1.0 / n  # every resample on one side of null: below what n resamples resolve
+    z = float(ndtri(below / n))
     if res.method == "BCa":
         t = z - res.z0
         if 1.0 + res.accel * t > 0:
