@@ -16,11 +16,15 @@ scenario:
 
 The data-generating process (per family f, mode m, goal g, rep r):
 
-- a goal effect shared by both modes and all reps: an energy factor
-  ``a_g ~ lognormal(-s^2/2, s)`` (mean 1, s = 0.4) and a success shift
-  ``b_g ~ N(0, 2^2)`` on the logit scale (so the reps of a goal mostly agree);
-- energy ``E = mu_fm * a_g * lognormal(-0.15^2/2, 0.15)`` (run-to-run energy noise);
-- success ``S ~ Bernoulli(logistic(logit(p_fm) + b_g))``, independent of E given g;
+- goal effects shared by all reps: an energy factor ``a_g ~ lognormal(-s^2/2, s)``
+  (mean 1, s = 0.4) shared by both modes, a mode-specific one ``c_gm`` (the same with
+  s = 0.3: a goal's plan may be long or short) and a success shift
+  ``b_g ~ N(0, 2^2)`` on the logit scale shared by both modes;
+- energy ``E = mu_fm * a_g * c_gm * lognormal(-0.15^2/2, 0.15)`` (run-to-run noise);
+- success: rep 0 draws ``S ~ Bernoulli(logistic(logit(p_fm) + b_g))``; every later rep
+  repeats the goal's rep-0 outcome with probability 0.8 and draws afresh otherwise (at
+  temperature 0 reps mostly agree), so each rep is still Bernoulli with the same
+  probability; S is independent of E given the goal;
 - linear success rates ``p_fl`` run from 0.2 to 0.9 across families, agentic ones are
   the same shifted by +-0.05; energy scales differ by a factor of 20 across families
   and agentic costs 2x-6x linear.
@@ -57,6 +61,8 @@ from alems.metrics import KNOWN_FAMILIES, POOLED_ESTIMANDS, MetricsConfig, ooi_f
 ENERGY_SD = 0.4  # goal-level energy factor (log sd)
 SUCCESS_SD = 2.0  # goal-level success shift (logit sd): reps of a goal mostly agree
 NOISE_SD = 0.15  # run-to-run energy noise (log sd)
+MODE_SD = 0.3  # mode-specific goal energy factor (log sd)
+REPEAT = 0.8  # probability that a later rep repeats the goal's rep-0 outcome
 P_LINEAR = np.linspace(0.2, 0.9, len(KNOWN_FAMILIES))
 P_AGENTIC = np.clip(P_LINEAR + np.tile([0.05, -0.05], len(KNOWN_FAMILIES) // 2), 0.05, 0.95)
 MU_LINEAR = np.geomspace(3.0, 60.0, len(KNOWN_FAMILIES))
@@ -107,8 +113,12 @@ def simulate(sc: Scenario, rng: np.random.Generator) -> pd.DataFrame:
     b = rng.normal(0.0, SUCCESS_SD, (n_f, n_g, 1))
     frames = []
     for mode, mu, p in (("linear", MU_LINEAR, P_LINEAR), ("agentic", MU_AGENTIC, P_AGENTIC)):
-        e = mu[:, None, None] * a * rng.lognormal(-(NOISE_SD**2) / 2, NOISE_SD, (n_f, n_g, n_r))
+        c = rng.lognormal(-(MODE_SD**2) / 2, MODE_SD, (n_f, n_g, 1))
+        e = mu[:, None, None] * a * c * rng.lognormal(-(NOISE_SD**2) / 2, NOISE_SD, (n_f, n_g, n_r))
         s = rng.random((n_f, n_g, n_r)) < expit(logit(p)[:, None, None] + b)
+        repeat = rng.random((n_f, n_g, n_r)) < REPEAT
+        repeat[:, :, 0] = False
+        s = np.where(repeat, s[:, :, :1], s)
         f_idx, g_idx, r_idx = np.meshgrid(np.arange(n_f), np.arange(n_g), np.arange(n_r), indexing="ij")
         goal = np.char.add("g", g_idx.ravel().astype(str))
         if sc.pairs_as_units:
@@ -173,13 +183,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--studies", type=int, default=500)
     ap.add_argument("--bootstrap", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", default="", help="run only the scenarios whose name contains this text")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     print(f"{args.studies} simulated studies per scenario, 8 families, B={args.bootstrap}, 95 % intervals")
     head = f"{'scenario':28} {'fam rep.':>8} {'fam cov':>8} {'(min-max)':>13} {'simult':>7}"
     head += "".join(f" {'overall ' + e:>22}" for e in POOLED_ESTIMANDS)
     print(head)
-    for sc in SCENARIOS:
+    for sc in (sc for sc in SCENARIOS if args.only in sc.name):
         t1 = time.perf_counter()
         out = run(sc, args.studies, args.bootstrap, args.seed)
         fam = out["fam"]

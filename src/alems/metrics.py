@@ -71,13 +71,14 @@ import math
 import os
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.special import ndtr, ndtri
+from scipy.stats import t as student_t
 
 from alems.accounting import as_bool, combine_sources
 from alems.errors import AlemsError, ConfigError
@@ -294,6 +295,8 @@ class BootstrapResult:
     theta: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
     z0: float = 0.0
     accel: float = 0.0
+    n_min: int = 0  # smallest stratum (goals); with df > 0 the interval is expanded (see expanded_level)
+    df: int = 0
 
 
 @dataclass(frozen=True)
@@ -450,11 +453,29 @@ def _bca_quantile(z0: float, accel: float, z: float) -> float:
     return float(ndtr(z0 + (z0 + z) / (1.0 - accel * (z0 + z))))
 
 
+def _expansion(n_min: int) -> float:
+    return math.sqrt(n_min / (n_min - 1.0))
+
+
+def expanded_level(level: float, n_min: int, df: int) -> float:
+    """The level at which a bootstrap interval is read so that it is as wide as
+    ``sqrt(n/(n-1)) * t_df`` standard errors instead of ``z``: Hesterberg's expanded
+    interval, which undoes the bootstrap's narrowness in small samples (the plug-in
+    variance lacks the factor n/(n-1), and z is not t). ``level`` itself when
+    ``n_min < 2`` or ``df < 1``."""
+    if n_min < 2 or df < 1:
+        return level
+    z = _expansion(n_min) * float(student_t.ppf(1.0 - (1.0 - level) / 2.0, df))
+    return 1.0 - 2.0 * float(ndtr(-z))
+
+
 def _interval(res: BootstrapResult, level: float) -> tuple[float, float, str]:
-    """``(low, high, method)`` of ``res`` at ``level``: BCa where its quantiles are valid, else percentile."""
+    """``(low, high, method)`` of ``res`` at ``level`` (expanded when ``res.df`` is set):
+    BCa where its quantiles are valid, else percentile."""
     theta = res.theta
     if len(theta) == 0:
         return math.nan, math.nan, "none"
+    level = expanded_level(level, res.n_min, res.df)
     tail = (1.0 - level) / 2.0
     q_lo, q_hi, method = tail, 1.0 - tail, "percentile"
     if res.method == "BCa":
@@ -492,8 +513,9 @@ def p_value(res: BootstrapResult, null: float = 1.0) -> float:
         t = z - res.z0
         if 1.0 + res.accel * t > 0:
             z = t / (1.0 + res.accel * t) - res.z0
-    tail = float(ndtr(z))
-    return min(1.0, 2.0 * min(tail, 1.0 - tail))
+    if res.n_min >= 2 and res.df >= 1:  # the level whose expanded interval ends at null
+        return min(1.0, 2.0 * float(student_t.sf(abs(z) / _expansion(res.n_min), res.df)))
+    return min(1.0, 2.0 * float(ndtr(-abs(z))))
 
 
 def holm(p: Sequence[float]) -> np.ndarray:
@@ -644,7 +666,8 @@ def goal_clusters(goal_ids: Iterable[str], values: np.ndarray) -> np.ndarray:
 
 
 def _sufficient(res: BootstrapResult, n_goals: Sequence[int], cfg: MetricsConfig) -> tuple[BootstrapResult, bool]:
-    """``(res, False)``, or ``res`` without its interval and ``True`` when the data cannot support one.
+    """``(res, False)`` with the interval expanded for the goal counts (:func:`expanded_level`),
+    or ``res`` without its interval and ``True`` when the data cannot support one.
 
     That is when a stratum (a family) has fewer than ``cfg.min_goals`` goals, or when more
     than :data:`MAX_DEGENERATE_SHARE` of the resamples are degenerate. The estimate stays.
@@ -654,7 +677,9 @@ def _sufficient(res: BootstrapResult, n_goals: Sequence[int], cfg: MetricsConfig
     few = min(n_goals, default=0) < int(cfg.min_goals)
     degenerate = res.n_degenerate > MAX_DEGENERATE_SHARE * res.n_resamples
     if not (few or degenerate):
-        return res, False
+        res = replace(res, n_min=min(n_goals), df=sum(n - 1 for n in n_goals))
+        lo, hi, method = _interval(res, float(cfg.level))
+        return replace(res, ci_low=lo, ci_high=hi, method=method), False
     return BootstrapResult(res.estimate, math.nan, math.nan, "none", res.n_resamples, res.n_degenerate), True
 
 
