@@ -1,5 +1,5 @@
 """Metrics: Energy per Successful Goal (EpG), the Orchestration Overhead Index (OOI), and
-their paired, stratified bootstrap confidence intervals.
+their paired, stratified, goal-level (cluster) bootstrap confidence intervals.
 
 This module owns the numbers in ``epg.csv`` and ``ooi.csv``. It reads only the
 ``goals.csv`` table (one row per attempt, see :mod:`alems.accounting`) and never plots.
@@ -24,25 +24,51 @@ Definitions (DESIGN.md):
   arithmetic ``0`` (finite / inf) or ``inf``.
 - **Scopes and rows.** ``epg.csv`` has one row per (family, mode), then one per (group,
   mode) with ``family`` = ``group`` = the group name (e.g. ``reasoning``), then one per
-  mode with ``family`` = ``group`` = ``overall``. ``ooi.csv`` has one row per family,
-  then per group, then ``overall``. Groups come from the ``groups`` mapping (family ->
-  group); a family not in it is ``tool`` when its name starts with ``tg_`` and
-  ``reasoning`` otherwise.
+  mode with ``family`` = ``group`` = ``overall``. ``ooi.csv`` has one row per family
+  (``estimand`` = ``family``), then three per group and three for ``overall``, one per
+  pooled estimand, the headline (``metrics.pooled_estimand``) first. Groups come from the
+  ``groups`` mapping (family -> group); a family not in it is ``tool`` when its name
+  starts with ``tg_`` and ``reasoning`` otherwise.
+- **Pooled estimands** take only the families whose OOI is defined (the others are
+  flagged ``excluded:FAMILY`` on the row): ``ratio_of_means`` = mean EpG(agentic) over
+  those families / mean EpG(linear) over the same families (the paper's headline; its
+  ``epg_*_j`` columns are those means), ``geomean_ooi`` = the geometric mean of the family
+  OOIs (``epg_*_j``: geometric means of the family EpGs), ``pooled_ratio`` = EpG(agentic)
+  / EpG(linear) of the pooled energy and successes (``epg_*_j``: the pooled EpGs).
 
-Bootstrap (:func:`bootstrap_scope`):
+Bootstrap (:func:`bootstrap_strata`, :func:`bootstrap_scope`):
 
-- The resampling unit is the execution (EpG CI) or the ``(goal_id, rep)`` pair (OOI).
-  Units are resampled with replacement **within each family** (stratified); a group or
-  overall scope sums its families' resampled totals, so the family, group and overall
-  intervals of one table share resamples.
+- The resampling unit is the **goal**: for EpG the goal's executions in the cell (all its
+  reps) summed; for OOI the goal's complete ``(goal_id, rep)`` pairs summed, both modes
+  together. Reps of a goal share the goal's difficulty, so resampling them as if they
+  were independent would pass copies off as data (duplicating every rep would narrow the
+  interval by 1/sqrt(2)); resampling goals does not. Goals are resampled with
+  replacement **within each family** (stratified); a pooled scope combines its families'
+  resampled totals, so the family, group and overall intervals of one table share
+  resamples. ``n_goals`` counts the goals (clusters), ``n_pairs`` the pairs.
 - Each resample is a row of a count-weight matrix built with one ``bincount`` per
   stratum; totals are weighted column sums. There is no Python loop over resamples
   (large strata are processed in blocks of resamples to bound memory).
 - The interval is **BCa** (bias correction from the share of resamples below the
-  estimate, acceleration from a stratified jackknife) where it is defined: finite
-  estimate, finite jackknife values that are not all equal, a bias-correction share
-  strictly between 0 and 1. Otherwise it is the **percentile** interval; ``method`` (EpG:
-  ``ci_method``) says which. ``none``: no interval (B = 0 or no data).
+  estimate, acceleration from the grouped, stratified jackknife: leave one goal out of
+  its family) where it is defined: finite estimate, finite jackknife values that are not
+  all equal, a bias-correction share strictly between 0 and 1. Otherwise it is the
+  **percentile** interval; ``method`` (EpG: ``ci_method``) says which. ``none``: no
+  interval (B = 0, no data, or insufficient data).
+- The tables read each interval at an **expanded** level (:func:`expanded_level`): as wide
+  as ``sqrt(n/(n-1)) t_df`` standard errors instead of ``z``, n the goals of the smallest
+  stratum and df = Σ(n_s - 1), which undoes the bootstrap's known narrowness with few
+  goals. The ``level`` column stays the nominal level. ``benchmarks/coverage.py`` checks
+  the coverage on simulated studies with a known OOI.
+- **Insufficient data**: with fewer than ``min_goals`` goals in a family (in any family of
+  a pooled scope), or more than 5 % degenerate resamples, a row keeps its estimate but
+  gets no interval (empty ``ci_low``/``ci_high``, ``method`` ``none``) and the flag
+  ``insufficient_data``.
+- **Multiplicity** (family rows of ``ooi.csv``): ``ci_low_adj``/``ci_high_adj`` are
+  Bonferroni-simultaneous intervals over the m families that have an interval (each read
+  at level 1 - (1 - level)/m); ``p_value`` is the two-sided bootstrap p-value for OOI = 1
+  (:func:`p_value`: the interval inverted, floor 1/B) and ``p_value_holm`` its Holm
+  adjustment over the same m families. Pooled rows have ``p_value`` only.
 - A resample with zero successes on one side (OOI) or zero successes (EpG) is
   **degenerate**: it is kept in the distribution with its limiting value (``inf``; ``0``
   for an OOI whose linear side has none; a resample with none on either side is ``nan``
@@ -54,10 +80,12 @@ Bootstrap (:func:`bootstrap_scope`):
   not change the others' resamples.
 
 Extra columns after the contract columns: ``epg.csv`` adds ``ci_method, B, level,
-n_degenerate_resamples, flags``; ``ooi.csv`` adds ``n_missing_pairs,
-n_degenerate_resamples, epg_agentic_j, epg_linear_j, energy_source, flags``. ``flags`` is
+n_degenerate_resamples, flags``, then ``n_goals``; ``ooi.csv`` adds ``n_missing_pairs,
+n_degenerate_resamples, epg_agentic_j, epg_linear_j, energy_source, flags``, then
+``estimand, n_goals, ci_low_adj, ci_high_adj, p_value, p_value_holm``. ``flags`` is
 ``;``-separated (``zero_successes``, ``zero_successes_agentic``, ``zero_successes_linear``,
-``no_pairs``, ``missing_energy``, ``low_coverage:N`` = attempts under ``min_coverage``,
+``no_pairs``, ``missing_energy``, ``insufficient_data``, ``excluded:FAMILY``,
+``low_coverage:N`` = attempts under ``min_coverage``,
 ``negative_energy:N`` = executions with negative energy; :func:`flag_families` adds
 ``baseline_unstable`` where the pipeline measured against an unstable idle baseline).
 
