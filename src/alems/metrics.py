@@ -1002,13 +1002,17 @@ def format_tables(epg_df: pd.DataFrame, ooi_df: pd.DataFrame) -> str:
                 "epg_ci_high", "epg_success_only_j", "energy_source", "flags"]  # fmt: skip
     ooi_cols = ["scope", "ooi", "ci_low", "ci_high", "n_pairs", "n_missing_pairs", "method",
                 "n_degenerate_resamples", "flags"]  # fmt: skip
+    if "estimand" in ooi_df.columns:
+        ooi_cols[1:1] = ["estimand"]
+        ooi_cols[-1:-1] = ["n_goals", "ci_low_adj", "ci_high_adj", "p_value_holm"]
     parts = []
     for title, df, cols in (("EpG (J per successful goal)", epg_df, epg_cols), ("OOI", ooi_df, ooi_cols)):
         shown = df[cols].map(_fmt) if len(df) else df[cols]
         parts.append(f"{title}\n{shown.to_string(index=False) if len(df) else '(no rows)'}")
     if len(epg_df):
         b, level = int(epg_df["B"].iloc[0]), float(epg_df["level"].iloc[0])
-        parts.append(f"bootstrap: B={b}, level={level:g} (paired, stratified by family)")
+        parts.append(f"bootstrap: B={b}, level={level:g} (paired; goals resampled within each family; "
+                     "*_adj: Bonferroni over families, p_value_holm: Holm)")
     srcs = list(epg_df["energy_source"]) + list(ooi_df["energy_source"])
     if any(s in ("modeled", "mixed") for s in srcs):
         parts.append("note: these tables contain modeled energy (energy_source modeled/mixed)")
