@@ -170,7 +170,9 @@ def test_smoke_run_outputs_and_schemas(smoke_run: dict[str, Any]) -> None:
     assert {(f, m) for f in FAMILIES for m in ("linear", "agentic")} <= set(zip(epg["family"], epg["mode"], strict=True))
     ooi = pd.read_csv(r / "tables" / "ooi.csv")
     assert list(ooi.columns[: len(OOI_COLUMNS)]) == list(OOI_COLUMNS)
-    assert list(ooi["scope"]) == [*FAMILIES, "reasoning", "tool", "overall"]
+    pooled = ["ratio_of_means", "geomean_ooi", "pooled_ratio"]  # metrics.pooled_estimand first
+    assert list(ooi["scope"]) == [*FAMILIES, *[g for g in ("reasoning", "tool", "overall") for _ in pooled]]
+    assert list(ooi["estimand"]) == ["family"] * len(FAMILIES) + pooled * 3
     # figures, PNG and PDF
     for stem in ("fig1_epg", "fig2_ooi_forest", "fig3_phases", "fig4_power_timeline",
                  "fig5_success_vs_energy", "fig6_idle_baseline"):  # fmt: skip

@@ -141,6 +141,10 @@ def _add_metrics(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, metavar="S", help="bootstrap seed (default 0)")
     p.add_argument("--layer", choices=("total", "dynamic", "attributed"), default=None,
                    help="energy layer of EpG/OOI (default total: raw energy in the goal's windows, idle included)")
+    p.add_argument("--min-goals", type=int, default=None, metavar="N",
+                   help="fewest goals a family needs for an interval (default 10)")  # fmt: skip
+    p.add_argument("--pooled-estimand", default=None, choices=("ratio_of_means", "geomean_ooi", "pooled_ratio"),
+                   help="headline pooled estimand, listed first (default ratio_of_means)")  # fmt: skip
     p.add_argument("--group", action="append", default=[], metavar="FAMILY=GROUP",
                    help="put FAMILY in GROUP (default: tg_* -> tool, others -> reasoning)")  # fmt: skip
     p.add_argument("--out-dir", default=None, metavar="DIR", help="also write DIR/epg.csv and DIR/ooi.csv")
@@ -152,7 +156,8 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
 
     from alems import metrics
 
-    given = {"bootstrap": args.bootstrap, "level": args.level, "seed": args.seed, "energy_layer": args.layer}
+    given = {"bootstrap": args.bootstrap, "level": args.level, "seed": args.seed, "energy_layer": args.layer,
+             "min_goals": args.min_goals, "pooled_estimand": args.pooled_estimand}  # fmt: skip
     cfg = metrics.MetricsConfig.from_dict({k: v for k, v in given.items() if v is not None})
     goals = metrics.read_goals(args.goals)
     epg, ooi = metrics.compute_tables(goals, cfg, metrics.parse_group_args(args.group) or None)

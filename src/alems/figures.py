@@ -42,6 +42,7 @@ COLORS = {"linear": "#4C72B0", "agentic": "#DD8452"}
 PHASE_COLORS = {"llm_j": "#4C72B0", "tool_j": "#DD8452", "orchestration_j": "#8C8C8C", "gap_j": "#C9C9C9"}
 PHASE_LABELS = {"llm_j": "LLM", "tool_j": "tool", "orchestration_j": "orchestration", "gap_j": "between attempts"}
 GROUP_SCOPES = ("reasoning", "tool", "overall")
+FAMILY_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">")
 WIDTH_IN = 7.0  # two-column figure width
 FONT = 8
 NAMES = (
@@ -240,6 +241,13 @@ def _finite(x: Any) -> bool:
         return False
 
 
+def _is_pos_inf(x: Any) -> bool:
+    try:
+        return float(x) == math.inf
+    except (TypeError, ValueError):
+        return False
+
+
 def _needs_log(values: Sequence[float]) -> bool:
     """A log axis when positive values span more than 30x, and never when one is zero or negative
     (a log axis would drop it)."""
@@ -276,6 +284,8 @@ def fig_epg(inp: FigureInputs, out_dir: Path) -> list[Path]:
     finite_vals = [v for v in cells["epg_j"] if _finite(v)]
     finite_vals += [v for v in cells.get("epg_ci_high", []) if _finite(v)]
     top = max(finite_vals) if finite_vals else 1.0
+    open_ci: list[tuple[float, float, float]] = []  # (x, value, low): intervals unbounded above
+    no_ci: list[tuple[float, float]] = []  # (x, value): no interval (insufficient data)
     for j, mode in enumerate(MODES):
         sub = cells[cells["mode"] == mode].set_index("family")
         for i, fam in enumerate(fams):
@@ -289,6 +299,10 @@ def fig_epg(inp: FigureInputs, out_dir: Path) -> list[Path]:
                 err = None
                 if _finite(lo) and _finite(hi):
                     err = [[max(v - float(lo), 0.0)], [max(float(hi) - v, 0.0)]]
+                elif _finite(lo) and _is_pos_inf(hi):
+                    open_ci.append((xi, v, float(lo)))
+                else:
+                    no_ci.append((xi, v))
                 ax.bar(xi, v, width, color=COLORS[mode], yerr=err, capsize=2, ecolor="#333333",
                        label=mode if i == 0 else None)  # fmt: skip
             else:
@@ -306,51 +320,105 @@ def fig_epg(inp: FigureInputs, out_dir: Path) -> list[Path]:
     elif not finite_vals:  # no cell has a success: nothing to scale
         ax.set_ylim(0.0, 1.0)
         ax.set_yticks([])
+    if open_ci and finite_vals:  # whisker to the top edge, arrow-headed: the interval has no upper end
+        y0, y1 = ax.get_ylim()
+        y_top = y1 * 1.6 if ax.get_yscale() == "log" else y1 * 1.12
+        ax.set_ylim(y0, y_top)
+        for xi, v, lo in open_ci:
+            ax.plot([xi, xi], [max(lo, y0), y_top], color="#333333", lw=1.0, zorder=4)
+            ax.plot(xi, y_top, marker="^", color="#333333", ms=4, clip_on=False, zorder=4)
+    for xi, v in no_ci:  # a hollow dot on the bar: the estimate has no interval
+        ax.plot(xi, v, marker="o", mfc="white", mec="#333333", ms=4, zorder=4)
     ax.set_xticks(x, [f.replace("_", "\n", 1) for f in fams])
     ax.set_ylabel("EpG (J per successful goal)")
-    ax.set_title("Energy per successful goal, with bootstrap CIs")
+    ax.set_title("Energy per successful goal, with bootstrap CIs (resampling goals)")
     handles, labels = ax.get_legend_handles_labels()
+    from matplotlib.lines import Line2D
+
+    if open_ci:
+        handles.append(Line2D([], [], color="#333333", lw=1.0, marker="^", ms=4))
+        labels.append("CI unbounded above")
+    if no_ci:
+        handles.append(Line2D([], [], ls="none", marker="o", mfc="white", mec="#333333", ms=4))
+        labels.append("no CI: too few goals or successes")
     if handles:
-        ax.legend(frameon=False, ncols=2, loc="upper center", bbox_to_anchor=(0.5, -0.2))
+        ax.legend(handles, labels, frameon=False, ncols=len(handles), loc="upper center", bbox_to_anchor=(0.5, -0.2))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     return _save(fig, out_dir, "fig1_epg", inp.run_id, _label(inp.provenance(), inp.layer()))
 
 
+ESTIMAND_WORDS = {
+    "ratio_of_means": "ratio of mean family EpGs",
+    "geomean_ooi": "geometric mean of family OOIs",
+    "pooled_ratio": "pooled energy / pooled successes",
+}
+
+
+def forest_rows(ooi: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
+    """The rows figure 2 draws: the family rows and, per pooled scope, the headline estimand
+    (the first row of the scope; :mod:`alems.metrics` lists the configured one first).
+    A table without an ``estimand`` column (older contract) is drawn as it is."""
+    if "estimand" not in ooi.columns:
+        return ooi, None
+    est = ooi["estimand"].astype(str)
+    pooled = ooi[est != "family"].drop_duplicates("scope", keep="first")
+    headline = str(pooled["estimand"].iloc[0]) if len(pooled) else None
+    return pd.concat([ooi[est == "family"], pooled]), headline
+
+
+def _as_float(x: Any) -> float:
+    return float(x) if _finite(x) or str(x) in ("inf", "-inf") else float("nan")
+
+
 def fig_ooi(inp: FigureInputs, out_dir: Path) -> list[Path]:
     plt = _plt()
-    o = inp.ooi.copy()
+    o, headline = forest_rows(inp.ooi.copy())
     fams = [f for f in _families(inp) if f in set(o["scope"].astype(str))]
     groups = [g for g in GROUP_SCOPES if g in set(o["scope"].astype(str))]
     order = fams + groups
-    fig, ax = plt.subplots(figsize=(WIDTH_IN * 0.6, 0.28 * len(order) + 1.0))
+    fig, ax = plt.subplots(figsize=(WIDTH_IN * 0.6, 0.28 * len(order) + 1.5))
     by = o.set_index(o["scope"].astype(str))
     ys = list(range(len(order)))[::-1]
     finite_x: list[float] = []
-    open_ends: list[tuple[float, float, str, float]] = []  # CIs reaching 0 or inf: drawn once the axis is known
+    # (low, high, colour, y, line width): drawn once the axis is known, open ends arrow-headed
+    segments: list[tuple[float, float, str, float, float]] = []
+    n_adjusted, n_no_ci = 0, 0
     for y, scope in zip(ys, order, strict=True):
         row = by.loc[scope]
         if isinstance(row, pd.DataFrame):
             row = row.iloc[0]
-        v, lo, hi = row["ooi"], row.get("ci_low"), row.get("ci_high")
+        v = row["ooi"]
         bold = scope in GROUP_SCOPES
         color = "#222222" if bold else "#4C72B0"
+        flags = str(row.get("flags") or "")
         if _finite(v) and float(v) > 0:
             finite_x.append(float(v))
-            lo_f = float(lo) if _finite(lo) or str(lo) in ("inf", "-inf") else float("nan")
-            hi_f = float(hi) if _finite(hi) or str(hi) in ("inf", "-inf") else float("nan")
-            if math.isfinite(lo_f) and math.isfinite(hi_f) and lo_f > 0:
-                ax.plot([lo_f, hi_f], [y, y], color=color, lw=1.2)
-                finite_x += [lo_f, hi_f]
-            elif not (math.isnan(lo_f) or math.isnan(hi_f)):
-                open_ends.append((lo_f, hi_f, color, y))
-                finite_x += [x for x in (lo_f, hi_f) if math.isfinite(x) and x > 0]
-            ax.plot(float(v), y, "D" if bold else "o", color=color, ms=5 if bold else 4)
+            lo_f, hi_f = _as_float(row.get("ci_low")), _as_float(row.get("ci_high"))
+            pairs = [(lo_f, hi_f, 2.4)]
+            lo_a, hi_a = _as_float(row.get("ci_low_adj")), _as_float(row.get("ci_high_adj"))
+            if not bold and not (math.isnan(lo_a) or math.isnan(hi_a)):
+                pairs.append((lo_a, hi_a, 0.9))  # the simultaneous (Bonferroni) interval: thin
+                n_adjusted += 1
+            drawn = False
+            for lo, hi, lw in pairs:
+                if math.isnan(lo) or math.isnan(hi):
+                    continue
+                segments.append((lo, hi, color, y, lw))
+                finite_x += [x for x in (lo, hi) if math.isfinite(x) and x > 0]
+                drawn = True
+            marker = "D" if bold else "o"
+            if drawn:
+                ax.plot(float(v), y, marker, color=color, ms=5 if bold else 4, zorder=3)
+            else:  # an estimate without an interval: hollow, and the reason beside it
+                n_no_ci += 1
+                ax.plot(float(v), y, marker, mfc="white", mec=color, ms=5 if bold else 4, zorder=3)
+                why = "insufficient data" if "insufficient_data" in flags else "no interval"
+                ax.text(float(v), y + 0.3, why, ha="center", va="bottom", fontsize=FONT - 3, color="#555555")
         elif _finite(v):  # zero or negative (an energy layer below idle): no place on a log axis, so said
             ax.text(1.0, y, f"  OOI {float(v):.3g} (not > 0: an EpG at or below 0)", va="center",
                     fontsize=FONT - 2, color="#AA0000")  # fmt: skip
         else:
-            flags = str(row.get("flags") or "")
             lin, agt = "zero_successes_linear" in flags, "zero_successes_agentic" in flags
             why = "no success in either mode" if lin == agt else ("no linear success" if lin else "no agentic success")
             ax.text(1.0, y, f"  undefined ({why})", va="center", fontsize=FONT - 2, color="#AA0000")
@@ -361,21 +429,29 @@ def fig_ooi(inp: FigureInputs, out_dir: Path) -> list[Path]:
     for lbl in ax.get_yticklabels():
         if lbl.get_text().endswith("(all)"):
             lbl.set_fontweight("bold")
+    ax.set_ylim(-0.6, len(order) - 0.4)
     ax.set_xscale("log")
     lo_x, hi_x = (min(finite_x + [1.0]), max(finite_x + [1.0])) if finite_x else (0.5, 2.0)
     x0, x1 = lo_x / 1.5, hi_x * 1.5
     ax.set_xlim(x0, x1)
     _ratio_ticks(ax, x0, x1)
-    for lo_f, hi_f, color, y in open_ends:  # an interval reaching 0 or inf runs off the axis, arrow-headed
+    for lo_f, hi_f, color, y, lw in segments:  # an interval reaching 0 or inf runs off the axis, arrow-headed
         a = lo_f if lo_f > 0 and math.isfinite(lo_f) else x0
         b = hi_f if math.isfinite(hi_f) else x1
-        ax.plot([a, b], [y, y], color=color, lw=1.2)
+        ax.plot([a, b], [y, y], color=color, lw=lw, solid_capstyle="butt", alpha=0.55 if lw > 2 else 1.0)
         if a == x0:
             ax.plot(a, y, "<", color=color, ms=4)
         if b == x1:
             ax.plot(b, y, ">", color=color, ms=4)
     level = o["level"].dropna().iloc[0] if "level" in o and o["level"].notna().any() else 0.95
-    ax.set_xlabel(f"OOI = EpG(agentic) / EpG(linear), {float(level):.0%} CI")
+    notes = [f"thick: {float(level):.0%} CI"]
+    if n_adjusted:
+        notes.append(f"thin: simultaneous {float(level):.0%} CI over {n_adjusted} families (Bonferroni)")
+    if n_no_ci:
+        notes.append("hollow: no CI (goals < metrics.min_goals,\nor > 5 % of resamples without a success)")
+    if headline:
+        notes.append(f"(all) rows: {ESTIMAND_WORDS.get(headline, headline)}")
+    ax.set_xlabel("OOI = EpG(agentic) / EpG(linear)\n" + "\n".join(notes), fontsize=FONT - 1)
     ax.set_title("Orchestration overhead index")
     ax.grid(axis="x", alpha=0.3, which="both")
     fig.tight_layout(rect=(0, 0.05, 1, 1))
@@ -539,31 +615,60 @@ def fig_timeline(inp: FigureInputs, out_dir: Path) -> list[Path]:
     return _save(fig, out_dir, "fig4_power_timeline", inp.run_id, modeled)
 
 
+def _dodge(x: pd.Series, y: pd.Series, step_pt: float = 7.0) -> list[float]:
+    """Horizontal offsets (points) that spread markers which (nearly) coincide side by side.
+
+    Points within 2 % in x (log scale) and 0.02 in y form a group; a group of k gets
+    offsets (i - (k - 1) / 2) * step_pt. The data are unchanged; only the drawing moves.
+    """
+    xs = pd.to_numeric(x, errors="coerce").to_numpy(float)
+    ys = pd.to_numeric(y, errors="coerce").to_numpy(float)
+    with np.errstate(all="ignore"):
+        kx = np.where(xs > 0, np.round(np.log10(np.where(xs > 0, xs, 1.0)) / 0.0086), np.nan)
+    keys = [(a, round(b / 0.02)) if np.isfinite(a) and np.isfinite(b) else (i,) for i, (a, b) in enumerate(zip(kx, ys, strict=True))]
+    out = [0.0] * len(keys)
+    for key in dict.fromkeys(keys):
+        members = [i for i, k in enumerate(keys) if k == key]
+        for j, i in enumerate(members):
+            out[i] = (j - (len(members) - 1) / 2.0) * step_pt
+    return out
+
+
 def fig_success_energy(inp: FigureInputs, out_dir: Path) -> list[Path]:
     plt = _plt()
     cells = _epg_cells(inp).copy()
-    fig, ax = plt.subplots(figsize=(WIDTH_IN * 0.6, 3.0))
+    fig, ax = plt.subplots(figsize=(WIDTH_IN * 0.85, 3.0))
     ex = pd.to_numeric(cells["executions"], errors="coerce").replace(0, np.nan)
     cells["per_exec"] = pd.to_numeric(cells["energy_total_j"], errors="coerce") / ex
-    for mode in MODES:
-        sub = cells[cells["mode"] == mode]
-        ax.scatter(sub["per_exec"], sub["success_rate"], color=COLORS[mode], s=18, label=mode, zorder=3)
-        for _, r in sub.iterrows():
-            if _finite(r["per_exec"]):
-                ax.annotate(str(r["family"]), (r["per_exec"], r["success_rate"]), fontsize=FONT - 3,
-                            xytext=(3, 2), textcoords="offset points", color="#444444")  # fmt: skip
+    # One marker shape per family, colour per mode, and a legend instead of point labels:
+    # cells that coincide (same success rate and energy) stay readable.
+    from matplotlib.lines import Line2D
+
+    fams = [f for f in _families(inp) if f in set(cells["family"].astype(str))]
+    fams += sorted(set(cells["family"].astype(str)) - set(fams))
+    marker = {f: FAMILY_MARKERS[i % len(FAMILY_MARKERS)] for i, f in enumerate(fams)}
     for fam, sub in cells.groupby("family"):
         sub = sub.set_index("mode")
         if all(m in sub.index for m in MODES):
             ax.plot([sub.loc[m, "per_exec"] for m in MODES], [sub.loc[m, "success_rate"] for m in MODES],
                     color="#BBBBBB", lw=0.6, zorder=1)  # fmt: skip
+    from matplotlib.transforms import offset_copy
+
+    for (_, r), dx in zip(cells.iterrows(), _dodge(cells["per_exec"], cells["success_rate"]), strict=True):
+        ax.scatter(r["per_exec"], r["success_rate"], marker=marker[str(r["family"])], s=30, zorder=3,
+                   facecolors="none" if r["mode"] == "linear" else COLORS[str(r["mode"])],
+                   edgecolors=COLORS.get(str(r["mode"]), "#444444"), linewidths=1.1, alpha=0.9, clip_on=False,
+                   transform=offset_copy(ax.transData, fig=fig, x=dx, y=0.0, units="points"))  # fmt: skip
+    handles = [Line2D([], [], ls="none", marker="s", mfc="none", mec=COLORS["linear"], label="linear (hollow)"),
+               Line2D([], [], ls="none", marker="s", color=COLORS["agentic"], label="agentic (filled)")]  # fmt: skip
+    handles += [Line2D([], [], ls="none", marker=marker[f], mfc="none", mec="#444444", label=f) for f in fams]
     if _needs_log(cells["per_exec"].dropna()):
         ax.set_xscale("log")
     ax.set_ylim(-0.05, 1.05)
     ax.set_xlabel("energy per execution (J, failed executions included)")
     ax.set_ylabel("success rate")
-    ax.set_title("Success against energy")
-    ax.legend(frameon=False)
+    ax.set_title("Success against energy (grey line joins a family's two modes)")
+    ax.legend(handles=handles, frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=FONT - 2)
     ax.grid(alpha=0.3)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return _save(fig, out_dir, "fig5_success_vs_energy", inp.run_id, _label(inp.provenance(), inp.layer()))

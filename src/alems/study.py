@@ -174,7 +174,9 @@ class OracleBackend:
     ``calculator`` on the answer), a plain sentence after each tool result, the final
     answer, and a self-check that says NO exactly when its own answer was wrong.
 
-    Designed failures, seeded per ``(seed, goal_id, mode, attempt)``: with probability
+    Designed failures, seeded per ``(seed + call seed, goal_id, mode, attempt)``, where the
+    call seed is the ``seed`` the executor passes (``agents.seed + rep``), so every rep
+    draws its own failures: with probability
     ``fail_rate`` an attempt's answer is wrong (linear: a failed execution; agentic: the
     self-check rejects it and the executor retries), and with ``fail_rate / 3`` an agentic
     plan is not JSON (a parse failure, retried). So a run has successes, failures and
@@ -205,7 +207,8 @@ class OracleBackend:
         self.sleep_s = float(sleep_s_per_call)
         self.model = model
         self.clock = clock
-        self._attempt: dict[tuple[str, str], int] = {}
+        self._attempt: dict[tuple[str, str, int], int] = {}
+        self._call_seed = 0
         self._wrong: dict[tuple[str, str], bool] = {}
         self.calls = 0
 
@@ -223,9 +226,9 @@ class OracleBackend:
 
     def _new_attempt(self, goal: Any, mode: str) -> tuple[int, bool]:
         key = (goal.goal_id, mode)
-        k = self._attempt.get(key, 0) + 1
-        self._attempt[key] = k
-        wrong = _u01(self.seed, goal.goal_id, mode, k, "answer") < self.fail_rate
+        k = self._attempt.get((*key, self._call_seed), 0) + 1
+        self._attempt[(*key, self._call_seed)] = k
+        wrong = _u01(self.seed + self._call_seed, goal.goal_id, mode, k, "answer") < self.fail_rate
         self._wrong[key] = wrong
         return k, wrong
 
@@ -235,7 +238,7 @@ class OracleBackend:
         return f"The result follows from the task.\nAnswer: {value}"
 
     def _plan(self, goal: Any, k: int, wrong: bool) -> str:
-        if _u01(self.seed, goal.goal_id, "agentic", k, "plan") < self.fail_rate / 3:
+        if _u01(self.seed + self._call_seed, goal.goal_id, "agentic", k, "plan") < self.fail_rate / 3:
             return "I would first look at the task and then answer it."  # not JSON: a parse failure
         tools = set(getattr(goal, "tools", ()) or ())
         value = _wrong_value(goal.expected) if wrong else goal.expected
@@ -302,6 +305,7 @@ class OracleBackend:
 
         t0 = self.clock()
         self.calls += 1
+        self._call_seed = int(seed)
         text = self._reply(messages, json_schema)
         finish = "stop"
         pieces = text.split(" ")
