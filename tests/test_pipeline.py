@@ -305,7 +305,8 @@ def test_tables_flag_runs_measured_against_an_unstable_baseline(smoke_run: dict[
 # --------------------------------------------------------------------------- preflight
 def test_a_crashing_llm_runtime_stops_the_study_before_any_measurement(tmp_path: Path) -> None:
     """A llama.cpp build that dies on this CPU (a stand-in that kills itself with SIGSEGV)
-    fails the llm_preflight job with the diagnosis in its log; nothing is measured."""
+    fails the first measurement job (the baseline) at its preflight, with the diagnosis in
+    its log; nothing is measured."""
     model = tmp_path / "wrong-cpu.gguf"
     model.write_bytes(b"GGUF" + bytes(64))
     cfg = ci_config(None, llm={"backend": "llamacpp", "model_path": str(model), "threads": 1})
@@ -319,9 +320,10 @@ def test_a_crashing_llm_runtime_stops_the_study_before_any_measurement(tmp_path:
         env={**os.environ, "PYTHONPATH": env_path.rstrip(os.pathsep), "ALEMS_FAKE_LLAMA": "segv"},
     )  # fmt: skip
     assert proc.returncode != 0
-    log = (tmp_path / "logs" / "llm_preflight" / "llm_preflight.log").read_text()
+    log = (tmp_path / "logs" / "baseline" / "baseline.log").read_text()
     assert "killed by SIGSEGV" in log and "make llama" in log and "LLMRuntimeError" in log
-    assert "Error in rule llm_preflight" in proc.stdout + proc.stderr
+    assert "non-zero exit status -11" not in log
+    assert "Error in rule baseline" in proc.stdout + proc.stderr
     assert not (tmp_path / "results" / "baseline" / "idle.json").exists()
     assert not list((tmp_path / "results").glob("runs/*/*/goals.csv"))
 
@@ -335,6 +337,6 @@ def test_an_unreachable_llm_server_stops_the_study_before_any_measurement(tmp_pa
     cfg["llm"].pop("oracle")
     proc = snakemake(tmp_path, "--cores", "1", "all", configfile=write_config(tmp_path / "down.yaml", cfg))
     assert proc.returncode != 0
-    log = (tmp_path / "logs" / "llm_preflight" / "llm_preflight.log").read_text()
+    log = (tmp_path / "logs" / "baseline" / "baseline.log").read_text()
     assert url in log and f"GET {url}/models" in log and "chat/completions" in log
     assert not (tmp_path / "results" / "baseline" / "idle.json").exists()
