@@ -297,3 +297,43 @@ def test_tables_flag_runs_measured_against_an_unstable_baseline(smoke_run: dict[
     for df, col in ((t.epg, "family"), (t.ooi, "scope")):
         hit = df["flags"].fillna("").str.contains("baseline_unstable")
         assert set(df.loc[hit, col]) == {"gsm8k_basic", "reasoning", "overall"}
+
+
+def test_runs_use_their_own_hosts_baseline_and_tables_check_it(smoke_run: dict[str, Any], tmp_path: Path) -> None:
+    """On one machine every run uses the reference baseline (no extra measurement) and records its host;
+    the tables refuse a run whose baseline came from another host and flag one that records none."""
+    import socket
+
+    from alems.errors import ProvenanceError
+    from alems.study import aggregate
+
+    r = smoke_run["work"] / "results"
+    host = socket.gethostname()
+    ref = json.loads((r / "baseline" / "idle.json").read_text())
+    assert ref["host"] == host
+    metas = []
+    for fam in FAMILIES:
+        meta = json.loads((r / "runs" / fam / "rep0" / "run.json").read_text())
+        assert meta["host"] == host and meta["baseline"]["host"] == host
+        assert meta["baseline"]["origin"] == "reference" and meta["baseline"]["baseline_id"] == ref["baseline_id"]
+        if fam == "gsm8k_basic":
+            meta["baseline"]["host"] = "elsewhere"
+        p = tmp_path / fam / "run.json"
+        p.parent.mkdir()
+        p.write_text(json.dumps(meta))
+        metas.append(p)
+    goals = [r / "runs" / f / "rep0" / "goals.csv" for f in FAMILIES]
+    with pytest.raises(ProvenanceError, match=f"gsm8k_basic ran on {host} with the idle baseline of elsewhere"):
+        aggregate(goals, metas, metrics={"bootstrap": 0}, groups={})
+    t = aggregate(goals, metas, metrics={"bootstrap": 0}, groups={}, allow_mixed=True)
+    hit = t.epg["flags"].fillna("").str.contains("baseline_foreign_host")
+    assert set(t.epg.loc[hit, "family"]) == {"gsm8k_basic"}
+    meta = json.loads(metas[0].read_text())
+    del meta["host"]
+    metas[0].write_text(json.dumps(meta))
+    t = aggregate(goals, metas, metrics={"bootstrap": 0}, groups={})
+    hit = t.ooi["flags"].fillna("").str.contains("baseline_host_unknown")
+    assert set(t.ooi.loc[hit, "scope"]) == {"gsm8k_basic", "reasoning", "overall"}
+    for name in ("epg", "ooi"):  # the smoke run's own tables carry no host flag
+        flags = pd.read_csv(r / "tables" / f"{name}.csv", keep_default_na=False)["flags"]
+        assert not flags.str.contains("host").any()
