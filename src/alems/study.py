@@ -17,7 +17,8 @@ This module owns the composition of the layers for one Snakemake ``run_family`` 
 share of it inside attempt windows, the framework overhead energy, the meter's domains
 and sources, and the provenance hashes.
 
-Also here: the idle-baseline job (:func:`measure_idle_baseline`), the aggregation of
+Also here: the idle-baseline job (:func:`measure_idle_baseline`), the baseline a job on
+a given host subtracts (:func:`job_baseline`: its own host's, never another's), the aggregation of
 runs into the tables (:func:`aggregate`, refusing to mix runs whose provenance differs),
 ``alems run`` with the meter on (:func:`run_with_energy`), and the ``scripted`` backend's
 oracle policy (:class:`OracleBackend`), which plays both modes from the goals' expected
@@ -805,7 +806,8 @@ def write_tables(tables: Tables, goals_path: str | os.PathLike[str], epg_path: s
 
 
 __all__ = [
-    "JobResult", "OracleBackend", "RunPaths", "Tables", "aggregate", "make_backend", "measure_idle_baseline",
+    "JobResult", "OracleBackend", "RunPaths", "Tables", "aggregate", "job_baseline", "make_backend",
+    "measure_idle_baseline",
     "run_family", "run_family_job", "run_with_energy", "window_share", "write_tables",
 ]  # fmt: skip
 
