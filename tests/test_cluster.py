@@ -25,13 +25,12 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from test_pipeline import FAMILIES, P_IDLE_W, P_MAX_W, RANGE_UJ, REPO, SNAKEFILE, ci_config, write_config
+from test_pipeline import FAMILIES, REPO, SNAKEFILE, simulated_study
 
 pytestmark = pytest.mark.cluster
 
@@ -86,23 +85,14 @@ def sacct_jobs(ids: list[str]) -> dict[str, dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def cluster_run(cluster: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from alems.energy.simulated import SimulatedRapl
-
+def cluster_run(cluster: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("cluster")
-    root = work / "powercap"
-    cf = write_config(work / "ci.yaml", ci_config(root))
-    sim = SimulatedRapl(root, "intel-1s", profile="model", p_idle_w=P_IDLE_W, p_max_w=P_MAX_W,
-                        range_uj=RANGE_UJ, tick_ms=1)  # fmt: skip
-    sim.start()
-    try:
+    with simulated_study(work) as (cf, _, _):
         res = snakemake_slurm(work, "all", "-s", str(SNAKEFILE), "--configfile", str(cf), timeout=420)
-        log = res.stdout + res.stderr
-        assert res.returncode == 0, log[-4000:]
-        ids = SUBMITTED.findall(log)
-        yield {"work": work, "log": log, "jobs": sacct_jobs(ids), "ids": ids, **cluster}
-    finally:
-        sim.stop()
+    log = res.stdout + res.stderr
+    assert res.returncode == 0, log[-4000:]
+    ids = SUBMITTED.findall(log)
+    return {"work": work, "log": log, "jobs": sacct_jobs(ids), "ids": ids, **cluster}
 
 
 def test_every_measurement_job_ran_through_sbatch(cluster_run: dict[str, Any]) -> None:

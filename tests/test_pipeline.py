@@ -19,6 +19,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -98,22 +99,29 @@ def test_openai_backend_needs_no_model_fetch(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- the smoke run
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+@contextmanager
+def simulated_study(work: Path) -> Iterator[tuple[Path, Path, Any]]:
+    """The smoke config in ``work`` and, running while inside, the simulated RAPL it reads: (config, root, sim)."""
     from alems.energy.simulated import SimulatedRapl
 
-    work = tmp_path_factory.mktemp("pipeline")
     root = work / "powercap"
     cf = write_config(work / "ci.yaml", ci_config(root))
     sim = SimulatedRapl(root, "intel-1s", profile="model", p_idle_w=P_IDLE_W, p_max_w=P_MAX_W,
                         range_uj=RANGE_UJ, tick_ms=1)  # fmt: skip
     sim.start()
     try:
+        yield cf, root, sim
+    finally:
+        sim.stop()
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    work = tmp_path_factory.mktemp("pipeline")
+    with simulated_study(work) as (cf, root, sim):
         res = snakemake(work, "--cores", "1", "all", configfile=cf)
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
         yield {"work": work, "config": cf, "root": root, "sim": sim, "log": res.stdout + res.stderr}
-    finally:
-        sim.stop()
 
 
 def test_smoke_run_outputs_and_schemas(smoke_run: dict[str, Any]) -> None:
