@@ -5,12 +5,43 @@ VENV        := .venv
 BIN         := $(VENV)/bin
 WHEELS      ?= $(HOME)/.cache/alems/wheels
 LLAMA_VER   := 0.3.36
-LLAMA_CMAKE := -DLLAVA_BUILD=OFF
+# llama.cpp is built for an instruction-set level, never for the build host's CPU
+# (GGML_NATIVE compiles -march=native, which segfaults on Xeons that advertise AMX and
+# produces a wheel that is wrong for the next machine). x86-64-v3 = AVX2, FMA, F16C, BMI2:
+# every x86-64 server since about 2015, AMD and Intel alike, and as fast here as any
+# AVX-512 build (README, "The llama.cpp build"). Override with LLAMA_CPU=x86-64-v2 for
+# older CPUs, x86-64-v4 to add AVX-512, or LLAMA_CMAKE=... for anything else.
+ARCH        := $(shell uname -m)
+ifeq ($(ARCH),x86_64)
+LLAMA_CPU   ?= x86-64-v3
+else
+LLAMA_CPU   ?= generic
+endif
+NO_AVX512   := -DGGML_AVX512=OFF -DGGML_AVX512_VBMI=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_BF16=OFF
+NO_AMX      := -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+V3          := -DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX_VNNI=OFF
+ifeq ($(LLAMA_CPU),x86-64-v3)
+LLAMA_ISA   := $(V3) $(NO_AVX512) $(NO_AMX)
+else ifeq ($(LLAMA_CPU),x86-64-v4)
+LLAMA_ISA   := $(V3) -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AVX512_VBMI=OFF $(NO_AMX)
+else ifeq ($(LLAMA_CPU),x86-64-v2)
+LLAMA_ISA   := -DGGML_SSE42=ON -DGGML_AVX=OFF -DGGML_AVX2=OFF -DGGML_FMA=OFF -DGGML_F16C=OFF -DGGML_BMI2=OFF -DGGML_AVX_VNNI=OFF $(NO_AVX512) $(NO_AMX)
+else ifeq ($(LLAMA_CPU),generic)
+LLAMA_ISA   :=
+else
+$(error LLAMA_CPU=$(LLAMA_CPU) is not one of x86-64-v2, x86-64-v3, x86-64-v4, generic)
+endif
+LLAMA_CMAKE ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF $(LLAMA_ISA)
+# The wheel cache is keyed by version and a hash of the flags: a change of flags builds anew.
+LLAMA_HASH  := $(shell printf '%s|%s' '$(LLAMA_VER)' '$(strip $(LLAMA_CMAKE))' | sha256sum | cut -c1-12)
+LLAMA_WHEEL_DIR := $(WHEELS)/llama_cpp_python-$(LLAMA_VER)-$(LLAMA_HASH)
+LLAMA_SDIST := $(WHEELS)/src/llama_cpp_python-$(LLAMA_VER).tar.gz
+LLAMA_STAMP := $(VENV)/.llama-$(LLAMA_HASH)
 MODEL       ?= qwen2.5-coder-0.5b
 TEST_MODEL  := smollm2-135m
 CORES       ?= 1
 
-.PHONY: setup llama test run bench lint clean-venv
+.PHONY: setup llama llama-wheel llama-flags test run bench lint clean-venv
 
 ## set-up: virtual environment, the project and its test tools
 $(VENV)/.installed: pyproject.toml
@@ -21,29 +52,50 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-## llama-cpp-python: built once from source (no LLaVA), wheel cached outside the repo
-$(VENV)/.llama: $(VENV)/.installed
-	mkdir -p $(WHEELS)
-	if ! ls $(WHEELS)/llama_cpp_python-$(LLAMA_VER)-*.whl >/dev/null 2>&1; then \
-	  CMAKE_ARGS="$(LLAMA_CMAKE)" $(BIN)/pip wheel --no-deps "llama-cpp-python==$(LLAMA_VER)" -w $(WHEELS); \
-	fi
-	$(BIN)/pip install -q --find-links $(WHEELS) "llama-cpp-python[server]==$(LLAMA_VER)"
-	printf '{"package": "llama-cpp-python", "version": "%s", "CMAKE_ARGS": "%s", "wheel_cache": "%s"}\n' \
-	  "$(LLAMA_VER)" "$(LLAMA_CMAKE)" "$(WHEELS)" > $(VENV)/llama_build.json
+## llama-cpp-python: built once per (version, flags) from source, wheel cached outside the repo.
+## pip's own cache keys wheels by name and version only, so it is bypassed for this build.
+$(LLAMA_SDIST):
+	mkdir -p $(dir $@)
+	$(BIN)/pip download -q --no-deps --no-binary :all: "llama-cpp-python==$(LLAMA_VER)" -d $(dir $@)
+
+$(LLAMA_WHEEL_DIR)/.built: $(LLAMA_SDIST) | $(VENV)/.installed
+	rm -rf $(LLAMA_WHEEL_DIR).tmp && mkdir -p $(LLAMA_WHEEL_DIR).tmp
+	@echo "building llama-cpp-python $(LLAMA_VER) ($(LLAMA_CPU), flags hash $(LLAMA_HASH)); 4-7 min on 2 cores"
+	CMAKE_ARGS="$(LLAMA_CMAKE)" PIP_NO_CACHE_DIR=1 $(BIN)/pip wheel -q --no-cache-dir --no-deps \
+	  $(LLAMA_SDIST) -w $(LLAMA_WHEEL_DIR).tmp
+	printf '%s\n' '$(strip $(LLAMA_CMAKE))' > $(LLAMA_WHEEL_DIR).tmp/CMAKE_ARGS
+	rm -rf $(LLAMA_WHEEL_DIR) && mv $(LLAMA_WHEEL_DIR).tmp $(LLAMA_WHEEL_DIR)
 	touch $@
 
-llama: $(VENV)/.llama
+$(LLAMA_STAMP): $(LLAMA_WHEEL_DIR)/.built $(VENV)/.installed
+	rm -f $(VENV)/.llama $(VENV)/.llama-*
+	$(BIN)/pip install -q --force-reinstall --no-deps $(LLAMA_WHEEL_DIR)/llama_cpp_python-*.whl
+	$(BIN)/pip install -q --find-links $(LLAMA_WHEEL_DIR) "llama-cpp-python[server]==$(LLAMA_VER)"
+	$(BIN)/python -m alems.llm.runtime record --out $(VENV)/llama_build.json --version $(LLAMA_VER) \
+	  --cpu-level $(LLAMA_CPU) --cmake-args '$(strip $(LLAMA_CMAKE))' --flags-hash $(LLAMA_HASH) \
+	  --wheel-dir $(LLAMA_WHEEL_DIR)
+	touch $@
+
+llama: $(LLAMA_STAMP)
+
+## build (or find) the wheel for these flags without installing it, e.g. to benchmark another level:
+##   make llama-wheel LLAMA_CPU=x86-64-v4 && .venv/bin/python benchmarks/llama_builds.py
+llama-wheel: $(LLAMA_WHEEL_DIR)/.built
+
+## the flags a build would use, for scripts and tests
+llama-flags:
+	@echo '$(strip $(LLAMA_CMAKE))'
 
 resources/models/%.gguf: | $(VENV)/.installed
 	$(BIN)/alems models fetch $*
 
-test: $(VENV)/.llama resources/models/$(TEST_MODEL).gguf
+test: $(LLAMA_STAMP) resources/models/$(TEST_MODEL).gguf
 	$(BIN)/pytest -q
 
-run: $(VENV)/.llama resources/models/$(MODEL).gguf
+run: $(LLAMA_STAMP) resources/models/$(MODEL).gguf
 	$(BIN)/snakemake --cores $(CORES) --profile profiles/default all
 
-bench: $(VENV)/.llama resources/models/$(TEST_MODEL).gguf resources/models/$(MODEL).gguf
+bench: $(LLAMA_STAMP) resources/models/$(TEST_MODEL).gguf resources/models/$(MODEL).gguf
 	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 lint: $(VENV)/.installed

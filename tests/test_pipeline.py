@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-
+import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -310,8 +311,6 @@ def test_tables_flag_runs_measured_against_an_unstable_baseline(smoke_run: dict[
 def test_runs_use_their_own_hosts_baseline_and_tables_check_it(smoke_run: dict[str, Any], tmp_path: Path) -> None:
     """On one machine every run uses the reference baseline (no extra measurement) and records its host;
     the tables refuse a run whose baseline came from another host and flag one that records none."""
-    import socket
-
     from alems.errors import ProvenanceError
     from alems.study import aggregate
 
@@ -345,3 +344,41 @@ def test_runs_use_their_own_hosts_baseline_and_tables_check_it(smoke_run: dict[s
     for name in ("epg", "ooi"):  # the smoke run's own tables carry no host flag
         flags = pd.read_csv(r / "tables" / f"{name}.csv", keep_default_na=False)["flags"]
         assert not flags.str.contains("host").any()
+
+
+# --------------------------------------------------------------------------- preflight
+def test_a_crashing_llm_runtime_stops_the_study_before_any_measurement(tmp_path: Path) -> None:
+    """A llama.cpp build that dies on this CPU (a stand-in that kills itself with SIGSEGV)
+    fails the llm_preflight job with the diagnosis in its log; nothing is measured."""
+    model = tmp_path / "wrong-cpu.gguf"
+    model.write_bytes(b"GGUF" + bytes(64))
+    cfg = ci_config(None, llm={"backend": "llamacpp", "model_path": str(model), "threads": 1})
+    cfg["llm"].pop("oracle")
+    cf = write_config(tmp_path / "crash.yaml", cfg)
+    env_path = os.pathsep.join([str(REPO / "tests" / "fakes" / "crashing_llama"), os.environ.get("PYTHONPATH", "")])
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path),
+         "--configfile", str(cf), "--cores", "1", "all"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": env_path.rstrip(os.pathsep), "ALEMS_FAKE_LLAMA": "segv"},
+    )  # fmt: skip
+    assert proc.returncode != 0
+    log = (tmp_path / "logs" / "llm_preflight" / "llm_preflight.log").read_text()
+    assert "killed by SIGSEGV" in log and "make llama" in log and "LLMRuntimeError" in log
+    assert "Error in rule llm_preflight" in proc.stdout + proc.stderr
+    assert not (tmp_path / "results" / "baseline" / "idle.json").exists()
+    assert not list((tmp_path / "results").glob("runs/*/*/goals.csv"))
+
+
+def test_an_unreachable_llm_server_stops_the_study_before_any_measurement(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    cfg = ci_config(None, llm={"backend": "openai", "base_url": url, "model": "m", "connect_timeout_s": 2})
+    cfg["llm"].pop("oracle")
+    proc = snakemake(tmp_path, "--cores", "1", "all", configfile=write_config(tmp_path / "down.yaml", cfg))
+    assert proc.returncode != 0
+    log = (tmp_path / "logs" / "llm_preflight" / "llm_preflight.log").read_text()
+    assert url in log and f"GET {url}/models" in log and "chat/completions" in log
+    assert not (tmp_path / "results" / "baseline" / "idle.json").exists()

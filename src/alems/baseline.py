@@ -464,7 +464,7 @@ def measure_baseline(
     wall_clock: Clock = time.time,
     progress: Progress | None = None,
     cpu_times: Callable[[], CpuTimes] | None = _UNSET,
-    host: str | None = None,
+    host: str | None = _UNSET,
 ) -> Baseline:
     """Measure the idle baseline on ``meter``: settle, then windows, with re-measurement when unstable.
 
@@ -474,6 +474,7 @@ def measure_baseline(
     one, and the baseline is ``unstable``.
     ``cpu_times`` reads system-wide CPU time for the host-load check (default:
     ``/proc/stat`` when ``clock`` is the real monotonic clock; ``None`` skips the check).
+    ``host``: the name recorded as where it was measured (default: this machine's).
     Counter read failures propagate as :class:`alems.errors.CounterReadError`.
     """
     cfg = config or BaselineConfig()
@@ -552,7 +553,7 @@ def measure_baseline(
             for d in domains
         ],
         host_util=host_util,
-        host=host,
+        host=this_host() if host is _UNSET else host,
     )
 
 

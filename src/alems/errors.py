@@ -39,3 +39,7 @@ class ModelError(AlemsError):
 
 class ProvenanceError(AlemsError):
     """Runs with different hashes were about to be mixed, or outputs changed."""
+
+
+class LLMRuntimeError(AlemsError):
+    """The LLM runtime cannot generate here: a native crash, a hang, or an unreachable server."""

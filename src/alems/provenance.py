@@ -55,7 +55,7 @@ MANIFEST_VERSION = 1
 DEFAULT_CODE_PATHS: tuple[str, ...] = ("src", "workflow", "Snakefile", "pyproject.toml", "envs")
 
 #: Keys of ``llama_build.json`` that are local paths, not build flags: recorded, not hashed.
-_LLAMA_UNHASHED_KEYS = frozenset({"wheel_cache"})
+_LLAMA_UNHASHED_KEYS = frozenset({"wheel_cache", "host_cpu_flags", "load_failure"})
 
 #: A command runner: ``argv -> (returncode, stdout)``, or ``None`` when the program is absent
 #: or could not run.

@@ -351,6 +351,29 @@ def make_backend(
     return _make(LLMConfig.from_dict(cfg), threads=threads)
 
 
+def preflight_study(
+    llm: Mapping[str, Any], out: str | os.PathLike[str], *, threads: int | None = None
+) -> dict[str, Any]:
+    """The ``llm_preflight`` job: the study's backend must generate a few tokens (in a child
+    process, :mod:`alems.llm.runtime`) before anything is measured. Writes the probe's record
+    to ``out``; raises :class:`~alems.errors.LLMRuntimeError` with the diagnosis otherwise.
+    The oracle policy runs in process and has nothing to probe."""
+    from alems.llm.config import LLMConfig
+    from alems.llm.runtime import probe
+
+    settings = llm_settings(llm)
+    if settings.get("backend") == "scripted" and not settings.get("script"):
+        record: dict[str, Any] = {"backend": "scripted", "status": "skipped",
+                                  "summary": "the scripted oracle runs in process: nothing to probe"}  # fmt: skip
+    else:
+        result = probe(LLMConfig.from_dict(settings), threads=threads)
+        log.info("%s", result.render())
+        result.raise_for_status()
+        record = result.to_dict()
+    atomic_write_json(out, record)
+    return record
+
+
 # --------------------------------------------------------------------------- the job
 def run_family(
     cfg: Mapping[str, Any],

@@ -1,6 +1,7 @@
 rule baseline:
     input:
         hashes="results/provenance/hashes.json",
+        preflight=ancient(PREFLIGHT),
     output:
         "results/baseline/idle.json",
     log:

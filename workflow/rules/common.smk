@@ -93,10 +93,14 @@ def model_inputs(wildcards):
     return [path] if path else []
 
 
+PREFLIGHT = "results/preflight/llm.json"
+
+
 def run_family_inputs(wildcards):
     inputs = {
         "hashes": "results/provenance/hashes.json",
         "baseline": "results/baseline/idle.json",
+        "preflight": ancient(PREFLIGHT),
     }
     path = model_file(config)
     if path:

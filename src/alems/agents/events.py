@@ -3,8 +3,8 @@
     {"t": 12.345678, "goal_id": "...", "rep": 0, "mode": "agentic", "attempt": 1,
      "kind": "tool_end", "name": "calculator", "error": "injected: tool failure"}
 
-``kind`` is one of :data:`KINDS`. ``name``, ``tokens_in``, ``tokens_out`` and ``error``
-appear only when set. Goal-level events (``goal_start``/``goal_end``) carry ``attempt`` 0;
+``kind`` is one of :data:`KINDS`. ``name``, ``tokens_in``, ``tokens_out``, ``error`` and
+``status`` (the HTTP status of an LLM call recorded by :mod:`alems.proxy`) appear only when set. Goal-level events (``goal_start``/``goal_end``) carry ``attempt`` 0;
 attempts are numbered from 1.
 
 Every ``t`` comes from the injected ``clock()``: the energy integration passes a clock that
@@ -74,6 +74,7 @@ class EventLog:
         tokens_in: int | None = None,
         tokens_out: int | None = None,
         error: str | None = None,
+        status: int | None = None,
     ) -> float:
         """Stamp ``clock()``, write one record, flush; return the stamp."""
         if kind not in KINDS:
@@ -97,6 +98,8 @@ class EventLog:
             rec["tokens_out"] = int(tokens_out)
         if error is not None:
             rec["error"] = error
+        if status is not None:
+            rec["status"] = int(status)
         self._fh.write(json.dumps(rec, ensure_ascii=False, allow_nan=False) + "\n")
         self._fh.flush()
         self.count += 1

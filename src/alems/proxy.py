@@ -1,0 +1,496 @@
+"""A recording OpenAI-compatible HTTP proxy: LLM phases from any client, with no code changes.
+
+This module owns ``alems proxy`` and the proxy that ``alems track --proxy-upstream``
+starts. It forwards every request to the upstream server (``/v1/chat/completions``,
+``/v1/completions`` and ``/v1/models`` are what OpenAI clients use; other paths are
+forwarded too, unrecorded) and records one ``llm_start``/``llm_end`` pair per completion
+call into a sink (:class:`LlmSink`): an :class:`~alems.session.Attempt` under
+``alems track``, or an :class:`EventLogSink` writing ``events.jsonl`` records for
+``alems proxy``.
+
+* **Times** are on CLOCK_MONOTONIC, the sampler's clock: :func:`time.monotonic` (which is
+  ``clock_gettime(CLOCK_MONOTONIC)`` on Linux) standalone, and the sampler's boundary
+  read under ``track``.
+* **Tokens** come from the response's ``usage`` (``prompt_tokens``, ``completion_tokens``),
+  or, for a stream, from the last server-sent event chunk that carries ``usage``. The
+  request is never rewritten (no ``stream_options`` added): a server that sends no usage
+  gives a call without token counts.
+* **Status and errors:** the upstream HTTP status goes on ``llm_end`` as ``status``; a
+  status of 400 or more, an unreachable upstream, a timeout or a broken stream is
+  recorded as the call's ``error``, and the client gets a JSON error (502 unreachable,
+  504 timeout) with a clean message. Timeouts are bounded: ``connect_timeout_s`` to
+  connect, ``read_timeout_s`` between two reads of the response.
+* **Secrets:** the client's ``Authorization`` header goes to the upstream unchanged; no
+  header is ever logged or recorded, and error text taken from the upstream has the
+  client's bearer token and anything shaped like an API key blanked out.
+* It listens on loopback (127.0.0.1) by default.
+
+HTTP stack: the standard library's :class:`http.server.ThreadingHTTPServer` and
+:mod:`http.client`, one thread per connection. It adds no dependency (no async server is
+among A-LEMS's dependencies), an agent makes a handful of concurrent calls at most, and
+the sink's boundary read is a blocking call that fits a thread. Streams are relayed
+chunk by chunk as the upstream sends them (HTTP/1.1 chunked encoding towards the client),
+so a streaming client sees tokens as they are generated.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from alems.errors import ConfigError
+
+log = logging.getLogger("alems.proxy")
+
+#: Paths whose POST is an LLM call (recorded as an LLM phase).
+RECORDED_SUFFIXES: tuple[str, ...] = ("/chat/completions", "/completions")
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+    "transfer-encoding", "upgrade", "host", "content-length", "accept-encoding", "expect",
+})  # fmt: skip
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_KEYLIKE = re.compile(r"\b(?:sk|pk|rk|key|api)[-_][A-Za-z0-9_\-*.]{6,}", re.IGNORECASE)
+MAX_ERROR_CHARS = 300
+
+
+class LlmSink(Protocol):
+    """Where the proxy records its calls (thread-safe)."""
+
+    def llm_start(self, name: str | None = None) -> Any: ...
+
+    def llm_end(self, phase: Any, *, tokens_in: int | None = None, tokens_out: int | None = None,
+                error: str | None = None, status: int | None = None) -> None: ...  # fmt: skip
+
+
+class EventLogSink:
+    """Records each call as an ``llm_start``/``llm_end`` pair of one fixed execution
+    ``(goal_id, rep, mode, attempt)`` in an :class:`~alems.agents.events.EventLog`."""
+
+    def __init__(self, events: Any, *, goal_id: str = "proxy", rep: int = 0, mode: str = "agentic",
+                 attempt: int = 1) -> None:  # fmt: skip
+        self.events = events
+        self.ident = {"goal_id": goal_id, "rep": int(rep), "mode": mode, "attempt": int(attempt)}
+        self._lock = threading.Lock()
+
+    def llm_start(self, name: str | None = None) -> dict[str, Any]:
+        with self._lock:
+            self.events.emit("llm_start", name=name, **self.ident)
+        return {"name": name, "closed": False}
+
+    def llm_end(self, phase: Any, *, tokens_in: int | None = None, tokens_out: int | None = None,
+                error: str | None = None, status: int | None = None) -> None:  # fmt: skip
+        with self._lock:
+            if phase is None or phase["closed"]:
+                return
+            phase["closed"] = True
+            self.events.emit("llm_end", name=phase["name"], tokens_in=tokens_in, tokens_out=tokens_out,
+                             error=error, status=status, **self.ident)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """The upstream server: scheme, host, port and base path (``/v1`` is not doubled)."""
+
+    scheme: str
+    host: str
+    port: int
+    base_path: str
+    url: str
+
+    @classmethod
+    def parse(cls, url: str) -> Upstream:
+        u = urlsplit(url.strip())
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise ConfigError(f"upstream {url!r} is not an http(s) URL", "pass e.g. --upstream http://127.0.0.1:8080")
+        port = u.port or (443 if u.scheme == "https" else 80)
+        return cls(u.scheme, u.hostname, port, u.path.rstrip("/"), f"{u.scheme}://{u.hostname}:{port}{u.path.rstrip('/')}")
+
+    def target(self, path: str) -> str:
+        """The upstream path for a client path: ``/v1/x`` on base ``/v1`` stays ``/v1/x``."""
+        base = self.base_path
+        if base.endswith("/v1") and (path == "/v1" or path.startswith("/v1/")):
+            base = base[: -len("/v1")]
+        return base + path
+
+    def connection(self, timeout_s: float) -> http.client.HTTPConnection:
+        cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
+        return cls(self.host, self.port, timeout=timeout_s)
+
+
+def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """``text`` with every given secret and anything shaped like an API key replaced by ``***``."""
+    for s in secrets:
+        if s and len(s) >= 4:
+            text = text.replace(s, "***")
+    return _KEYLIKE.sub("***", text)
+
+
+def usage_tokens(obj: Any) -> tuple[int | None, int | None]:
+    """``(prompt_tokens, completion_tokens)`` of a response or chunk's ``usage`` (None if absent)."""
+    usage = obj.get("usage") if isinstance(obj, dict) else None
+    if not isinstance(usage, dict):
+        return None, None
+
+    def num(key: str) -> int | None:
+        v = usage.get(key)
+        return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+    return num("prompt_tokens"), num("completion_tokens")
+
+
+def _error_text(body: bytes) -> str:
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        return body[:MAX_ERROR_CHARS].decode(errors="replace").strip()
+    err = obj.get("error") if isinstance(obj, dict) else None
+    if isinstance(err, dict):
+        return str(err.get("message") or err)[:MAX_ERROR_CHARS]
+    return str(err or obj)[:MAX_ERROR_CHARS]
+
+
+class SseUsage:
+    """Follows a server-sent event stream as it is relayed; keeps the last ``usage`` seen."""
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self.tokens_in: int | None = None
+        self.tokens_out: int | None = None
+        self.error: str | None = None
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+        *lines, self._buf = self._buf.split(b"\n")
+        for line in lines:
+            self._line(line.strip())
+
+    def close(self) -> None:
+        if self._buf.strip():
+            self._line(self._buf.strip())
+        self._buf = b""
+
+    def _line(self, line: bytes) -> None:
+        if not line.startswith(b"data:"):
+            return
+        payload = line[5:].strip()
+        if not payload or payload == b"[DONE]":
+            return
+        try:
+            obj = json.loads(payload)
+        except ValueError:
+            return
+        tin, tout = usage_tokens(obj)
+        if tin is not None or tout is not None:
+            self.tokens_in, self.tokens_out = tin, tout
+        if isinstance(obj, dict) and obj.get("error"):
+            self.error = str(obj["error"].get("message") if isinstance(obj["error"], dict) else obj["error"])
+
+
+class LlmProxy:
+    """The proxy server. ``start()`` listens (port 0: a free one) and serves on a daemon
+    thread; ``stop()`` waits up to ``grace_s`` for calls in flight, then shuts down.
+
+    >>> # with LlmProxy("http://127.0.0.1:8080", sink) as p: os.environ["OPENAI_BASE_URL"] = p.base_url
+    """
+
+    def __init__(
+        self,
+        upstream: str,
+        sink: LlmSink,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        connect_timeout_s: float = 10.0,
+        read_timeout_s: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if connect_timeout_s <= 0 or read_timeout_s <= 0:
+            raise ConfigError("proxy timeouts must be positive", "pass e.g. --connect-timeout 10 --read-timeout 600")
+        self.upstream = Upstream.parse(upstream)
+        self.sink = sink
+        self.host = host
+        self.port = int(port)
+        self.connect_timeout_s = float(connect_timeout_s)
+        self.read_timeout_s = float(read_timeout_s)
+        self.clock = clock
+        self.calls = 0
+        self.errors = 0
+        self._in_flight = 0
+        self._cv = threading.Condition()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        if host not in LOOPBACK:
+            log.warning("proxy listening on %s, not loopback: anyone who can reach it can use the upstream", host)
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """What ``OPENAI_BASE_URL`` / ``OPENAI_API_BASE`` should be for a client."""
+        return self.url + "/v1"
+
+    def start(self) -> LlmProxy:
+        proxy = self
+
+        class Handler(_Handler):
+            owner = proxy
+
+        server_cls = ThreadingHTTPServer
+        if ":" in self.host:
+            server_cls = type("ThreadingHTTPServer6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
+        self._server = server_cls((self.host, self.port), Handler)
+        self._server.daemon_threads = True
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="alems-proxy", daemon=True)  # fmt: skip
+        self._thread.start()
+        return self
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        """Wait up to ``grace_s`` for calls in flight (they record their end), then stop serving."""
+        if self._server is None:
+            return
+        deadline = time.monotonic() + grace_s
+        with self._cv:
+            while self._in_flight and time.monotonic() < deadline:
+                self._cv.wait(timeout=max(0.0, deadline - time.monotonic()))
+            if self._in_flight:
+                log.warning("proxy stopped with %d call(s) still in flight", self._in_flight)
+        self._server.shutdown()
+        self._server.server_close()
+        self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=grace_s)
+            self._thread = None
+
+    def __enter__(self) -> LlmProxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _enter_call(self) -> None:
+        with self._cv:
+            self._in_flight += 1
+
+    def _leave_call(self, failed: bool) -> None:
+        with self._cv:
+            self._in_flight -= 1
+            self.calls += 1
+            self.errors += int(failed)
+            self._cv.notify_all()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One client connection; :meth:`_forward` does the work for every method."""
+
+    owner: LlmProxy
+    protocol_version = "HTTP/1.1"
+    server_version = "alems-proxy"
+    timeout = 120.0  # seconds a client socket may stay silent (an idle keep-alive connection closes)
+    disable_nagle_algorithm = True  # small writes (headers, stream chunks) leave at once, no 40 ms delayed-ACK stall
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        # the request line only, never headers; a query string may carry a key, so it is blanked
+        log.debug("%s %s", self.address_string(), re.sub(r"\?\S*", "?***", format % args))
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        self._forward()
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._forward()
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._forward()
+
+    # ------------------------------------------------------------------ request
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            parts = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n > 0 else b""
+
+    def _secrets(self) -> tuple[str, ...]:
+        auth = self.headers.get("Authorization", "")
+        token = auth.split(None, 1)[1] if " " in auth else auth
+        return tuple(s for s in (auth, token, self.headers.get("api-key", ""), self.headers.get("x-api-key", "")) if s)
+
+    def _send_json(self, status: int, message: str, kind: str) -> None:
+        body = json.dumps({"error": {"message": message, "type": kind, "code": status}}).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:
+            pass  # the client went away; the call's error is recorded anyway
+
+    def _forward(self) -> None:
+        p = self.owner
+        body = self._read_body()
+        path = self.path.split("?", 1)[0]
+        record = self.command == "POST" and path.rstrip("/").endswith(RECORDED_SUFFIXES)
+        model = None
+        if record:
+            try:
+                req = json.loads(body or b"{}")
+                model = req.get("model") if isinstance(req, dict) else None
+            except ValueError:
+                req = None
+        phase = p.sink.llm_start(name=str(model) if model is not None else None) if record else None
+        if record:
+            p._enter_call()
+        result: dict[str, Any] = {"tokens_in": None, "tokens_out": None, "error": None, "status": None}
+        try:
+            self._relay(body, result)
+        finally:
+            if record:
+                if result["error"]:
+                    result["error"] = redact(str(result["error"]), self._secrets())
+                p.sink.llm_end(phase, **result)
+                p._leave_call(bool(result["error"]))
+                log.info("%s %s -> %s (tokens %s/%s)%s", self.command, path, result["status"], result["tokens_in"],
+                         result["tokens_out"], f" error: {result['error']}" if result["error"] else "")  # fmt: skip
+
+    def _relay(self, body: bytes, result: dict[str, Any]) -> None:
+        p = self.owner
+        up = p.upstream
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        if body or self.command == "POST":
+            headers["Content-Length"] = str(len(body))
+        conn = up.connection(p.connect_timeout_s)
+        try:
+            try:
+                conn.connect()
+                conn.sock.settimeout(p.read_timeout_s)
+                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                conn.request(self.command, up.target(self.path), body=body or None, headers=headers)
+                resp = conn.getresponse()
+            except (TimeoutError, socket.timeout) as exc:
+                what = "connect" if conn.sock is None else "response"
+                limit = p.connect_timeout_s if conn.sock is None else p.read_timeout_s
+                msg = f"upstream {up.url} timed out ({what}, {limit:g} s): {type(exc).__name__}"
+                result.update(error=msg, status=504)
+                self._send_json(504, f"alems proxy: {msg}", "upstream_timeout")
+                return
+            except (OSError, http.client.HTTPException) as exc:
+                reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+                msg = f"upstream {up.url} unreachable: {type(exc).__name__}: {reason}"
+                result.update(error=msg, status=502)
+                self._send_json(502, f"alems proxy: {msg}", "upstream_unreachable")
+                return
+            result["status"] = resp.status
+            ctype = resp.getheader("Content-Type", "")
+            self.send_response(resp.status, resp.reason)
+            for k, v in resp.getheaders():
+                if k.lower() not in HOP_BY_HOP:
+                    self.send_header(k, v)
+            try:
+                if "text/event-stream" in ctype:
+                    self._relay_stream(resp, result)
+                else:
+                    self._relay_body(resp, result)
+            except (TimeoutError, socket.timeout):
+                result["error"] = f"upstream {up.url} timed out mid-response ({p.read_timeout_s:g} s between reads)"
+                self.close_connection = True
+            except (BrokenPipeError, ConnectionResetError) as exc:
+                result["error"] = f"connection lost mid-response: {type(exc).__name__}"
+                self.close_connection = True
+            except (OSError, http.client.HTTPException) as exc:
+                result["error"] = f"upstream {up.url} broke off the response: {type(exc).__name__}"
+                self.close_connection = True
+        finally:
+            conn.close()
+
+    def _relay_body(self, resp: http.client.HTTPResponse, result: dict[str, Any]) -> None:
+        data = resp.read()
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+        if resp.status >= 400:
+            result["error"] = f"upstream HTTP {resp.status}: {_error_text(data)}"
+            return
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            return
+        result["tokens_in"], result["tokens_out"] = usage_tokens(obj)
+
+    def _relay_stream(self, resp: http.client.HTTPResponse, result: dict[str, Any]) -> None:
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        sse = SseUsage()
+        while True:
+            chunk = resp.read1(65536)
+            if not chunk:
+                break
+            sse.feed(chunk)
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+        sse.close()
+        result["tokens_in"], result["tokens_out"] = sse.tokens_in, sse.tokens_out
+        if resp.status >= 400:
+            result["error"] = f"upstream HTTP {resp.status}"
+        elif sse.error:
+            result["error"] = f"upstream stream error: {sse.error[:MAX_ERROR_CHARS]}"
+
+
+def serve(
+    upstream: str,
+    events_path: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    goal_id: str = "proxy",
+    rep: int = 0,
+    mode: str = "agentic",
+    attempt: int = 1,
+    connect_timeout_s: float = 10.0,
+    read_timeout_s: float = 600.0,
+    ready: Callable[[LlmProxy], None] | None = None,
+    stop: threading.Event | None = None,
+) -> LlmProxy:
+    """``alems proxy``: serve until ``stop`` is set (or SIGINT/SIGTERM in the CLI); the
+    event log is moved into place at ``events_path`` when the proxy stops."""
+    from alems.agents.events import EventLog
+
+    stop = stop or threading.Event()
+    with EventLog(events_path) as events:
+        sink = EventLogSink(events, goal_id=goal_id, rep=rep, mode=mode, attempt=attempt)
+        proxy = LlmProxy(upstream, sink, host=host, port=port, connect_timeout_s=connect_timeout_s,
+                         read_timeout_s=read_timeout_s)  # fmt: skip
+        with proxy:
+            if ready is not None:
+                ready(proxy)
+            while not stop.wait(0.2):
+                pass
+    return proxy
+
+
+__all__ = ["EventLogSink", "LlmProxy", "LlmSink", "SseUsage", "Upstream", "redact", "serve", "usage_tokens"]
