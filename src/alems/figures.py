@@ -4,8 +4,15 @@ This module owns plotting. It computes no metric: EpG, OOI and their intervals c
 from ``epg.csv`` and ``ooi.csv``; the phase breakdown sums ``goals.csv`` columns; the
 power timeline differences one run's cumulative counters; the baseline figure reads
 ``idle.json``. Every figure is written as PNG and PDF (atomically) at a size that stays
-readable in a two-column paper, with a small footer giving the ``run_id`` and saying
-whether any number in the figure is modeled.
+readable in a two-column paper, with a small footer giving the ``run_id``, where the
+energy came from (``measured``, ``modeled``, or e.g. ``mixed: gpu-0 measured, cpu-model
+modeled``, from the run's domains) and, for figures drawn from epg/ooi, the energy layer
+(``total``, ``dynamic`` or ``attributed``, the ``energy_layer`` column).
+
+Zero and negative energies never vanish: an energy axis is logarithmic only when every
+value is positive; bars at or below zero carry a marker; negative phase energies are
+stacked below zero. The power timeline reconstructs stepwise counters (NVML) from their
+update instants (:mod:`alems.energy.stepwise`), so it shows power, not the staircase.
 
 1. ``fig1_epg``: EpG per family, linear vs agentic, with CIs (log axis when needed).
 2. ``fig2_ooi_forest``: OOI per family, reasoning, tool and overall, with CIs and a line at 1.
@@ -67,6 +74,7 @@ class FigureInputs:
     sample_sources: dict[str, str] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     timeline_family: str = ""
+    sample_stepwise: list[str] = field(default_factory=list)
 
     @classmethod
     def load(
@@ -85,14 +93,14 @@ class FigureInputs:
         e = pd.read_csv(epg, **read)
         o = pd.read_csv(ooi, **read)
         base = json.loads(Path(baseline).read_text())
-        sdf, keys, sources = None, [], {}
+        sdf, keys, sources, steps = None, [], {}, []
         if samples is not None:
-            sdf, keys, sources = _load_samples(samples)
+            sdf, keys, sources, steps = _load_samples(samples)
         evs: list[dict[str, Any]] = []
         if events is not None:
             with open(events, encoding="utf-8") as fh:
                 evs = [json.loads(line) for line in fh if line.strip()]
-        return cls(g, e, o, base, sdf, keys, sources, evs, timeline_family)
+        return cls(g, e, o, base, sdf, keys, sources, evs, timeline_family, steps)
 
     @property
     def run_id(self) -> str:
@@ -104,20 +112,53 @@ class FigureInputs:
     def table_modeled(self) -> bool:
         return _any_modeled(self.goals.get("energy_source", [])) or _any_modeled(self.epg.get("energy_source", []))
 
+    def domain_sources(self) -> dict[str, str]:
+        """Source per domain: the samples' domains where loaded, else the idle baseline's."""
+        if self.sample_sources:
+            return dict(self.sample_sources)
+        return {str(k): str(v) for k, v in (self.baseline.get("source") or {}).items()}
 
-def _load_samples(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, list[str], dict[str, str]]:
-    """Samples and the summable domain keys (from the parquet metadata the sampler writes)."""
-    try:
-        from alems.energy.base import summable_keys
-        from alems.energy.sampler import read_samples
+    def provenance(self) -> str:
+        """The tables' energy label: ``measured``, ``modeled`` or ``mixed: <domain> <source>, ...``."""
+        labels = {str(v) for df in (self.goals, self.epg) for v in df.get("energy_source", pd.Series(dtype=str))
+                  if str(v) in ("measured", "modeled", "mixed")}  # fmt: skip
+        doms = self.domain_sources()
+        if not labels:
+            labels = set(doms.values())
+        if labels == {"measured"}:
+            return "measured"
+        if labels == {"modeled"}:
+            return "modeled"
+        return source_label(doms) if len(set(doms.values())) > 1 else "mixed"
 
-        df, domains = read_samples(path)
-        keys = [k for k in summable_keys(domains) if k in df.columns]
-        return df, keys, {d.key: d.source for d in domains}
-    except ImportError:  # pragma: no cover - the energy layer is part of the package
-        df = pd.read_parquet(path)
-        keys = [c for c in df.columns if c not in ("t", "proc_cpu_s", "sys_cpu_s", "boundary")]
-        return df, keys, {}
+    def layer(self) -> str | None:
+        """The energy layer of epg.csv (``None`` for tables written before the column existed)."""
+        col = self.epg.get("energy_layer")
+        vals = sorted({str(v) for v in col.dropna()}) if col is not None else []
+        return ", ".join(vals) if vals else None
+
+
+def source_label(sources: Mapping[str, str]) -> str:
+    """``measured`` / ``modeled`` when all domains agree, else ``mixed: gpu-0 measured, cpu-model modeled``."""
+    kinds = set(sources.values())
+    if kinds <= {"measured"}:
+        return "measured"
+    if kinds == {"modeled"}:
+        return "modeled"
+    parts = [f"{k} {v}" for k, v in sorted(sources.items(), key=lambda kv: (kv[1] != "measured", kv[0]))]
+    return "mixed: " + ", ".join(parts)
+
+
+def _load_samples(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, list[str], dict[str, str], list[str]]:
+    """Samples, the summable domain keys, their sources and the stepwise ones (from the parquet metadata)."""
+    from alems.energy.base import summable_keys
+    from alems.energy.sampler import read_samples
+    from alems.energy.stepwise import stepwise_keys
+
+    df, domains = read_samples(path)
+    keys = [k for k in summable_keys(domains) if k in df.columns]
+    sources = {d.key: d.source for d in domains if d.key in keys}
+    return df, keys, sources, [k for k in stepwise_keys(domains) if k in keys]
 
 
 # --------------------------------------------------------------------------- drawing helpers
@@ -142,13 +183,41 @@ def _plt() -> Any:
     return plt
 
 
-def footer_text(run_id: str, modeled: bool) -> str:
-    energy = "energy MODELED (CPU power model)" if modeled else "energy measured (hardware counters)"
-    return f"A-LEMS run_id {run_id} | {energy}"
+def footer_text(run_id: str, modeled: bool | str, layer: str | None = None) -> str:
+    """The footer: run_id, where the energy came from, and the energy layer where given.
+
+    ``modeled`` is a bool (old form) or a label from :func:`source_label`, optionally
+    followed by ``" | energy layer: ..."`` (:func:`_label`).
+    """
+    label = ("modeled" if modeled else "measured") if isinstance(modeled, bool) else str(modeled)
+    label, _, rest = label.partition(" | ")
+    if rest and not layer:
+        layer = rest.removeprefix("energy layer: ")
+    if label == "modeled":
+        energy = "energy MODELED (CPU power model)"
+    elif label.startswith("mixed"):
+        energy = "energy " + label.replace("modeled", "MODELED (CPU power model)", 1)
+    else:
+        energy = "energy measured (hardware counters)"
+    tail = f" | energy layer: {layer}" if layer else ""
+    return f"A-LEMS run_id {run_id} | {energy}{tail}"
 
 
-def _save(fig: Any, out_dir: Path, name: str, run_id: str, modeled: bool) -> list[Path]:
-    fig.text(0.005, 0.004, footer_text(run_id, modeled), fontsize=FONT - 2, color="#555555", ha="left", va="bottom")
+def _label(provenance: str, layer: str | None) -> str:
+    """A footer label: the energy provenance and, where known, the energy layer."""
+    return f"{provenance} | energy layer: {layer}" if layer else provenance
+
+
+def _save(fig: Any, out_dir: Path, name: str, run_id: str, modeled: bool | str) -> list[Path]:
+    import textwrap
+
+    w_in, h_in = fig.get_size_inches()
+    chars = max(40, int(w_in * 72 / (0.55 * (FONT - 2))))  # what fits across at the footer's size
+    lines = textwrap.wrap(footer_text(run_id, modeled), chars, break_on_hyphens=False)
+    if len(lines) > 1:  # lift the axes by the extra lines so the footer does not overlap them
+        extra = (len(lines) - 1) * (FONT - 1) / 72 / h_in
+        fig.subplots_adjust(bottom=min(0.6, fig.subplotpars.bottom + extra))
+    fig.text(0.005, 0.004, "\n".join(lines), fontsize=FONT - 2, color="#555555", ha="left", va="bottom")
     out = []
     for ext in ("png", "pdf"):
         target = out_dir / f"{name}.{ext}"
@@ -172,8 +241,21 @@ def _finite(x: Any) -> bool:
 
 
 def _needs_log(values: Sequence[float]) -> bool:
-    v = [float(x) for x in values if _finite(x) and float(x) > 0]
-    return len(v) >= 2 and max(v) / min(v) > 30
+    """A log axis when positive values span more than 30x, and never when one is zero or negative
+    (a log axis would drop it)."""
+    finite = [float(x) for x in values if _finite(x)]
+    if any(x <= 0 for x in finite):
+        return False
+    return len(finite) >= 2 and max(finite) / min(finite) > 30
+
+
+def _mark_nonpositive(ax: Any, xs: Sequence[float], values: Sequence[float], color: str) -> None:
+    """A marker on bars at or below zero, so they stay visible (on a linear axis a zero bar has no height)."""
+    for x, v in zip(xs, values, strict=True):
+        if _finite(v) and float(v) <= 0:
+            ax.plot(x, float(v), marker="v" if float(v) < 0 else "o", color=color, mec="#AA0000", ms=5, zorder=4)
+            ax.annotate("<0" if float(v) < 0 else "0", (x, float(v)), xytext=(0, -9), textcoords="offset points",
+                        ha="center", fontsize=FONT - 2, color="#AA0000")  # fmt: skip
 
 
 def _epg_cells(inp: FigureInputs) -> pd.DataFrame:
@@ -213,6 +295,12 @@ def fig_epg(inp: FigureInputs, out_dir: Path) -> list[Path]:
                 ax.bar(xi, 0, width, color=COLORS[mode], label=mode if i == 0 else None)
                 ax.text(xi, top * 0.02 if finite_vals and top > 0 else 0.02, "no success", ha="center", va="bottom",
                         rotation=90, fontsize=FONT - 2, color=COLORS[mode])  # fmt: skip
+    for j, mode in enumerate(MODES):
+        sub = cells[cells["mode"] == mode].set_index("family")
+        shown = [(x[i] + (j - 0.5) * width, sub.loc[f, "epg_j"]) for i, f in enumerate(fams) if f in sub.index]
+        _mark_nonpositive(ax, [a for a, _ in shown], [b for _, b in shown], COLORS[mode])
+    if any(float(v) < 0 for v in finite_vals):
+        ax.axhline(0.0, color="#333333", lw=0.6)
     if _needs_log(finite_vals):
         ax.set_yscale("log")
     elif not finite_vals:  # no cell has a success: nothing to scale
@@ -226,7 +314,7 @@ def fig_epg(inp: FigureInputs, out_dir: Path) -> list[Path]:
         ax.legend(frameon=False, ncols=2, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    return _save(fig, out_dir, "fig1_epg", inp.run_id, inp.table_modeled())
+    return _save(fig, out_dir, "fig1_epg", inp.run_id, _label(inp.provenance(), inp.layer()))
 
 
 def fig_ooi(inp: FigureInputs, out_dir: Path) -> list[Path]:
@@ -258,6 +346,9 @@ def fig_ooi(inp: FigureInputs, out_dir: Path) -> list[Path]:
                 open_ends.append((lo_f, hi_f, color, y))
                 finite_x += [x for x in (lo_f, hi_f) if math.isfinite(x) and x > 0]
             ax.plot(float(v), y, "D" if bold else "o", color=color, ms=5 if bold else 4)
+        elif _finite(v):  # zero or negative (an energy layer below idle): no place on a log axis, so said
+            ax.text(1.0, y, f"  OOI {float(v):.3g} (not > 0: an EpG at or below 0)", va="center",
+                    fontsize=FONT - 2, color="#AA0000")  # fmt: skip
         else:
             flags = str(row.get("flags") or "")
             lin, agt = "zero_successes_linear" in flags, "zero_successes_agentic" in flags
@@ -288,7 +379,7 @@ def fig_ooi(inp: FigureInputs, out_dir: Path) -> list[Path]:
     ax.set_title("Orchestration overhead index")
     ax.grid(axis="x", alpha=0.3, which="both")
     fig.tight_layout(rect=(0, 0.05, 1, 1))
-    return _save(fig, out_dir, "fig2_ooi_forest", inp.run_id, inp.table_modeled())
+    return _save(fig, out_dir, "fig2_ooi_forest", inp.run_id, _label(inp.provenance(), inp.layer()))
 
 
 def _ratio_ticks(ax: Any, lo: float, hi: float) -> None:
@@ -325,31 +416,58 @@ def fig_phases(inp: FigureInputs, out_dir: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 3.3))
     width = 0.38
     x = np.arange(len(fams))
+    lows: list[float] = []
+    highs: list[float] = []
     for j, mode in enumerate(MODES):
         sub = means[means["mode"] == mode].set_index("family")
         xs = x + (j - 0.5) * width
         bottom = np.zeros(len(fams))
+        below = np.zeros(len(fams))  # negative phases (a residual can be) stack downwards from 0
         for ph in phases:
             vals = np.array([float(sub.loc[f, ph]) if f in sub.index else 0.0 for f in fams])
             pos = np.clip(vals, 0, None)
+            neg = np.clip(vals, None, 0)
             ax.bar(xs, pos, width, bottom=bottom, color=PHASE_COLORS[ph], edgecolor="white", lw=0.3,
                    hatch="//" if mode == "agentic" else None, label=PHASE_LABELS[ph] if j == 0 else None)  # fmt: skip
+            if (neg < 0).any():
+                ax.bar(xs, neg, width, bottom=below, color=PHASE_COLORS[ph], edgecolor="#AA0000", lw=0.6,
+                       hatch="//" if mode == "agentic" else None)  # fmt: skip
+                below += neg
             bottom += pos
+        lows.append(float(below.min(initial=0.0)))
+        highs.append(float(bottom.max(initial=0.0)))
+    if min(lows, default=0.0) < 0:  # both stacks in view, with a margin, and the zero line
+        lo, hi = min(lows), max(highs, default=0.0)
+        pad = 0.06 * (hi - lo)
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.axhline(0.0, color="#333333", lw=0.6)
     ax.set_xticks(x, [f.replace("_", "\n", 1) for f in fams])
     ax.set_ylabel("energy per execution (J, attributed)")
     ax.set_title("Phase breakdown: left bar linear, right bar (hatched) agentic")
     ax.legend(frameon=False, ncols=len(phases), loc="upper center", bbox_to_anchor=(0.5, -0.2))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    return _save(fig, out_dir, "fig3_phases", inp.run_id, inp.table_modeled())
+    return _save(fig, out_dir, "fig3_phases", inp.run_id, _label(inp.provenance(), "attributed (phases)"))
 
 
-def binned_power(samples: pd.DataFrame, keys: Sequence[str], t0: float, t1: float, dt: float) -> tuple[np.ndarray, np.ndarray]:
-    """Mean power in bins of ``dt`` over ``[t0, t1]`` from cumulative joule columns (interpolated at bin edges)."""
-    t = samples["t"].to_numpy(dtype=float)
-    e = samples[list(keys)].to_numpy(dtype=float).sum(axis=1) if keys else np.zeros_like(t)
-    order = np.argsort(t, kind="stable")
-    t, e = t[order], e[order]
+def binned_power(
+    samples: pd.DataFrame, keys: Sequence[str], t0: float, t1: float, dt: float, stepwise: Sequence[str] = ()
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean power in bins of ``dt`` over ``[t0, t1]`` from cumulative joule columns (interpolated at bin edges).
+
+    ``stepwise`` columns (NVML energy, ~100 ms steps) are first reconstructed from their
+    update instants (:func:`alems.energy.stepwise.reconstruct`); differenced raw, their
+    staircase would show power as zero with spikes at every update.
+    """
+    from alems.energy.stepwise import reconstruct
+
+    order = np.argsort(samples["t"].to_numpy(dtype=float), kind="stable")
+    t = samples["t"].to_numpy(dtype=float)[order]
+    cols = samples[list(keys)].to_numpy(dtype=float)[order] if keys else np.zeros((len(t), 0))
+    for i, k in enumerate(keys):
+        if k in set(stepwise):
+            cols[:, i] = reconstruct(t, cols[:, i]).values
+    e = cols.sum(axis=1) if keys else np.zeros_like(t)
     n = max(1, int(math.ceil((t1 - t0) / dt)))
     edges = np.linspace(t0, t0 + n * dt, n + 1)
     edges = np.clip(edges, t[0], t[-1]) if len(t) else edges
@@ -365,7 +483,7 @@ def fig_timeline(inp: FigureInputs, out_dir: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 3.0))
     evs = inp.events
     starts = [e for e in evs if e.get("kind") == "goal_start"]
-    modeled = any(_is_modeled(s) for s in inp.sample_sources.values())
+    modeled = source_label(inp.sample_sources) if inp.sample_sources else inp.provenance()
     if inp.samples is None or not starts or not len(inp.samples):
         ax.text(0.5, 0.5, "no samples or events for the timeline", ha="center", transform=ax.transAxes)
         return _save(fig, out_dir, "fig4_power_timeline", inp.run_id, modeled)
@@ -377,8 +495,9 @@ def fig_timeline(inp: FigureInputs, out_dir: Path) -> list[Path]:
     pad = 0.02 * (t_hi - t_lo) + 1e-3
     span = (t_hi - t_lo) + 2 * pad
     dt = max(span / 400.0, 0.02)
-    mid, p = binned_power(inp.samples, inp.sample_keys, t_lo - pad, t_hi + pad, dt)
-    ax.plot(mid - t_lo, p, color="#222222", lw=0.8, drawstyle="steps-mid", label="power")
+    mid, p = binned_power(inp.samples, inp.sample_keys, t_lo - pad, t_hi + pad, dt, inp.sample_stepwise)
+    label = "power" + (f" ({', '.join(inp.sample_stepwise)} from counter updates)" if inp.sample_stepwise else "")
+    ax.plot(mid - t_lo, p, color="#222222", lw=0.8, drawstyle="steps-mid", label=label)
     opened: dict[tuple[Any, ...], float] = {}
     shaded = set()
     for e in sorted(mine, key=lambda r: float(r["t"])):
@@ -407,6 +526,9 @@ def fig_timeline(inp: FigureInputs, out_dir: Path) -> list[Path]:
     handles += [Line2D([], [], color="#555555", lw=0.9), Line2D([], [], color="#555555", lw=0.9, ls="--")]
     labels += ["attempt start", "attempt end"]
     ax.set_xlim(-pad, t_hi - t_lo + pad)
+    top = np.nanmax(np.append(p[np.isfinite(p)], idle if math.isfinite(idle) else 0.0)) if len(p) else 1.0
+    ax.set_ylim(min(0.0, float(np.nanmin(p)) if np.isfinite(p).any() else 0.0), max(float(top), 1e-3) * 1.15)
+    ax.ticklabel_format(axis="y", useOffset=False)
     ax.set_xlabel("time since the pair started (s)")
     ax.set_ylabel("power (W)")
     fam = inp.timeline_family or "?"
@@ -414,7 +536,7 @@ def fig_timeline(inp: FigureInputs, out_dir: Path) -> list[Path]:
     ax.legend(handles, labels, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=6)
     ax.grid(alpha=0.3)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
-    return _save(fig, out_dir, "fig4_power_timeline", inp.run_id, modeled or bool(inp.baseline.get("modeled")))
+    return _save(fig, out_dir, "fig4_power_timeline", inp.run_id, modeled)
 
 
 def fig_success_energy(inp: FigureInputs, out_dir: Path) -> list[Path]:
@@ -444,7 +566,7 @@ def fig_success_energy(inp: FigureInputs, out_dir: Path) -> list[Path]:
     ax.legend(frameon=False)
     ax.grid(alpha=0.3)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
-    return _save(fig, out_dir, "fig5_success_vs_energy", inp.run_id, inp.table_modeled())
+    return _save(fig, out_dir, "fig5_success_vs_energy", inp.run_id, _label(inp.provenance(), inp.layer()))
 
 
 def fig_baseline(inp: FigureInputs, out_dir: Path) -> list[Path]:
@@ -470,8 +592,9 @@ def fig_baseline(inp: FigureInputs, out_dir: Path) -> list[Path]:
     ax.set_title(f"Idle baseline: {base.get('status', '?')}\nmax CV {worst:.3f}, {len(windows)} windows{busy}")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
-    modeled = bool(base.get("modeled")) or any(_is_modeled(s) for s in (base.get("source") or {}).values())
-    return _save(fig, out_dir, "fig6_idle_baseline", inp.run_id, modeled)
+    src = {str(k): str(v) for k, v in (base.get("source") or {}).items()}
+    label = source_label(src) if src else ("modeled" if base.get("modeled") else "measured")
+    return _save(fig, out_dir, "fig6_idle_baseline", inp.run_id, label)
 
 
 def make_all(inp: FigureInputs, out_dir: str | os.PathLike[str]) -> list[Path]:

@@ -107,6 +107,16 @@ GOALS_REQUIRED: tuple[str, ...] = (
     "family", "mode", "goal_id", "rep", "attempt", "success", "final_attempt", "energy_j", "gap_j",
 )  # fmt: skip
 
+ENERGY_LAYERS: tuple[str, ...] = ("total", "dynamic", "attributed")
+#: goals.csv columns of each energy layer: (attempt energy, energy between attempts).
+LAYER_SOURCE_COLUMNS: dict[str, tuple[str, str]] = {
+    "total": ("raw_j", "gap_raw_j"),
+    "dynamic": ("dynamic_j", "gap_dynamic_j"),
+    "attributed": ("energy_j", "gap_j"),
+}
+LAYER_EXTRA_COLUMNS: tuple[str, ...] = ("energy_layer",)
+"""Written after the other extra columns of epg.csv and ooi.csv: the layer the row was computed from."""
+
 _BLOCK_ELEMENTS = 4_000_000  # resample-weight cells per block (bounds memory for big strata)
 
 
@@ -126,6 +136,7 @@ class MetricsConfig:
     bootstrap: int = 10_000
     level: float = 0.95
     seed: int = 0
+    energy_layer: str = "total"
 
     def __post_init__(self) -> None:
         if isinstance(self.bootstrap, bool) or not isinstance(self.bootstrap, int | np.integer) or self.bootstrap < 0:
@@ -142,6 +153,11 @@ class MetricsConfig:
             raise ConfigError(
                 f"metrics.seed is {self.seed!r}; it must be an integer >= 0",
                 "set `metrics: {seed: 0}` in the config (or pass --seed 0)",
+            )
+        if self.energy_layer not in ENERGY_LAYERS:
+            raise ConfigError(
+                f"metrics.energy_layer is {self.energy_layer!r}; it must be one of {list(ENERGY_LAYERS)}",
+                "set `metrics: {energy_layer: total}` in the config (or pass --layer total)",
             )
 
     @classmethod
@@ -193,8 +209,35 @@ def read_goals(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]])
     return pd.concat(frames, ignore_index=True)
 
 
-def executions(goals: pd.DataFrame) -> pd.DataFrame:
-    """One row per execution ``(family, mode, goal_id, rep)``.
+def layer_energy(goals: pd.DataFrame, layer: str) -> tuple[pd.Series, str, list[str]]:
+    """Per-attempt energy (attempt + the gap before it) of ``layer``, the layer used, and flags.
+
+    ``total`` is ``raw_j + gap_raw_j``, ``dynamic`` ``dynamic_j + gap_dynamic_j``,
+    ``attributed`` ``energy_j + gap_j``. A table without the layer's attempt column (a
+    goals table with only the minimal columns, no ``raw_j``) falls back to ``attributed``,
+    and the ``energy_layer`` column of every row says so (the CLI warns). A goals.csv written before the gap columns existed has no ``gap_raw_j`` /
+    ``gap_dynamic_j``: where every ``gap_j`` is 0 there was no gap window, so the gap is 0
+    in every layer; otherwise ``gap_j`` stands in, flagged ``gap_attributed``.
+    """
+    if layer not in ENERGY_LAYERS:
+        raise ConfigError(f"energy layer {layer!r} is not one of {list(ENERGY_LAYERS)}",
+                          "pass --layer total|dynamic|attributed")  # fmt: skip
+    flags: list[str] = []
+    col, gap_col = LAYER_SOURCE_COLUMNS[layer]
+    if col not in goals.columns:
+        layer = "attributed"
+        col, gap_col = LAYER_SOURCE_COLUMNS[layer]
+    gap = goals["gap_j"].astype(float)
+    if gap_col in goals.columns:
+        gap = goals[gap_col].astype(float)
+    elif bool((gap.fillna(0.0) != 0.0).any()):
+        flags.append("gap_attributed")
+    return goals[col].astype(float) + gap, layer, flags
+
+
+def executions(goals: pd.DataFrame, layer: str = "attributed") -> pd.DataFrame:
+    """One row per execution ``(family, mode, goal_id, rep)``, energy from ``layer``
+    (:func:`layer_energy`; the default is the goals table's ``energy_j``).
 
     Columns: ``family, mode, goal_id, rep, energy_j`` (Σ energy_j + gap_j over attempts,
     NaN if any is NaN), ``success`` (final attempt's), ``attempts``, ``energy_source``,
@@ -207,6 +250,7 @@ def executions(goals: pd.DataFrame) -> pd.DataFrame:
             "pass a goals.csv written by alems.accounting (DESIGN.md, goals.csv contract)",
         )
     goals = goals.reset_index(drop=True)
+    e_layer, used_layer, layer_flags = layer_energy(goals, layer)
     g = pd.DataFrame(
         {
             "family": goals["family"].astype(str),
@@ -216,7 +260,7 @@ def executions(goals: pd.DataFrame) -> pd.DataFrame:
             "attempt": goals["attempt"].astype(int),
             "success": as_bool(goals["success"]),
             "final": as_bool(goals["final_attempt"]),
-            "e": goals["energy_j"].astype(float) + goals["gap_j"].astype(float),
+            "e": e_layer,
             "src": goals["energy_source"].astype(str) if "energy_source" in goals.columns else "unknown",
             "lowcov": (
                 goals["flags"].astype(object).where(goals["flags"].notna(), "").astype(str)
@@ -249,6 +293,8 @@ def executions(goals: pd.DataFrame) -> pd.DataFrame:
     out = out.drop(columns=["e_nan", "all_measured", "all_modeled"])
     out["success"] = out["success"].astype(bool)
     out["low_coverage"] = out["low_coverage"].astype(int)
+    out["energy_layer"] = used_layer
+    out["layer_flags"] = ";".join(layer_flags)
     return out
 
 
@@ -443,7 +489,7 @@ def _count_flag(name: str, n: int) -> str | None:
 
 def epg_table(goals: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[str, str] | None = None) -> pd.DataFrame:
     """The epg.csv table (contract columns, then :data:`EPG_EXTRA_COLUMNS`)."""
-    return _epg_from_executions(executions(goals), cfg, groups)
+    return _epg_from_executions(executions(goals, cfg.energy_layer), cfg, groups)
 
 
 def _epg_from_executions(ex: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[str, str] | None) -> pd.DataFrame:
@@ -501,7 +547,9 @@ def _epg_from_executions(ex: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[s
                     "missing_energy" if missing else None,
                     _count_flag("low_coverage", int(cell["low_coverage"].sum())),
                     _count_flag("negative_energy", int((e < 0).sum())),
+                    *_layer_flags(cell),
                 ),
+                "energy_layer": _layer_of(cell),
             }
         )
 
@@ -513,7 +561,18 @@ def _epg_from_executions(ex: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[s
             add_row(gname, gname, m, [f for f in families if fam_group[f] == gname])
     for m in modes:
         add_row(OVERALL, OVERALL, m, families)
-    return pd.DataFrame(rows, columns=[*EPG_COLUMNS, *EPG_EXTRA_COLUMNS])
+    return pd.DataFrame(rows, columns=[*EPG_COLUMNS, *EPG_EXTRA_COLUMNS, *LAYER_EXTRA_COLUMNS])
+
+
+def _layer_of(ex: pd.DataFrame) -> str:
+    """The energy layer an executions frame was computed from (one per frame)."""
+    return str(ex["energy_layer"].iloc[0]) if "energy_layer" in ex.columns and len(ex) else "attributed"
+
+
+def _layer_flags(ex: pd.DataFrame) -> list[str]:
+    if "layer_flags" not in ex.columns or not len(ex):
+        return []
+    return [f for f in str(ex["layer_flags"].iloc[0]).split(";") if f]
 
 
 def _pairs(ex: pd.DataFrame, family: str) -> tuple[np.ndarray, int, str]:
@@ -538,7 +597,7 @@ def _pairs(ex: pd.DataFrame, family: str) -> tuple[np.ndarray, int, str]:
 
 def ooi_table(goals: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[str, str] | None = None) -> pd.DataFrame:
     """The ooi.csv table (contract columns, then :data:`OOI_EXTRA_COLUMNS`)."""
-    return _ooi_from_executions(executions(goals), cfg, groups)
+    return _ooi_from_executions(executions(goals, cfg.energy_layer), cfg, groups)
 
 
 def _ooi_from_executions(ex: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[str, str] | None) -> pd.DataFrame:
@@ -589,7 +648,9 @@ def _ooi_from_executions(ex: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[s
                     "zero_successes_agentic" if n_pairs and total[1] == 0 else None,
                     "zero_successes_linear" if n_pairs and total[3] == 0 else None,
                     "missing_energy" if n_pairs and bool(np.isnan(total).any()) else None,
+                    *_layer_flags(ex),
                 ),
+                "energy_layer": _layer_of(ex),
             }
         )
 
@@ -598,7 +659,7 @@ def _ooi_from_executions(ex: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[s
     for gname in group_names:
         add_row(gname, [f for f in families if fam_group[f] == gname])
     add_row(OVERALL, families)
-    return pd.DataFrame(rows, columns=[*OOI_COLUMNS, *OOI_EXTRA_COLUMNS])
+    return pd.DataFrame(rows, columns=[*OOI_COLUMNS, *OOI_EXTRA_COLUMNS, *LAYER_EXTRA_COLUMNS])
 
 
 def compute_tables(
@@ -606,8 +667,31 @@ def compute_tables(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(epg_df, ooi_df)`` from a goals table. Same inputs and seed -> identical tables."""
     cfg = cfg or MetricsConfig()
-    ex = executions(goals_df)
+    ex = executions(goals_df, cfg.energy_layer)
     return _epg_from_executions(ex, cfg, groups), _ooi_from_executions(ex, cfg, groups)
+
+
+def compute_layer_tables(
+    goals_df: pd.DataFrame, cfg: MetricsConfig | None = None, groups: Mapping[str, str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """EpG and OOI for every energy layer (:data:`ENERGY_LAYERS`), stacked, ``energy_layer`` naming each.
+
+    One set of executions, successes and pairs underlies all three: only the energy
+    column differs, so the layers can be compared row by row.
+    """
+    cfg = cfg or MetricsConfig()
+    epgs, oois = [], []
+    for layer in ENERGY_LAYERS:
+        epg, ooi = compute_tables(goals_df, _with_layer(cfg, layer), groups)
+        epgs.append(epg)
+        oois.append(ooi)
+    return pd.concat(epgs, ignore_index=True), pd.concat(oois, ignore_index=True)
+
+
+def _with_layer(cfg: MetricsConfig, layer: str) -> MetricsConfig:
+    from dataclasses import replace
+
+    return replace(cfg, energy_layer=layer)
 
 
 def flag_families(
@@ -702,6 +786,8 @@ def format_tables(epg_df: pd.DataFrame, ooi_df: pd.DataFrame) -> str:
     if len(epg_df):
         b, level = int(epg_df["B"].iloc[0]), float(epg_df["level"].iloc[0])
         parts.append(f"bootstrap: B={b}, level={level:g} (paired, stratified by family)")
+        if "energy_layer" in epg_df.columns:
+            parts.append(f"energy layer: {epg_df['energy_layer'].iloc[0]} (alems metrics --layer total|dynamic|attributed)")
     srcs = list(epg_df["energy_source"]) + list(ooi_df["energy_source"])
     if any(s in ("modeled", "mixed") for s in srcs):
         parts.append("note: these tables contain modeled energy (energy_source modeled/mixed)")

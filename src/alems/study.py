@@ -41,7 +41,7 @@ from typing import Any
 import pandas as pd
 
 from alems.baseline import this_host
-from alems.errors import ConfigError
+from alems.errors import AlemsError, ConfigError
 from alems.io import atomic_path, atomic_write_json
 
 log = logging.getLogger("alems.study")
@@ -391,8 +391,12 @@ def run_family(
     meter: Any = None,
     progress: bool = False,
     workdir: str | os.PathLike[str] | None = None,
+    idle_busy_cpu_per_s: float | None = None,
 ) -> JobResult:
     """Run one ``(family, rep)`` and write its four files. See the module docstring.
+
+    ``idle_busy_cpu_per_s``: busy CPU-seconds per second during the idle baseline
+    (:func:`idle_busy_cpu_per_s`), so accounting does not remove a steady background twice.
 
     ``cfg`` is the validated config (at least ``study``, ``tasks``, ``llm``, ``agents``,
     ``energy``, ``accounting``). ``backend`` and ``meter`` override the configured ones
@@ -418,7 +422,9 @@ def run_family(
 
     meter = meter if meter is not None else _meter_for(cfg["energy"])
     interval_s = float(cfg["energy"].get("interval_ms", 10)) / 1000.0
-    sampler = Sampler(meter, interval_s=interval_s, pid=os.getpid())
+    acct_cfg = cfg.get("accounting", {})
+    sampler = Sampler(meter, interval_s=interval_s, pid=os.getpid(),
+                      gpu_study_names=tuple(acct_cfg.get("gpu_study_processes") or ()))  # fmt: skip
     sampler.start()
     t_start = sampler.boundary_t()
     try:
@@ -440,11 +446,11 @@ def run_family(
     meter.close()
 
     events = read_events(paths.events)
-    acct_cfg = cfg.get("accounting", {})
     result = account(
         samples, domains, events, outcomes, idle_power_w,
         attribution=acct_cfg.get("attribution", "cpu_share"),
         min_coverage=float(acct_cfg.get("min_coverage", 0.8)), run_id=run_id,
+        idle_busy_cpu_per_s=idle_busy_cpu_per_s,
     )  # fmt: skip
     goals_df = result.goals
     wall_s = float(t_end - t_start)
@@ -473,7 +479,8 @@ def run_family(
         model=str(getattr(backend, "model", "")),
         threads=int(threads or 0),
         host=this_host(),
-        flags=list(result.flags),
+        flags=list(result.flags) + ([f"gpu_foreign_pids:{len(sampler.gpu_foreign_pids)}"]
+                                    if sampler.gpu_foreign_pids else []),
         hashes=dict(hashes or {}),
         baseline=dict(baseline_info or {}),
     )
@@ -489,6 +496,22 @@ def run_family(
         family, rep, job.executions, job.successes, wall_s, 100 * share,
     )  # fmt: skip
     return job
+
+
+def idle_busy_cpu_per_s(base: Any) -> float | None:
+    """Busy CPU-seconds per second during an idle baseline: its ``host_util`` x this host's CPUs.
+
+    ``None`` where the baseline did not measure host load (accounting then takes 0).
+    """
+    util = getattr(base, "host_util", None)
+    if util is None:
+        return None
+    try:
+        from alems.energy.procstat import ProcStat
+
+        return float(util) * ProcStat().n_cpus
+    except AlemsError:
+        return None
 
 
 def measure_idle_baseline(
@@ -625,6 +648,7 @@ def run_family_job(
         cfg, family, rep, RunPaths.from_mapping(outputs),
         idle_power_w=base.power_w, run_id=hashes.run_id or "", hashes=recorded,
         baseline_info=info, threads=threads, model_path=model_path, meter=meter,
+        idle_busy_cpu_per_s=idle_busy_cpu_per_s(base),
         workdir=Path("logs") / "run_family" / "work" / f"{family}_rep{rep}",
     )  # fmt: skip
 
@@ -705,6 +729,7 @@ def run_with_energy(
             hashes=fp.hashes.to_dict(),
             baseline_info={"baseline_id": base.baseline_id, "status": base.status, "host": base.host},
             threads=threads, progress=progress, workdir=out / "work" / f"rep{rep}",
+            idle_busy_cpu_per_s=idle_busy_cpu_per_s(base),
         )  # fmt: skip
         jobs.append(job)
         frames.append(pd.read_csv(out / f"rep{rep}" / "goals.csv", keep_default_na=False, na_values=[""]))
@@ -747,6 +772,8 @@ class Tables:
     ooi: pd.DataFrame
     label: str
     run_id: str
+    epg_layers: pd.DataFrame | None = None  # EpG for every energy layer, stacked (energy_layer column)
+    ooi_layers: pd.DataFrame | None = None
 
 
 def _run_label(path: str | os.PathLike[str]) -> str:
@@ -776,8 +803,8 @@ def aggregate(
     :class:`~alems.errors.ProvenanceError` (with ``allow_mixed``, its rows are flagged
     ``baseline_foreign_host``); one that records no host is flagged ``baseline_host_unknown``.
     """
-    from alems.metrics import MetricsConfig, compute_tables, flag_families
     from alems.errors import ProvenanceError
+    from alems.metrics import MetricsConfig, compute_layer_tables, compute_tables, flag_families
     from alems.provenance import check_compatible
 
     goal_paths = [Path(p) for p in goal_paths]
@@ -812,20 +839,27 @@ def aggregate(
     goals = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if compat.mixed:
         goals["run_id"] = compat.run_id
-    epg, ooi = compute_tables(goals, MetricsConfig.from_dict(metrics), dict(groups))
+    mcfg = MetricsConfig.from_dict(metrics)
+    epg, ooi = compute_tables(goals, mcfg, dict(groups))
+    epg_l, ooi_l = compute_layer_tables(goals, mcfg, dict(groups))
     for flag, fams in baseline_flags.items():
         if fams:
             log.warning("runs of %s: %s; their rows are flagged", ", ".join(sorted(fams)), flag)
             epg, ooi = flag_families(epg, ooi, fams, flag, dict(groups))
-    return Tables(goals, epg, ooi, compat.label, str(compat.run_id or ""))
+            epg_l, ooi_l = flag_families(epg_l, ooi_l, fams, flag, dict(groups))
+    return Tables(goals, epg, ooi, compat.label, str(compat.run_id or ""), epg_l, ooi_l)
 
 
 def write_tables(tables: Tables, goals_path: str | os.PathLike[str], epg_path: str | os.PathLike[str],
-                 ooi_path: str | os.PathLike[str]) -> None:  # fmt: skip
+                 ooi_path: str | os.PathLike[str], epg_layers_path: str | os.PathLike[str] | None = None,
+                 ooi_layers_path: str | os.PathLike[str] | None = None) -> None:  # fmt: skip
+    """Write the tables; the per-layer ones (``epg_layers.csv``, ``ooi_layers.csv``) where paths are given."""
     from alems.metrics import write_table
 
-    for df, path in ((tables.goals, goals_path), (tables.epg, epg_path), (tables.ooi, ooi_path)):
-        write_table(df, path)
+    for df, path in ((tables.goals, goals_path), (tables.epg, epg_path), (tables.ooi, ooi_path),
+                     (tables.epg_layers, epg_layers_path), (tables.ooi_layers, ooi_layers_path)):  # fmt: skip
+        if path is not None and df is not None:
+            write_table(df, path)
 
 
 __all__ = [

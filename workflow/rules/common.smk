@@ -58,6 +58,8 @@ TABLES = [
     "results/tables/goals.csv",
     "results/tables/epg.csv",
     "results/tables/ooi.csv",
+    "results/tables/epg_layers.csv",
+    "results/tables/ooi_layers.csv",
 ]
 
 
