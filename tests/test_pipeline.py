@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -99,22 +100,29 @@ def test_openai_backend_needs_no_model_fetch(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- the smoke run
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+@contextmanager
+def simulated_study(work: Path) -> Iterator[tuple[Path, Path, Any]]:
+    """The smoke config in ``work`` and, running while inside, the simulated RAPL it reads: (config, root, sim)."""
     from alems.energy.simulated import SimulatedRapl
 
-    work = tmp_path_factory.mktemp("pipeline")
     root = work / "powercap"
     cf = write_config(work / "ci.yaml", ci_config(root))
     sim = SimulatedRapl(root, "intel-1s", profile="model", p_idle_w=P_IDLE_W, p_max_w=P_MAX_W,
                         range_uj=RANGE_UJ, tick_ms=1)  # fmt: skip
     sim.start()
     try:
+        yield cf, root, sim
+    finally:
+        sim.stop()
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    work = tmp_path_factory.mktemp("pipeline")
+    with simulated_study(work) as (cf, root, sim):
         res = snakemake(work, "--cores", "1", "all", configfile=cf)
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
         yield {"work": work, "config": cf, "root": root, "sim": sim, "log": res.stdout + res.stderr}
-    finally:
-        sim.stop()
 
 
 def test_smoke_run_outputs_and_schemas(smoke_run: dict[str, Any]) -> None:
@@ -300,6 +308,44 @@ def test_tables_flag_runs_measured_against_an_unstable_baseline(smoke_run: dict[
     for df, col in ((t.epg, "family"), (t.ooi, "scope")):
         hit = df["flags"].fillna("").str.contains("baseline_unstable")
         assert set(df.loc[hit, col]) == {"gsm8k_basic", "reasoning", "overall"}
+
+
+def test_runs_use_their_own_hosts_baseline_and_tables_check_it(smoke_run: dict[str, Any], tmp_path: Path) -> None:
+    """On one machine every run uses the reference baseline (no extra measurement) and records its host;
+    the tables refuse a run whose baseline came from another host and flag one that records none."""
+    from alems.errors import ProvenanceError
+    from alems.study import aggregate
+
+    r = smoke_run["work"] / "results"
+    host = socket.gethostname()
+    ref = json.loads((r / "baseline" / "idle.json").read_text())
+    assert ref["host"] == host
+    metas = []
+    for fam in FAMILIES:
+        meta = json.loads((r / "runs" / fam / "rep0" / "run.json").read_text())
+        assert meta["host"] == host and meta["baseline"]["host"] == host
+        assert meta["baseline"]["origin"] == "reference" and meta["baseline"]["baseline_id"] == ref["baseline_id"]
+        if fam == "gsm8k_basic":
+            meta["baseline"]["host"] = "elsewhere"
+        p = tmp_path / fam / "run.json"
+        p.parent.mkdir()
+        p.write_text(json.dumps(meta))
+        metas.append(p)
+    goals = [r / "runs" / f / "rep0" / "goals.csv" for f in FAMILIES]
+    with pytest.raises(ProvenanceError, match=f"gsm8k_basic ran on {host} with the idle baseline of elsewhere"):
+        aggregate(goals, metas, metrics={"bootstrap": 0}, groups={})
+    t = aggregate(goals, metas, metrics={"bootstrap": 0}, groups={}, allow_mixed=True)
+    hit = t.epg["flags"].fillna("").str.contains("baseline_foreign_host")
+    assert set(t.epg.loc[hit, "family"]) & set(FAMILIES) == {"gsm8k_basic"}
+    meta = json.loads(metas[0].read_text())
+    del meta["host"]
+    metas[0].write_text(json.dumps(meta))
+    t = aggregate(goals, metas, metrics={"bootstrap": 0}, groups={})
+    hit = t.ooi["flags"].fillna("").str.contains("baseline_host_unknown")
+    assert set(t.ooi.loc[hit, "scope"]) == {"gsm8k_basic", "reasoning", "overall"}
+    for name in ("epg", "ooi"):  # the smoke run's own tables carry no host flag
+        flags = pd.read_csv(r / "tables" / f"{name}.csv", keep_default_na=False)["flags"]
+        assert not flags.str.contains("host").any()
 
 
 # --------------------------------------------------------------------------- preflight

@@ -17,7 +17,8 @@ This module owns the composition of the layers for one Snakemake ``run_family`` 
 share of it inside attempt windows, the framework overhead energy, the meter's domains
 and sources, and the provenance hashes.
 
-Also here: the idle-baseline job (:func:`measure_idle_baseline`), the aggregation of
+Also here: the idle-baseline job (:func:`measure_idle_baseline`), the baseline a job on
+a given host subtracts (:func:`job_baseline`: its own host's, never another's), the aggregation of
 runs into the tables (:func:`aggregate`, refusing to mix runs whose provenance differs),
 ``alems run`` with the meter on (:func:`run_with_energy`), and the ``scripted`` backend's
 oracle policy (:class:`OracleBackend`), which plays both modes from the goals' expected
@@ -39,6 +40,7 @@ from typing import Any
 
 import pandas as pd
 
+from alems.baseline import this_host
 from alems.errors import AlemsError, ConfigError
 from alems.io import atomic_path, atomic_write_json
 
@@ -100,6 +102,7 @@ class JobResult:
     backend: str
     model: str
     threads: int
+    host: str = ""
     flags: list[str] = field(default_factory=list)
     hashes: dict[str, Any] = field(default_factory=dict)
     baseline: dict[str, Any] = field(default_factory=dict)
@@ -475,6 +478,7 @@ def run_family(
         backend=str(getattr(backend, "name", type(backend).__name__)),
         model=str(getattr(backend, "model", "")),
         threads=int(threads or 0),
+        host=this_host(),
         flags=list(result.flags) + ([f"gpu_foreign_pids:{len(sampler.gpu_foreign_pids)}"]
                                     if sampler.gpu_foreign_pids else []),
         hashes=dict(hashes or {}),
@@ -516,32 +520,87 @@ def measure_idle_baseline(
     out_path: str | os.PathLike[str],
     *,
     hashes_path: str | os.PathLike[str],
-    cache_path: str | os.PathLike[str] = "resources/baseline/idle.json",
+    cache_path: str | os.PathLike[str] | None = None,
     meter: Any = None,
 ) -> Any:
-    """The ``baseline`` job: reuse the host's cached idle baseline when allowed, else measure it.
+    """The ``baseline`` job: reuse this host's cached idle baseline when allowed, else measure it.
 
     The cache lives outside ``results/`` (Snakemake deletes an output before its job
     runs), so a config change that reruns this rule costs seconds, not the protocol.
+    By default it is this host's file under :data:`BASELINE_CACHE`
+    (:func:`alems.baseline.host_cache_path`), the one ``run_family`` jobs on this host
+    reuse.
     """
-    import warnings
-
-    from alems.baseline import BaselineConfig, obtain_baseline, write_baseline
+    from alems.baseline import BaselineConfig, host_cache_path, write_baseline
     from alems.provenance import load_hashes
 
-    hw = load_hashes(hashes_path).hw_hash
+    hw = host_hw_hash() or load_hashes(hashes_path).hw_hash
+    host = this_host()
+    path = cache_path if cache_path is not None else host_cache_path(BASELINE_CACHE, host, hw)
     meter = meter if meter is not None else _meter_for(energy)
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            res = obtain_baseline(meter, BaselineConfig.from_dict(baseline), cache_path, hw_hash=hw)
-        for w in caught:
-            log.warning("%s", w.message)
+        res = _obtain_logged(meter, BaselineConfig.from_dict(baseline), path, hw_hash=hw, host=host)
     finally:
         meter.close()
     write_baseline(out_path, res.baseline)
-    log.info("baseline %s (%s): %s", res.baseline.baseline_id, res.baseline.status, res.reason)
     return res.baseline
+
+
+#: Where each host's idle baseline is cached (outside ``results/``, shared by the nodes of a cluster).
+BASELINE_CACHE = "resources/baseline"
+
+
+def _obtain_logged(meter: Any, config: Any, cache_path: str | os.PathLike[str], **kw: Any) -> Any:
+    """:func:`alems.baseline.obtain_baseline`, its cache warnings sent to the log."""
+    import warnings
+
+    from alems.baseline import obtain_baseline
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = obtain_baseline(meter, config, cache_path, **kw)
+    for w in caught:
+        log.warning("%s", w.message)
+    log.info("baseline %s (%s) of host %s: %s", res.baseline.baseline_id, res.baseline.status,
+             res.baseline.host, res.reason)  # fmt: skip
+    return res
+
+
+def job_baseline(
+    reference: Any,
+    energy: Mapping[str, Any],
+    *,
+    host: str,
+    hw_hash: str | None,
+    cache_root: str | os.PathLike[str] = BASELINE_CACHE,
+    meter: Any = None,
+) -> tuple[Any, dict[str, Any]]:
+    """The idle baseline a measurement job on ``host`` subtracts, and its record for ``run.json``.
+
+    The reference baseline (``results/baseline/idle.json``) when it was measured on this
+    host with this ``hw_hash``: on one machine, always, at no cost. Otherwise (a cluster
+    node other than the one the ``baseline`` rule ran on) this host's own baseline with
+    the reference's protocol, reused from its cache (:func:`alems.baseline.host_cache_path`)
+    when allowed, else measured now, before the job's meter starts. ``meter`` is used for
+    that measurement and left open.
+    """
+    from alems.baseline import host_cache_path
+
+    if reference.host == host and (hw_hash is None or reference.hw_hash == hw_hash):
+        base, origin, path = reference, "reference", None
+    else:
+        path = host_cache_path(cache_root, host, hw_hash)
+        log.info("the reference baseline is from host %s (hw_hash %s); this job runs on %s (hw_hash %s)",
+                 reference.host, reference.hw_hash, host, hw_hash)  # fmt: skip
+        meter = meter if meter is not None else _meter_for(energy)
+        res = _obtain_logged(meter, reference.config, path, hw_hash=hw_hash, host=host)
+        base, origin = res.baseline, "host cache" if res.reused else "measured"
+    info = {
+        "baseline_id": base.baseline_id, "status": base.status, "modeled": base.modeled, "host": base.host,
+        "hw_hash": base.hw_hash, "origin": origin, "path": None if path is None else str(path),
+        "power_w": base.power_w,
+    }  # fmt: skip
+    return base, info
 
 
 def host_hw_hash() -> str | None:
@@ -566,24 +625,30 @@ def run_family_job(
     threads: int,
     model_path: str | None = None,
 ) -> JobResult:
-    """The Snakemake ``run_family`` job: read provenance and baseline, then :func:`run_family`."""
+    """The Snakemake ``run_family`` job: provenance and this host's baseline (:func:`job_baseline`), then :func:`run_family`."""
     from alems.baseline import load_baseline
     from alems.provenance import load_hashes
 
     hashes = load_hashes(hashes_path)
-    base = load_baseline(baseline_path)
-    info = {"baseline_id": base.baseline_id, "status": base.status, "modeled": base.modeled}
     recorded = hashes.to_dict()
-    host = host_hw_hash()
-    if host is not None and host != hashes.hw_hash:
+    hw = host_hw_hash()
+    if hw is not None and hw != hashes.hw_hash:
         # On a cluster this job may land on another machine than the fingerprint: record the
         # host it measured, so the tables see the difference and refuse to mix silently.
-        log.warning("this host's hw_hash %s differs from the fingerprint's %s", host, hashes.hw_hash)
-        recorded["hw_hash"] = host
+        log.warning("this host's hw_hash %s differs from the fingerprint's %s", hw, hashes.hw_hash)
+        recorded["hw_hash"] = hw
+    meter = _meter_for(cfg["energy"])
+    try:
+        base, info = job_baseline(load_baseline(baseline_path), cfg["energy"], host=this_host(), hw_hash=hw,
+                                  meter=meter)  # fmt: skip
+    except BaseException:
+        meter.close()
+        raise
     return run_family(
         cfg, family, rep, RunPaths.from_mapping(outputs),
         idle_power_w=base.power_w, run_id=hashes.run_id or "", hashes=recorded,
-        baseline_info=info, threads=threads, model_path=model_path, idle_busy_cpu_per_s=idle_busy_cpu_per_s(base),
+        baseline_info=info, threads=threads, model_path=model_path, meter=meter,
+        idle_busy_cpu_per_s=idle_busy_cpu_per_s(base),
         workdir=Path("logs") / "run_family" / "work" / f"{family}_rep{rep}",
     )  # fmt: skip
 
@@ -661,7 +726,8 @@ def run_with_energy(
     for rep in range(int(reps)):
         job = run_family(
             cfg, family_name, rep, RunPaths.in_dir(out / f"rep{rep}"), idle_power_w=base.power_w, run_id=run_id,
-            hashes=fp.hashes.to_dict(), baseline_info={"baseline_id": base.baseline_id, "status": base.status},
+            hashes=fp.hashes.to_dict(),
+            baseline_info={"baseline_id": base.baseline_id, "status": base.status, "host": base.host},
             threads=threads, progress=progress, workdir=out / "work" / f"rep{rep}",
             idle_busy_cpu_per_s=idle_busy_cpu_per_s(base),
         )  # fmt: skip
@@ -731,19 +797,41 @@ def aggregate(
     ``mixed`` and its ``run_id`` says so. Rows that include a run measured against an
     unstable idle baseline are flagged ``baseline_unstable`` (``baseline_unknown`` where
     the run's ``run.json`` records no baseline status).
+
+    Each run's baseline must come from the host the run measured (``run.json``: ``host``
+    and ``baseline.host``): a run whose baseline is another host's is a
+    :class:`~alems.errors.ProvenanceError` (with ``allow_mixed``, its rows are flagged
+    ``baseline_foreign_host``); one that records no host is flagged ``baseline_host_unknown``.
     """
+    from alems.errors import ProvenanceError
     from alems.metrics import MetricsConfig, compute_layer_tables, compute_tables, flag_families
     from alems.provenance import check_compatible
 
     goal_paths = [Path(p) for p in goal_paths]
     records: dict[str, Mapping[str, Any]] = {}
-    baseline_flags: dict[str, set[str]] = {"baseline_unstable": set(), "baseline_unknown": set()}
+    baseline_flags: dict[str, set[str]] = {
+        k: set() for k in ("baseline_unstable", "baseline_unknown", "baseline_host_unknown", "baseline_foreign_host")
+    }
+    foreign: list[str] = []
     for mp in meta_paths:
         meta = json.loads(Path(mp).read_text())
         records[_run_label(mp)] = meta.get("hashes") or {}
+        family = str(meta.get("family"))
         status = (meta.get("baseline") or {}).get("status")
         if status != "stable":
-            baseline_flags["baseline_unknown" if status is None else "baseline_unstable"].add(str(meta.get("family")))
+            baseline_flags["baseline_unknown" if status is None else "baseline_unstable"].add(family)
+        host, base_host = meta.get("host"), (meta.get("baseline") or {}).get("host")
+        if not host or not base_host:
+            baseline_flags["baseline_host_unknown"].add(family)
+        elif host != base_host:
+            baseline_flags["baseline_foreign_host"].add(family)
+            foreign.append(f"{_run_label(mp)} ran on {host} with the idle baseline of {base_host}")
+    if foreign and not allow_mixed:
+        raise ProvenanceError(
+            "idle baseline from another host: " + "; ".join(foreign),
+            fix="rerun those run_family jobs (each measures or reuses its own host's baseline), "
+            "or set allow_mixed_runs: true to keep them, flagged baseline_foreign_host",
+        )
     if current_hashes is not None:
         records["current provenance (results/provenance/hashes.json)"] = current_hashes
     compat = check_compatible(records, allow_mixed=allow_mixed)
@@ -775,7 +863,8 @@ def write_tables(tables: Tables, goals_path: str | os.PathLike[str], epg_path: s
 
 
 __all__ = [
-    "JobResult", "OracleBackend", "RunPaths", "Tables", "aggregate", "make_backend", "measure_idle_baseline",
+    "JobResult", "OracleBackend", "RunPaths", "Tables", "aggregate", "job_baseline", "make_backend",
+    "measure_idle_baseline",
     "run_family", "run_family_job", "run_with_energy", "window_share", "write_tables",
 ]  # fmt: skip
 
