@@ -6,7 +6,7 @@ installs SLURM and the executor plugin and brings up the one-node cluster of
 from ``sacct`` as on a production cluster). Here a cluster that does not answer is a
 failure with the reason, never a skip.
 
-* every ``run_family`` job (and ``fingerprint``, ``llm_preflight``, ``baseline``) is submitted with
+* every ``run_family`` job (and ``fingerprint``, ``baseline``) is submitted with
   ``sbatch`` and COMPLETED in SLURM's accounting; tables, figures and manifest complete;
   each run records the node it ran on and subtracts that node's baseline;
 * a job that fails is reported FAILED by SLURM and by Snakemake, which exits instead
@@ -99,7 +99,7 @@ def test_every_measurement_job_ran_through_sbatch(cluster_run: dict[str, Any]) -
     jobs = cluster_run["jobs"]
     assert sorted(jobs) == sorted(cluster_run["ids"]), "sacct lacks a submitted job"
     comments = sorted(j["comment"] for j in jobs.values())
-    want = sorted(["rule_fingerprint", "rule_llm_preflight", "rule_baseline"]
+    want = sorted(["rule_fingerprint", "rule_baseline"]
                   + [f"rule_run_family_wildcards_{f}_0" for f in FAMILIES])
     assert comments == want
     for j in jobs.values():
@@ -107,7 +107,7 @@ def test_every_measurement_job_ran_through_sbatch(cluster_run: dict[str, Any]) -
         if j["comment"].startswith(("rule_baseline", "rule_run_family")):  # --exclusive: the whole node
             assert j["cpus"] == cluster_run["cpus"], j
     log = cluster_run["log"]
-    for rule in ("fingerprint", "llm_preflight", "baseline", "run_family"):
+    for rule in ("fingerprint", "baseline", "run_family"):
         assert f"localrule {rule}:" not in log  # nothing measured or probed outside SLURM
     for rule in ("tables", "figures", "manifest"):
         assert f"localrule {rule}:" in log
