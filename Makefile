@@ -105,3 +105,32 @@ lint: $(VENV)/.installed
 
 clean-venv:
 	rm -rf $(VENV)
+
+## SLURM: the cluster test on a real one-node cluster with accounting (tests/slurm/cluster.sh,
+## tests/test_cluster.py). Installs the Debian packages (root, or sudo) and the executor
+## plugin (pyproject's `cluster` extra) on first use; fails, never skips, if the cluster
+## cannot start.
+CLUSTER_DEBS := slurmctld slurmd slurmdbd slurm-client munge mariadb-server
+SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: cluster-deps test-cluster
+
+cluster-deps:
+	@missing=$$(for p in $(CLUSTER_DEBS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing $$missing"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(VENV)/.cluster: $(VENV)/.installed pyproject.toml
+	$(BIN)/pip install -q -e '.[test,cluster]'
+	touch $@
+
+test-cluster: cluster-deps $(VENV)/.cluster
+	@start=$$(date +%s); \
+	$(SUDO) tests/slurm/cluster.sh up || { $(SUDO) tests/slurm/cluster.sh down; exit 1; }; \
+	$(BIN)/pytest -q -m cluster tests/test_cluster.py; rc=$$?; \
+	$(SUDO) tests/slurm/cluster.sh down; \
+	echo "test-cluster: $$(( $$(date +%s) - start )) s (cluster up, tests, down)"; exit $$rc

@@ -112,6 +112,7 @@ class FakeGpu:
     update_period_s: float = 0.1
     t0: float | None = None
     mig: list[str] = field(default_factory=list)
+    processes: list[int] = field(default_factory=list)  # PIDs in NVML's running-process list
 
 
 class FakeNvml:
@@ -270,6 +271,14 @@ class FakeNvml:
         @api
         def nvmlDeviceGetPowerManagementLimit(h: FakeGpu) -> int:  # noqa: N802
             return h.power_limit_mw
+
+        @api
+        def nvmlDeviceGetComputeRunningProcesses(h: FakeGpu) -> list[types.SimpleNamespace]:  # noqa: N802
+            return [types.SimpleNamespace(pid=p, usedGpuMemory=0) for p in h.processes]
+
+        @api
+        def nvmlDeviceGetGraphicsRunningProcesses(h: FakeGpu) -> list[types.SimpleNamespace]:  # noqa: N802
+            return []
 
         @api
         def nvmlDeviceGetMemoryInfo(h: FakeGpu) -> types.SimpleNamespace:  # noqa: N802

@@ -363,6 +363,20 @@ def test_execute_family_alternates_and_runs_back_to_back(tmp_path) -> None:
         assert {r.rep for r in rows} == {rep}
 
 
+def test_each_rep_passes_its_own_seed_to_the_llm(tmp_path) -> None:
+    seen: list[int] = []
+
+    class Recording(ScriptedBackend):
+        def complete(self, messages, **kw):  # type: ignore[no-untyped-def]
+            seen.append(kw["seed"])
+            return super().complete(messages, **kw)
+
+    for rep in (0, 2):
+        run_one(tmp_path / f"r{rep}", numeric_goal(), "agentic", Recording(agent()._script), cfg=AgentConfig(seed=5),
+                rep=rep)  # fmt: skip
+    assert set(seen[: len(seen) // 2]) == {5} and set(seen[len(seen) // 2 :]) == {7}
+
+
 def test_parse_modes_errors() -> None:
     assert parse_modes("linear, agentic") == ("linear", "agentic")
     with pytest.raises(ConfigError, match="unknown mode"):

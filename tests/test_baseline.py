@@ -382,6 +382,7 @@ class Env:
         kw.setdefault("hw_hash", "hw1")
         kw.setdefault("governor", "performance")
         kw.setdefault("turbo", True)
+        kw.setdefault("host", "node-a")
         return obtain_baseline(
             self.meter, cfg, path, clock=self.t.clock, sleep=self.t.sleep, wall_clock=lambda: self.wall, **kw
         )
@@ -405,6 +406,7 @@ def test_cache_is_reused_when_everything_matches(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "change, why",
     [
+        ({"host": "node-b"}, "measured on another host"),
         ({"hw_hash": "hw2"}, "hw_hash changed"),
         ({"governor": "powersave"}, "governor changed"),
         ({"turbo": False}, "turbo changed"),
@@ -424,6 +426,39 @@ def test_cache_is_remeasured_when_something_differs(tmp_path: Path, change: dict
     assert not again.reused and why in again.reason
     assert again.baseline.baseline_id != first.baseline.baseline_id
     assert load_baseline(p).baseline_id == again.baseline.baseline_id
+
+
+def test_baseline_records_its_host_and_schema_2_files_still_load(tmp_path: Path) -> None:
+    """A baseline names its host; a schema-2 file (before hosts) still loads and verifies, but is not reused."""
+    import dataclasses
+
+    from alems.baseline import SCHEMA, SCHEMA_V2
+
+    p = tmp_path / "idle.json"
+    e = Env()
+    with pytest.warns(BaselineCacheWarning):
+        first = e.obtain(p).baseline
+    data = json.loads(p.read_text())
+    assert data["schema"] == SCHEMA and data["host"] == "node-a" == first.host
+    old = dataclasses.replace(first, schema=SCHEMA_V2, host=None, baseline_id="")
+    write_baseline(p, old)
+    assert "host" not in json.loads(p.read_text())
+    loaded = load_baseline(p)
+    assert loaded.host is None and loaded.schema == SCHEMA_V2 and loaded.baseline_id == old.baseline_id
+    write_baseline(tmp_path / "copy.json", loaded)  # written back as it was read
+    assert load_baseline(tmp_path / "copy.json").baseline_id == old.baseline_id
+    with pytest.warns(BaselineCacheWarning, match=r"another host \(None -> node-a\)"):
+        assert not e.obtain(p).reused
+
+
+def test_host_cache_path_is_one_file_per_host_and_hardware() -> None:
+    from alems.baseline import host_cache_path
+
+    assert host_cache_path("resources/baseline", "node-7.cluster", "ab12") == Path(
+        "resources/baseline/hosts/node-7.cluster_ab12.json"
+    )
+    assert host_cache_path("r", "we/ird host", None) == Path("r/hosts/we_ird_host_unknown.json")
+    assert host_cache_path("r", "a", "h1") != host_cache_path("r", "b", "h1") != host_cache_path("r", "b", "h2")
 
 
 def test_unstable_cache_is_not_reused(tmp_path: Path) -> None:

@@ -39,7 +39,8 @@ def test_defaults_fill_every_section() -> None:
     assert cfg["energy"]["meter"] == "auto"
     assert cfg["agents"]["max_tokens"]["plan"] == AgentConfig().max_tokens["plan"]
     assert cfg["accounting"] == {"attribution": "cpu_share", "min_coverage": 0.8}
-    assert cfg["metrics"] == {"bootstrap": 10000, "level": 0.95, "seed": 0}
+    assert cfg["metrics"] == {"bootstrap": 10000, "level": 0.95, "seed": 0, "energy_layer": "total",
+                              "min_goals": 10, "pooled_estimand": "ratio_of_means"}
     assert cfg["allow_mixed_runs"] is False
 
 

@@ -152,3 +152,63 @@ def test_binned_power_recovers_a_step() -> None:
     e = np.concatenate([[0.0], np.cumsum(p_true[:-1] * 0.01)])
     mid, p = binned_power(pd.DataFrame({"t": t, "x": e}), ["x"], 0.0, 1.9, 0.1)
     assert p[2] == pytest.approx(5.0) and p[15] == pytest.approx(15.0)
+
+
+def test_forest_rows_take_families_and_each_scopes_headline() -> None:
+    from alems.figures import forest_rows
+    from alems.metrics import MetricsConfig, compute_tables
+
+    _, ooi = compute_tables(synthetic_goals(), MetricsConfig(bootstrap=0, pooled_estimand="geomean_ooi"))
+    rows, headline = forest_rows(ooi)
+    assert headline == "geomean_ooi"
+    assert list(rows["scope"]) == [*FAMS, "reasoning", "tool", "overall"]
+    assert list(rows["estimand"]) == ["family"] * 2 + ["geomean_ooi"] * 3
+    old = ooi[ooi["estimand"].isin(["family", "pooled_ratio"])].drop(columns=["estimand"])
+    same, none = forest_rows(old)  # an ooi.csv of the original contract is drawn as it is
+    assert none is None and same is old
+
+
+def test_dodge_spreads_coinciding_points_only() -> None:
+    from alems.figures import _dodge
+
+    x = pd.Series([4.0, 4.01, 4.0, 4.0, 4.0, 40.0, np.nan])
+    y = pd.Series([0.25, 0.25, 0.25, 0.25, 0.25, 0.25, 0.5])
+    dx = _dodge(x, y, step_pt=7.0)
+    assert dx[:5] == [-14.0, -7.0, 0.0, 7.0, 14.0] and dx[5:] == [0.0, 0.0]
+
+
+def test_figures_mark_unbounded_and_missing_intervals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import alems.figures as figmod
+
+    paths = write_inputs(tmp_path, synthetic_goals())
+    epg = pd.read_csv(paths["epg"])
+    ooi = pd.read_csv(paths["ooi"], dtype={"flags": str})
+    cell = (epg["family"] == "gsm8k_basic") & (epg["mode"] == "agentic")
+    epg.loc[cell, ["epg_ci_low", "epg_ci_high"]] = [1.0, np.inf]
+    epg.loc[(epg["family"] == "tg_single_calc") & (epg["mode"] == "linear"), ["epg_ci_low", "epg_ci_high"]] = np.nan
+    fam = ooi["scope"] == "gsm8k_basic"
+    ooi.loc[fam, ["ooi", "ci_low", "ci_high", "ci_low_adj", "ci_high_adj"]] = [2.0, np.nan, np.nan, np.nan, np.nan]
+    ooi.loc[fam, "flags"] = "insufficient_data"
+    ooi.loc[ooi["scope"] == "tg_single_calc", ["ooi", "ci_low", "ci_high", "ci_low_adj", "ci_high_adj"]] = [
+        2.0, 1.5, 3.0, 1.2, 4.0]  # fmt: skip
+    epg.to_csv(paths["epg"], index=False)
+    ooi.to_csv(paths["ooi"], index=False)
+    inp = FigureInputs.load(**{k: paths[k] for k in ("goals", "epg", "ooi", "baseline")})
+    seen: dict[str, list[str]] = {}
+
+    def spy(fig, out_dir, name, run_id, modeled):  # type: ignore[no-untyped-def]
+        ax = fig.axes[0]
+        legend = ax.get_legend()
+        seen[name] = [t.get_text() for t in ax.texts] + [ax.get_xlabel()]
+        seen[name] += [t.get_text() for t in legend.get_texts()] if legend else []
+        return []
+
+    monkeypatch.setattr(figmod, "_save", spy)
+    figmod.fig_epg(inp, tmp_path)
+    figmod.fig_ooi(inp, tmp_path)
+    figmod.fig_success_energy(inp, tmp_path)
+    assert "CI unbounded above" in seen["fig1_epg"] and "no CI: too few goals or successes" in seen["fig1_epg"]
+    assert "insufficient data" in seen["fig2_ooi_forest"]
+    label = next(t for t in seen["fig2_ooi_forest"] if t.startswith("OOI ="))
+    assert "Bonferroni" in label and "hollow: no CI" in label and "ratio of mean family EpGs" in label
+    assert set(FAMS) <= set(seen["fig5_success_vs_energy"])  # a legend entry per family, no point labels

@@ -46,9 +46,37 @@ def load_smol() -> Callable[[], Backend]:
     require_real_model()
 
     def load() -> Backend:
-        return make_backend(LLMConfig(model="smollm2-135m", models_dir=str(MODELS), n_ctx=512), threads=2)
+        # no KV reuse here: the tests below compare outputs of single calls, each a function of its messages
+        return make_backend(LLMConfig(model="smollm2-135m", models_dir=str(MODELS), n_ctx=512, prompt_cache=False),
+                            threads=2)  # fmt: skip
 
     return load
+
+
+@isolated
+def test_prompt_cache_reruns_reproduce_a_conversation() -> None:
+    """With KV reuse on (the default) a call's output may depend on the calls before it,
+    but the same sequence of calls in a fresh process state gives the same outputs."""
+    require_real_model()
+
+    def conversation() -> list[tuple[str, int, int]]:
+        b = make_backend(LLMConfig(model="smollm2-135m", models_dir=str(MODELS), n_ctx=1024), threads=2)
+        assert b.prompt_cache  # the default
+        msgs = [{"role": "system", "content": "You are a terse assistant."}]
+        out = []
+        try:
+            for q in ("What is 17+25? Answer with a number.", "And three times that?", "Say it in words."):
+                msgs.append({"role": "user", "content": q})
+                c = b.complete(msgs, max_tokens=16, seed=0)
+                out.append((c.text, c.tokens_in, c.tokens_out))
+                msgs.append({"role": "assistant", "content": c.text})
+        finally:
+            b.close()
+        return out
+
+    first = conversation()
+    assert first == conversation()
+    assert first[2][1] > first[1][1] > first[0][1]  # the conversation grew: later calls reuse a prefix
 
 
 @isolated

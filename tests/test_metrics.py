@@ -65,7 +65,7 @@ def golden_goals() -> pd.DataFrame:
     )
 
 
-CFG = MetricsConfig(bootstrap=2000, level=0.95, seed=7)
+CFG = MetricsConfig(bootstrap=2000, level=0.95, seed=7, min_goals=1)  # tiny tables: intervals allowed
 
 
 def test_executions_sum_attempts_and_gaps_and_take_the_final_success():
@@ -110,7 +110,11 @@ def test_epg_golden_table():
     assert srcs[("factual_qa", "agentic")] == "measured"
     assert (epg["success_rate"] == epg["successes"] / epg["executions"]).all()
     ci_ok = (epg["epg_ci_low"] <= epg["epg_j"]) & (epg["epg_j"] <= epg["epg_ci_high"])
-    assert ci_ok.all()
+    # tg_single_calc linear has 1 success in 2 goals: a quarter of resamples have none, so no interval
+    short = epg["flags"].str.contains("insufficient_data")
+    assert ci_ok[~short].all() and epg.loc[short, "epg_ci_low"].isna().all()
+    assert set(epg.loc[short, "family"]) == {"tg_single_calc", "tool"}
+    assert epg["n_goals"].tolist() == [3, 3, 2, 2, 3, 3, 2, 2, 5, 5]
 
 
 def test_zero_successes_give_inf_and_a_flag_never_a_crash_or_zero():
@@ -119,9 +123,9 @@ def test_zero_successes_give_inf_and_a_flag_never_a_crash_or_zero():
     epg, ooi = compute_tables(goals, CFG)
     lin = epg[(epg["family"] == "science_qa") & (epg["mode"] == "linear")].iloc[0]
     assert lin["epg_j"] == math.inf and lin["epg_success_only_j"] == math.inf
-    assert lin["flags"] == "zero_successes"
+    assert lin["flags"] == "insufficient_data;zero_successes"
     assert lin["n_degenerate_resamples"] == CFG.bootstrap
-    assert lin["epg_ci_low"] == math.inf and lin["epg_ci_high"] == math.inf
+    assert math.isnan(lin["epg_ci_low"]) and math.isnan(lin["epg_ci_high"])  # every resample is degenerate
     fam = ooi[ooi["scope"] == "science_qa"].iloc[0]
     assert math.isnan(fam["ooi"]) and math.isnan(fam["ci_low"]) and math.isnan(fam["ci_high"])  # not 0 = 3.5 / inf
     assert fam["method"] == "none" and fam["flags"] == "zero_successes_linear"
@@ -130,7 +134,7 @@ def test_zero_successes_give_inf_and_a_flag_never_a_crash_or_zero():
     assert next(r for r in doc["ooi"] if r["scope"] == "science_qa")["ooi"] is None
     json.dumps(doc, allow_nan=False)  # strictly valid JSON
     jl = next(r for r in doc["epg"] if r["family"] == "science_qa" and r["mode"] == "linear")
-    assert jl["epg_j"] == "inf" and jl["flags"] == "zero_successes"
+    assert jl["epg_j"] == "inf" and jl["flags"] == "insufficient_data;zero_successes"
 
 
 def tiny_pairs() -> pd.DataFrame:
@@ -142,7 +146,7 @@ def tiny_pairs() -> pd.DataFrame:
 
 
 def test_ooi_golden_on_a_tiny_paired_set():
-    cfg = MetricsConfig(bootstrap=27_000, level=0.9, seed=1)
+    cfg = MetricsConfig(bootstrap=27_000, level=0.9, seed=1, min_goals=1)
     ooi = ooi_table(tiny_pairs(), cfg)
     assert list(ooi.columns[: len(OOI_COLUMNS)]) == "scope, ooi, ci_low, ci_high, n_pairs, method, B, level".split(", ")
     fam = ooi[ooi["scope"] == "gsm8k_basic"].iloc[0]
@@ -198,7 +202,7 @@ def test_pairs_missing_one_mode_are_left_out_and_counted():
         ],
         ignore_index=True,
     )
-    cfg = MetricsConfig(bootstrap=500, seed=2)
+    cfg = MetricsConfig(bootstrap=500, seed=2, min_goals=1)
     ooi = ooi_table(goals, cfg)
     fam = ooi[ooi["scope"] == "gsm8k_basic"].iloc[0]
     assert (fam["n_pairs"], fam["n_missing_pairs"]) == (3, 3)
@@ -237,7 +241,10 @@ def test_groups_mapping_and_default_rule():
     tool = epg[(epg["family"] == "tool") & (epg["mode"] == "linear")].iloc[0]
     assert tool["executions"] == 3 and tool["energy_total_j"] == 23.0
     assert epg[epg["family"] == "my_family"]["group"].tolist() == ["tool"]
-    assert ooi["scope"].tolist() == ["factual_qa", "tg_single_calc", "my_family", "reasoning", "tool", "overall"]
+    pooled = ["ratio_of_means", "geomean_ooi", "pooled_ratio"]
+    assert ooi["scope"].tolist() == ["factual_qa", "tg_single_calc", "my_family", *["reasoning"] * 3, *["tool"] * 3,
+                                     *["overall"] * 3]  # fmt: skip
+    assert ooi["estimand"].tolist() == ["family"] * 3 + pooled * 3
 
 
 def test_missing_energy_propagates_and_is_flagged():
@@ -352,10 +359,12 @@ def test_ooi_without_an_agentic_success_is_undefined_not_inf():
     fam = ooi.set_index("scope").loc["factual_qa"]
     assert math.isnan(fam["ooi"]) and fam["method"] == "none" and fam["flags"] == "zero_successes_agentic"
     assert fam["n_degenerate_resamples"] == CFG.bootstrap
-    # the overall scope has successes on both sides: defined, and its resamples keep their limits
-    overall = ooi.set_index("scope").loc["overall"]
-    assert overall["ooi"] == pytest.approx((68.0 / 3) / (40.0 / 5)) and overall["method"] != "none"
-    assert overall["flags"] == ""
+    # the pooled scopes leave the undefined family out (it used to add its energy) and say so;
+    # tg_single_db alone: (32 / 3) / (20 / 2)
+    overall = ooi[ooi["scope"] == "overall"]
+    assert overall["ooi"].tolist() == pytest.approx([(32.0 / 3) / 10.0] * 3)
+    assert (overall["flags"] == "excluded:factual_qa;insufficient_data").all()  # P(no linear success) = 1/16
+    assert (overall["n_goals"] == 4).all() and (overall["n_pairs"] == 4).all()
 
 
 def test_flag_families_marks_the_family_its_group_and_overall_only():

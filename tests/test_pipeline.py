@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -99,22 +100,29 @@ def test_openai_backend_needs_no_model_fetch(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- the smoke run
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+@contextmanager
+def simulated_study(work: Path) -> Iterator[tuple[Path, Path, Any]]:
+    """The smoke config in ``work`` and, running while inside, the simulated RAPL it reads: (config, root, sim)."""
     from alems.energy.simulated import SimulatedRapl
 
-    work = tmp_path_factory.mktemp("pipeline")
     root = work / "powercap"
     cf = write_config(work / "ci.yaml", ci_config(root))
     sim = SimulatedRapl(root, "intel-1s", profile="model", p_idle_w=P_IDLE_W, p_max_w=P_MAX_W,
                         range_uj=RANGE_UJ, tick_ms=1)  # fmt: skip
     sim.start()
     try:
+        yield cf, root, sim
+    finally:
+        sim.stop()
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    work = tmp_path_factory.mktemp("pipeline")
+    with simulated_study(work) as (cf, root, sim):
         res = snakemake(work, "--cores", "1", "all", configfile=cf)
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
         yield {"work": work, "config": cf, "root": root, "sim": sim, "log": res.stdout + res.stderr}
-    finally:
-        sim.stop()
 
 
 def test_smoke_run_outputs_and_schemas(smoke_run: dict[str, Any]) -> None:
@@ -170,7 +178,9 @@ def test_smoke_run_outputs_and_schemas(smoke_run: dict[str, Any]) -> None:
     assert {(f, m) for f in FAMILIES for m in ("linear", "agentic")} <= set(zip(epg["family"], epg["mode"], strict=True))
     ooi = pd.read_csv(r / "tables" / "ooi.csv")
     assert list(ooi.columns[: len(OOI_COLUMNS)]) == list(OOI_COLUMNS)
-    assert list(ooi["scope"]) == [*FAMILIES, "reasoning", "tool", "overall"]
+    pooled = ["ratio_of_means", "geomean_ooi", "pooled_ratio"]  # metrics.pooled_estimand first
+    assert list(ooi["scope"]) == [*FAMILIES, *[g for g in ("reasoning", "tool", "overall") for _ in pooled]]
+    assert list(ooi["estimand"]) == ["family"] * len(FAMILIES) + pooled * 3
     # figures, PNG and PDF
     for stem in ("fig1_epg", "fig2_ooi_forest", "fig3_phases", "fig4_power_timeline",
                  "fig5_success_vs_energy", "fig6_idle_baseline"):  # fmt: skip
@@ -300,10 +310,49 @@ def test_tables_flag_runs_measured_against_an_unstable_baseline(smoke_run: dict[
         assert set(df.loc[hit, col]) == {"gsm8k_basic", "reasoning", "overall"}
 
 
+def test_runs_use_their_own_hosts_baseline_and_tables_check_it(smoke_run: dict[str, Any], tmp_path: Path) -> None:
+    """On one machine every run uses the reference baseline (no extra measurement) and records its host;
+    the tables refuse a run whose baseline came from another host and flag one that records none."""
+    from alems.errors import ProvenanceError
+    from alems.study import aggregate
+
+    r = smoke_run["work"] / "results"
+    host = socket.gethostname()
+    ref = json.loads((r / "baseline" / "idle.json").read_text())
+    assert ref["host"] == host
+    metas = []
+    for fam in FAMILIES:
+        meta = json.loads((r / "runs" / fam / "rep0" / "run.json").read_text())
+        assert meta["host"] == host and meta["baseline"]["host"] == host
+        assert meta["baseline"]["origin"] == "reference" and meta["baseline"]["baseline_id"] == ref["baseline_id"]
+        if fam == "gsm8k_basic":
+            meta["baseline"]["host"] = "elsewhere"
+        p = tmp_path / fam / "run.json"
+        p.parent.mkdir()
+        p.write_text(json.dumps(meta))
+        metas.append(p)
+    goals = [r / "runs" / f / "rep0" / "goals.csv" for f in FAMILIES]
+    with pytest.raises(ProvenanceError, match=f"gsm8k_basic ran on {host} with the idle baseline of elsewhere"):
+        aggregate(goals, metas, metrics={"bootstrap": 0}, groups={})
+    t = aggregate(goals, metas, metrics={"bootstrap": 0}, groups={}, allow_mixed=True)
+    hit = t.epg["flags"].fillna("").str.contains("baseline_foreign_host")
+    assert set(t.epg.loc[hit, "family"]) & set(FAMILIES) == {"gsm8k_basic"}
+    meta = json.loads(metas[0].read_text())
+    del meta["host"]
+    metas[0].write_text(json.dumps(meta))
+    t = aggregate(goals, metas, metrics={"bootstrap": 0}, groups={})
+    hit = t.ooi["flags"].fillna("").str.contains("baseline_host_unknown")
+    assert set(t.ooi.loc[hit, "scope"]) == {"gsm8k_basic", "reasoning", "overall"}
+    for name in ("epg", "ooi"):  # the smoke run's own tables carry no host flag
+        flags = pd.read_csv(r / "tables" / f"{name}.csv", keep_default_na=False)["flags"]
+        assert not flags.str.contains("host").any()
+
+
 # --------------------------------------------------------------------------- preflight
 def test_a_crashing_llm_runtime_stops_the_study_before_any_measurement(tmp_path: Path) -> None:
     """A llama.cpp build that dies on this CPU (a stand-in that kills itself with SIGSEGV)
-    fails the llm_preflight job with the diagnosis in its log; nothing is measured."""
+    fails the first measurement job (the baseline) at its preflight, with the diagnosis in
+    its log; nothing is measured."""
     model = tmp_path / "wrong-cpu.gguf"
     model.write_bytes(b"GGUF" + bytes(64))
     cfg = ci_config(None, llm={"backend": "llamacpp", "model_path": str(model), "threads": 1})
@@ -317,9 +366,10 @@ def test_a_crashing_llm_runtime_stops_the_study_before_any_measurement(tmp_path:
         env={**os.environ, "PYTHONPATH": env_path.rstrip(os.pathsep), "ALEMS_FAKE_LLAMA": "segv"},
     )  # fmt: skip
     assert proc.returncode != 0
-    log = (tmp_path / "logs" / "llm_preflight" / "llm_preflight.log").read_text()
+    log = (tmp_path / "logs" / "baseline" / "baseline.log").read_text()
     assert "killed by SIGSEGV" in log and "make llama" in log and "LLMRuntimeError" in log
-    assert "Error in rule llm_preflight" in proc.stdout + proc.stderr
+    assert "non-zero exit status -11" not in log
+    assert "Error in rule baseline" in proc.stdout + proc.stderr
     assert not (tmp_path / "results" / "baseline" / "idle.json").exists()
     assert not list((tmp_path / "results").glob("runs/*/*/goals.csv"))
 
@@ -333,6 +383,6 @@ def test_an_unreachable_llm_server_stops_the_study_before_any_measurement(tmp_pa
     cfg["llm"].pop("oracle")
     proc = snakemake(tmp_path, "--cores", "1", "all", configfile=write_config(tmp_path / "down.yaml", cfg))
     assert proc.returncode != 0
-    log = (tmp_path / "logs" / "llm_preflight" / "llm_preflight.log").read_text()
+    log = (tmp_path / "logs" / "baseline" / "baseline.log").read_text()
     assert url in log and f"GET {url}/models" in log and "chat/completions" in log
     assert not (tmp_path / "results" / "baseline" / "idle.json").exists()

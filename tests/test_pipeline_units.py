@@ -45,6 +45,24 @@ def test_oracle_linear_answers_and_fails_by_design() -> None:
     ).text  # deterministic
 
 
+def test_oracle_reps_draw_their_own_failures() -> None:
+    """The call seed (agents.seed + rep) enters the oracle's draws: reps are not copies."""
+    from alems.agents import prompts
+
+    goals = _goal("gsm8k_basic", 40)
+
+    def right_answers(seed: int) -> list[bool]:
+        oracle = OracleBackend(goals, fail_rate=0.3, seed=0)
+        out = []
+        for g in goals:
+            msgs = [{"role": "system", "content": prompts.LINEAR_SYSTEM}, {"role": "user", "content": g.prompt}]
+            out.append(oracle.complete(msgs, max_tokens=100, seed=seed).text.endswith(f"Answer: {g.expected}"))
+        return out
+
+    assert right_answers(0) == right_answers(0)
+    assert right_answers(0) != right_answers(1)
+
+
 def test_oracle_plans_with_the_goals_real_tools() -> None:
     from alems.agents import prompts
     from alems.agents.plan import parse_plan

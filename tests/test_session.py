@@ -101,14 +101,18 @@ def test_two_goals_model_meter_metrics_equals_hand_epg(tmp_path: Path, capsys: p
     assert meta["status"] == "complete" and meta["executions"] == 2 and meta["successes"] == 2
     assert meta["baseline"]["status"] == "none"
 
-    # EpG by hand: every attempt's energy plus its gap, failed attempt included, over the successes
-    total = sum(float(r["energy_j"]) + float(r["gap_j"]) for r in rows)
+    # EpG by hand, in each energy layer: every attempt's energy plus its gap, failed attempt
+    # included, over the successes
     successes = sum(r["final_attempt"] == "True" and r["success"] == "True" for r in rows)
-    assert main(["metrics", str(out / "goals.csv"), "--json", "--bootstrap", "0"]) == 0
-    (cell,) = [c for c in json.loads(capsys.readouterr().out)["epg"] if c["family"] == "support_bot"]
-    assert (cell["family"], cell["mode"], cell["executions"], cell["successes"]) == ("support_bot", "agentic", 2, 2)
-    assert cell["epg_j"] == pytest.approx(total / successes, rel=1e-12, abs=1e-12)
-    assert cell["energy_source"] == "modeled"
+    columns = {"total": ("raw_j", "gap_raw_j"), "dynamic": ("dynamic_j", "gap_dynamic_j"),
+               "attributed": ("energy_j", "gap_j")}  # fmt: skip
+    for layer, (energy, gap) in columns.items():
+        total = sum(float(r[energy]) + float(r[gap]) for r in rows)
+        assert main(["metrics", str(out / "goals.csv"), "--json", "--bootstrap", "0", "--layer", layer]) == 0
+        (cell,) = [c for c in json.loads(capsys.readouterr().out)["epg"] if c["family"] == "support_bot"]
+        assert (cell["family"], cell["mode"], cell["executions"], cell["successes"]) == ("support_bot", "agentic", 2, 2)
+        assert cell["epg_j"] == pytest.approx(total / successes, rel=1e-12, abs=1e-12), layer
+        assert cell["energy_source"] == "modeled" and cell["energy_layer"] == layer
 
 
 def test_constant_power_truth(tmp_path: Path, clock) -> None:

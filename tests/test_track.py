@@ -89,7 +89,7 @@ def test_track_two_chat_calls_through_the_proxy(tmp_path: Path, upstream, agent:
     capsys.readouterr()
     assert main(["metrics", str(out / "goals.csv"), "--json", "--bootstrap", "0"]) == 0
     (cell,) = [c for c in json.loads(capsys.readouterr().out)["epg"] if c["family"] == "my_agent"]
-    total = sum(float(r["energy_j"]) + float(r["gap_j"]) for r in got)
+    total = sum(float(r["raw_j"]) + float(r["gap_raw_j"]) for r in got)  # the default layer: total
     assert (cell["executions"], cell["successes"]) == (2, 1)
     assert cell["epg_j"] == pytest.approx(total, rel=1e-12)
 

@@ -15,16 +15,25 @@ stretch of framework overhead):
   bit for bit; between samples it is interpolated linearly between the two neighbours.
   Instants before the first or after the last sample are **not** extrapolated: they are
   clamped to the sampled span and the window is flagged ``outside_samples`` (its
-  ``coverage`` drops below 1 accordingly).
+  ``coverage`` drops below 1 accordingly). A **stepwise** domain (NVML energy, updated
+  about every 100 ms; :func:`alems.energy.stepwise.is_stepwise`) is first reconstructed
+  from its update instants; a window edge outside its first and last update is
+  extrapolated and flagged ``unbracketed``.
 - **L1** ``dynamic_j`` = Σ_domain (raw_d − P_idle,d · Δt), where Δt is the part of the
   window inside the sampled span (the part whose raw energy was measured). A negative
   result is kept as computed and flagged ``negative_dynamic``; it is never clipped.
-- **L2** ``attributed_j`` = α · dynamic. With ``attribution="cpu_share"``,
-  α = Δproc_cpu_s / Δsys_cpu_s over the window. Where Δsys_cpu_s is 0 (a window shorter
-  than the CPU-time tick) α falls back to the enclosing window's α (phase and gap
-  windows: the attempt's; attempts and overhead: the whole run's; the run: 1) and the
-  window is flagged ``alpha_fallback``. α outside [0, 1] is clipped and flagged
-  ``alpha_clipped``. With ``attribution="none"``, α = 1.
+- **L2** ``attributed_j`` = α_cpu · Σ_CPU-side dynamic + α_gpu · Σ_GPU dynamic, per
+  domain kind (:func:`attribution_modes`). With the CPU mode ``cpu_share``,
+  α_cpu = Δproc_cpu_s / (Δsys_cpu_s − b · Δt), where b (``idle_busy_cpu_per_s``) is the
+  busy CPU-seconds per second of the idle baseline: a steady background load is already
+  inside P_idle, so it is not removed a second time (DESIGN.md has the derivation). Where
+  that net busy time is not positive (a window shorter than the CPU-time tick) α falls
+  back to the enclosing window's α (phase and gap windows: the attempt's; attempts and
+  overhead: the whole run's; the run: 1) and the window is flagged ``alpha_fallback``.
+  α outside [0, 1] is clipped, and flagged ``alpha_clipped`` beyond the CPU-time
+  resolution (:data:`ALPHA_SLACK`). GPU mode ``exclusive`` (the default): α_gpu = 1, and
+  a window during which the sampler saw another process on a GPU (``gpu_foreign``
+  column) is flagged ``gpu_shared``. ``attribution="none"``: α = 1 everywhere.
 - **L3** ``llm_j`` and ``tool_j``: the L0-L2 chain applied to every LLM and tool window
   of the attempt (clipped to the attempt window), summed; ``orchestration_j`` is the
   residual ``energy_j - llm_j - tool_j``, so the three phases always sum to the attempt.
@@ -42,9 +51,11 @@ teardown, time between goals, between ``goal_start`` and the first attempt) is t
 ``framework_overhead_j``, accounted the same way and never added to a goal.
 
 Output: :attr:`AccountingResult.goals` has the ``goals.csv`` contract columns in contract
-order (:data:`GOALS_COLUMNS`), followed by two extra columns (:data:`EXTRA_COLUMNS`):
-``alpha`` (the attempt window's α) and ``flags`` (``;``-separated, sorted, empty when
-none). Flags on a goal row: ``low_coverage``, ``outside_samples``, ``negative_dynamic``,
+order (:data:`GOALS_COLUMNS`), followed by the extra columns (:data:`EXTRA_COLUMNS`):
+``alpha`` (the attempt window's CPU α), ``flags`` (``;``-separated, sorted, empty when
+none), and ``gap_raw_j`` / ``gap_dynamic_j`` (the gap in layers L0 / L1, for the metrics'
+``total`` and ``dynamic`` layers). Flags on a goal row: ``low_coverage``,
+``outside_samples``, ``negative_dynamic``, ``unbracketed``, ``gpu_shared``,
 ``alpha_fallback``, ``alpha_clipped``, ``phase_alpha_fallback``, ``gap_alpha_fallback``,
 ``gap_outside_samples``, ``phase_outside_attempt``, ``overlapping_phases``,
 ``overlapping_attempts``, ``unclosed_attempt``, ``unclosed_phase``, ``no_window``
@@ -69,6 +80,8 @@ import numpy as np
 import pandas as pd
 
 from alems.energy.base import Domain, summable_keys
+from alems.energy.procstat import USER_HZ
+from alems.energy.stepwise import is_stepwise, reconstruct
 from alems.errors import AlemsError, ConfigError
 from alems.io import atomic_write_with
 
@@ -86,7 +99,7 @@ GOALS_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 """The ``goals.csv`` contract (DESIGN.md), in order."""
 
-EXTRA_COLUMNS: tuple[str, ...] = ("alpha", "flags")
+EXTRA_COLUMNS: tuple[str, ...] = ("alpha", "flags", "gap_raw_j", "gap_dynamic_j")
 """Columns :func:`account` writes after the contract columns."""
 
 TASK_COLUMNS: tuple[str, ...] = ("check_reason", "truncated", "steps", "template")
@@ -99,6 +112,9 @@ OUTCOME_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 
 ATTRIBUTIONS: tuple[str, ...] = ("cpu_share", "none")
+GPU_ATTRIBUTIONS: tuple[str, ...] = ("exclusive", "cpu_share", "none")
+ALPHA_SLACK = 0.02
+"""α up to 1 + this (or two CPU-time ticks of the window's net busy time) is clipped unflagged."""
 EVENT_KINDS: frozenset[str] = frozenset(
     {"goal_start", "goal_end", "attempt_start", "attempt_end",
      "llm_start", "llm_end", "tool_start", "tool_end"}
@@ -117,15 +133,12 @@ class AccountingInputError(AlemsError):
 class AccountingConfig:
     """Accounting settings; the workflow config's ``accounting:`` block mirrors it."""
 
-    attribution: str = "cpu_share"
+    attribution: str | Mapping[str, str] = "cpu_share"
     min_coverage: float = 0.8
+    gpu_study_processes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.attribution not in ATTRIBUTIONS:
-            raise ConfigError(
-                f"accounting.attribution is {self.attribution!r}; it must be one of {list(ATTRIBUTIONS)}",
-                "set `accounting: {attribution: cpu_share}` (or `none`) in the config",
-            )
+        attribution_modes(self.attribution)
         cov = float(self.min_coverage)
         if not (0.0 <= cov <= 1.0) or math.isnan(cov):
             raise ConfigError(
@@ -145,7 +158,49 @@ class AccountingConfig:
             )
         if "min_coverage" in data:
             data["min_coverage"] = float(data["min_coverage"])
+        if "gpu_study_processes" in data:
+            data["gpu_study_processes"] = tuple(str(n) for n in data["gpu_study_processes"] or ())
+        if isinstance(data.get("attribution"), Mapping):
+            data["attribution"] = dict(data["attribution"])
         return cls(**data)
+
+    @property
+    def modes(self) -> tuple[str, str]:
+        """``(cpu, gpu)`` attribution modes (:func:`attribution_modes`)."""
+        return attribution_modes(self.attribution)
+
+
+def attribution_modes(attribution: str | Mapping[str, str]) -> tuple[str, str]:
+    """``(cpu, gpu)`` modes from ``accounting.attribution``: a single switch or one per domain kind.
+
+    The single switch keeps its old meaning for the CPU: ``cpu_share`` is
+    ``{cpu: cpu_share, gpu: exclusive}`` (a GPU goes whole to the study that alone uses
+    it), ``none`` is ``{cpu: none, gpu: none}`` (α = 1 everywhere). The mapping form names
+    ``cpu`` (package, dram, psys, cpu-model: ``cpu_share`` | ``none``) and ``gpu``
+    (``exclusive`` | ``cpu_share`` | ``none``); a kind left out takes the default.
+    """
+    fix = ("set `accounting: {attribution: cpu_share}` (or `none`), or per domain kind "
+           "`accounting: {attribution: {cpu: cpu_share, gpu: exclusive}}`")  # fmt: skip
+    if isinstance(attribution, str):
+        if attribution not in ATTRIBUTIONS:
+            raise ConfigError(
+                f"accounting.attribution is {attribution!r}; it must be one of {list(ATTRIBUTIONS)} "
+                "or a mapping {cpu: ..., gpu: ...}",
+                fix,
+            )
+        return (attribution, "exclusive" if attribution == "cpu_share" else "none")
+    if not isinstance(attribution, Mapping):
+        raise ConfigError(f"accounting.attribution is {attribution!r}; it must be a string or a mapping", fix)
+    unknown = sorted(set(attribution) - {"cpu", "gpu"})
+    cpu = attribution.get("cpu", "cpu_share")
+    gpu = attribution.get("gpu", "exclusive")
+    if unknown or cpu not in ATTRIBUTIONS or gpu not in GPU_ATTRIBUTIONS:
+        raise ConfigError(
+            f"accounting.attribution is {dict(attribution)!r}; keys are cpu ({list(ATTRIBUTIONS)}) "
+            f"and gpu ({list(GPU_ATTRIBUTIONS)})",
+            fix,
+        )
+    return (str(cpu), str(gpu))
 
 
 # --------------------------------------------------------------------------- sources
@@ -189,9 +244,15 @@ class CounterSeries:
     proc: np.ndarray
     sys: np.ndarray
     keys: tuple[str, ...]
+    bracket: np.ndarray | None = None  # (d, 2): [tau_1, tau_K] of stepwise keys; (-inf, inf) else
+    foreign: np.ndarray | None = None  # processes on the GPUs not the study's, per row (NaN: unchecked)
 
     @classmethod
-    def from_samples(cls, samples: pd.DataFrame, keys: Sequence[str]) -> CounterSeries:
+    def from_samples(
+        cls, samples: pd.DataFrame, keys: Sequence[str], stepwise: Iterable[str] = ()
+    ) -> CounterSeries:
+        """Sorted counters from a ``samples`` frame; ``stepwise`` keys are reconstructed
+        from their update instants (:mod:`alems.energy.stepwise`)."""
         needed = ["t", *keys, "proc_cpu_s", "sys_cpu_s"]
         missing = [c for c in needed if c not in samples.columns]
         if missing:
@@ -212,7 +273,7 @@ class CounterSeries:
             order_cols = ["t", "_b"]
         df = df.sort_values(order_cols, kind="mergesort")
         t = df["t"].to_numpy(dtype=float)
-        energy = df[list(keys)].to_numpy(dtype=float).reshape(len(df), len(keys))
+        energy = df[list(keys)].to_numpy(dtype=float).reshape(len(df), len(keys)).copy()
         proc = df["proc_cpu_s"].to_numpy(dtype=float)
         sys_ = df["sys_cpu_s"].to_numpy(dtype=float)
         if not np.all(np.isfinite(t)) or not np.all(np.isfinite(energy)):
@@ -230,7 +291,15 @@ class CounterSeries:
                 "counters must be wrap-corrected by the sampler (Domain.max_range_j); "
                 "rerun the job with the fixed sampler",
             )
-        return cls(t=t, energy=energy, proc=proc, sys=sys_, keys=tuple(keys))
+        steps = set(stepwise)
+        bracket = np.tile([-np.inf, np.inf], (len(keys), 1))
+        for i, k in enumerate(keys):
+            if k in steps:
+                rec = reconstruct(t, energy[:, i])
+                energy[:, i] = rec.values
+                bracket[i] = rec.span if rec.span is not None else (np.inf, -np.inf)
+        foreign = df["gpu_foreign"].to_numpy(dtype=float) if "gpu_foreign" in df.columns else None
+        return cls(t=t, energy=energy, proc=proc, sys=sys_, keys=tuple(keys), bracket=bracket, foreign=foreign)
 
     @property
     def span(self) -> tuple[float, float]:
@@ -281,6 +350,26 @@ class CounterSeries:
             cov = np.where(length > 0, covered / np.where(length > 0, length, 1.0), zero_len_cov)
         return np.clip(cov, 0.0, 1.0)
 
+    def unbracketed(self, t0: np.ndarray, t1: np.ndarray) -> np.ndarray:
+        """Windows with an edge outside some stepwise counter's update instants (extrapolated)."""
+        if self.bracket is None or not np.isfinite(self.bracket).any():
+            return np.zeros(len(t0), dtype=bool)
+        lo, hi = self.bracket[:, 0], self.bracket[:, 1]
+        return ((t0[:, None] < lo[None, :]) | (t1[:, None] > hi[None, :])).any(axis=1)
+
+    def gpu_shared(self, t0: np.ndarray, t1: np.ndarray) -> np.ndarray:
+        """Windows during which a GPU check saw a process that is not the study's.
+
+        A check's count holds until the next check, so the one before ``t0`` counts too.
+        """
+        if self.foreign is None:
+            return np.zeros(len(t0), dtype=bool)
+        f = np.where(np.isnan(self.foreign), 0.0, self.foreign)
+        i0 = np.clip(np.searchsorted(self.t, t0, side="right") - 1, 0, len(self.t) - 1)
+        i1 = np.searchsorted(self.t, t1, side="right")
+        csum = np.concatenate([[0.0], np.cumsum(f)])
+        return (csum[np.maximum(i1, i0 + 1)] - csum[i0]) > 0
+
 
 @dataclass(frozen=True)
 class WindowEnergy:
@@ -295,6 +384,8 @@ class WindowEnergy:
     outside: np.ndarray
     alpha_fallback: np.ndarray
     alpha_clipped: np.ndarray
+    unbracketed: np.ndarray | None = None
+    gpu_shared: np.ndarray | None = None
 
 
 def window_energy(
@@ -302,13 +393,20 @@ def window_energy(
     t0: np.ndarray,
     t1: np.ndarray,
     idle_w: np.ndarray,
-    attribution: str,
+    attribution: str | Mapping[str, str],
     fallback_alpha: float | np.ndarray = 1.0,
+    *,
+    gpu_mask: Sequence[bool] | np.ndarray | None = None,
+    idle_busy_cpu_per_s: float = 0.0,
 ) -> WindowEnergy:
-    """L0 (raw), L1 (minus idle), L2 (times α) for windows ``[t0[i], t1[i]]``.
+    """L0 (raw), L1 (minus idle), L2 (per domain kind) for windows ``[t0[i], t1[i]]``.
 
-    ``idle_w`` holds the idle watts per key of ``series.keys``. ``fallback_alpha`` is used
-    (and flagged) where the window has no system CPU time to divide by.
+    ``idle_w`` holds the idle watts per key of ``series.keys``; ``gpu_mask`` marks the GPU
+    keys (default none). ``attribution`` is :func:`attribution_modes`' input. The CPU
+    share is α = Δproc / (Δsys − b·Δt), with ``b`` = ``idle_busy_cpu_per_s``, the busy
+    CPU-seconds per second the idle baseline saw (so a steady background load already
+    inside P_idle is not removed a second time, see DESIGN.md). ``fallback_alpha`` is used
+    (and flagged) where the window has no net busy CPU time to divide by.
     """
     t0 = np.atleast_1d(np.asarray(t0, dtype=float))
     t1 = np.atleast_1d(np.asarray(t1, dtype=float))
@@ -321,29 +419,41 @@ def window_energy(
     raw = raw_by_domain.sum(axis=1)
     dynamic = dynamic_by_domain.sum(axis=1)
     m = len(t0)
+    cpu_mode, gpu_mode = attribution_modes(attribution)
+    gpu = np.zeros(len(series.keys), dtype=bool) if gpu_mask is None else np.asarray(gpu_mask, dtype=bool)
     fb = np.broadcast_to(np.asarray(fallback_alpha, dtype=float), (m,))
-    if attribution == "none":
+    if cpu_mode == "none" and gpu_mode != "cpu_share":
         alpha = np.ones(m)
         fell_back = np.zeros(m, dtype=bool)
         clipped = np.zeros(m, dtype=bool)
     else:
         dproc = p1 - p0
-        dsys = s1 - s0
-        fell_back = ~(dsys > 0)
+        net_busy = (s1 - s0) - float(idle_busy_cpu_per_s) * dt_eff
+        fell_back = ~(net_busy > 0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            a = np.where(fell_back, fb, dproc / np.where(fell_back, 1.0, dsys))
-        clipped = (~fell_back) & ((a < 0) | (a > 1))
+            a = np.where(fell_back, fb, dproc / np.where(fell_back, 1.0, net_busy))
+        # CPU times are read in ticks: alpha above 1 by less than two ticks of the net busy
+        # time (or 2 %) is resolution, not a fault; it is clipped without a flag
+        with np.errstate(invalid="ignore", divide="ignore"):
+            slack = np.maximum(ALPHA_SLACK, 2.0 / (USER_HZ * np.where(fell_back, 1.0, net_busy)))
+        clipped = (~fell_back) & ((a < 0) | (a > 1.0 + slack))
         alpha = np.clip(a, 0.0, 1.0)
+    alpha_cpu = np.ones(m) if cpu_mode == "none" else alpha
+    alpha_gpu = alpha if gpu_mode == "cpu_share" else np.ones(m)
+    attributed = alpha_cpu * dynamic_by_domain[:, ~gpu].sum(axis=1) + alpha_gpu * dynamic_by_domain[:, gpu].sum(axis=1)
+    shared = series.gpu_shared(t0, t1) if (gpu_mode == "exclusive" and gpu.any()) else np.zeros(m, dtype=bool)
     return WindowEnergy(
         raw_by_domain=raw_by_domain,
         raw_j=raw,
         dynamic_j=dynamic,
-        alpha=alpha,
-        attributed_j=alpha * dynamic,
+        alpha=alpha_cpu,
+        attributed_j=attributed,
         coverage=series.coverage(t0, t1),
         outside=~(in0 & in1),
         alpha_fallback=fell_back,
         alpha_clipped=clipped,
+        unbracketed=series.unbracketed(t0, t1),
+        gpu_shared=shared,
     )
 
 
@@ -584,15 +694,18 @@ def account(
     outcomes_df: Any,
     idle_power_w: Mapping[str, float],
     *,
-    attribution: str = "cpu_share",
+    attribution: str | Mapping[str, str] = "cpu_share",
     min_coverage: float = 0.8,
     run_id: str = "",
+    idle_busy_cpu_per_s: float | None = None,
 ) -> AccountingResult:
     """Account one run: one ``goals.csv`` row per outcome row (per attempt), in outcome order.
 
     ``events`` is a list of event dicts or a DataFrame (events.jsonl); ``outcomes_df`` the
     agents' per-attempt outcomes; ``idle_power_w`` the baseline's mean idle watts per domain
-    key (every summable key must be present). See the module docstring for the layers.
+    key (every summable key must be present); ``idle_busy_cpu_per_s`` the busy CPU-seconds
+    per second the idle baseline saw (``host_util`` x CPUs; ``None``: unknown, taken as 0).
+    See the module docstring for the layers.
     """
     cfg = AccountingConfig(attribution=attribution, min_coverage=float(min_coverage))
     keys = summable_keys(domains)
@@ -601,8 +714,16 @@ def account(
             f"no summable energy domain among {[d.key for d in domains]}",
             "pass the run's domain list (read_samples returns it with the samples)",
         )
-    series = CounterSeries.from_samples(samples_df, keys)
+    by_key = {d.key: d for d in domains}
+    series = CounterSeries.from_samples(samples_df, keys, [k for k in keys if is_stepwise(by_key[k])])
+    gpu_mask = np.array([by_key[k].kind == "gpu" for k in keys], dtype=bool)
     idle = _idle_vector(idle_power_w, keys)
+    busy_b = float(idle_busy_cpu_per_s or 0.0)
+
+    def energy(a: np.ndarray, b: np.ndarray, fallback: float | np.ndarray) -> WindowEnergy:
+        return window_energy(series, a, b, idle, cfg.attribution, fallback,
+                             gpu_mask=gpu_mask, idle_busy_cpu_per_s=busy_b)  # fmt: skip
+
     source = energy_source_of(domains, keys)
     outcomes = _outcome_frame(outcomes_df)
     windows = parse_events(events)
@@ -610,9 +731,9 @@ def account(
     run_flags: list[str] = []
 
     # the whole run's alpha: the last-resort fallback
-    run_w = window_energy(series, np.array([lo]), np.array([hi]), idle, cfg.attribution, 1.0)
+    run_w = energy(np.array([lo]), np.array([hi]), 1.0)
     run_alpha = float(run_w.alpha[0])
-    if cfg.attribution == "cpu_share" and bool(run_w.alpha_fallback[0]):
+    if cfg.modes[0] == "cpu_share" and bool(run_w.alpha_fallback[0]):
         run_flags.append("run_alpha_fallback")
 
     n = len(outcomes)
@@ -647,9 +768,10 @@ def account(
     nan = np.full(n, np.nan)
     raw, dyn, alpha, attr, cov = nan.copy(), nan.copy(), nan.copy(), nan.copy(), nan.copy()
     llm_j, tool_j, gap_j = nan.copy(), nan.copy(), nan.copy()
+    gap_raw, gap_dyn = nan.copy(), nan.copy()
     idx = np.flatnonzero(has)
     if len(idx):
-        aw = window_energy(series, t0[idx], t1[idx], idle, cfg.attribution, run_alpha)
+        aw = energy(t0[idx], t1[idx], run_alpha)
         raw[idx], dyn[idx], alpha[idx] = aw.raw_j, aw.dynamic_j, aw.alpha
         attr[idx], cov[idx] = aw.attributed_j, aw.coverage
         for j, i in enumerate(idx):
@@ -663,6 +785,10 @@ def account(
                 flags[i].add("alpha_fallback")
             if aw.alpha_clipped[j]:
                 flags[i].add("alpha_clipped")
+            if aw.unbracketed is not None and aw.unbracketed[j]:
+                flags[i].add("unbracketed")
+            if aw.gpu_shared is not None and aw.gpu_shared[j]:
+                flags[i].add("gpu_shared")
 
         # L3: LLM and tool windows, each with its own L1/L2, falling back to the attempt's alpha
         for phase, out in (("llm", llm_j), ("tool", tool_j)):
@@ -677,7 +803,7 @@ def account(
             out[idx] = 0.0
             if owner:
                 own = np.array(owner)
-                pw = window_energy(series, np.array(p0), np.array(p1), idle, cfg.attribution, alpha[own])
+                pw = energy(np.array(p0), np.array(p1), alpha[own])
                 np.add.at(out, own, pw.attributed_j)
                 for i in own[pw.alpha_fallback]:
                     flags[i].add("phase_alpha_fallback")
@@ -688,6 +814,8 @@ def account(
     gap_windows: list[tuple[float, float]] = []
     gap_owner: list[int] = []
     gap_j[idx] = 0.0
+    gap_raw[idx] = 0.0
+    gap_dyn[idx] = 0.0
     by_exec: dict[tuple[str, int, str], list[int]] = {}
     for i in idx:
         by_exec.setdefault(okeys[i][:3], []).append(int(i))
@@ -702,15 +830,10 @@ def account(
             gap_owner.append(cur)
     if gap_owner:
         own = np.array(gap_owner)
-        gw = window_energy(
-            series,
-            np.array([g[0] for g in gap_windows]),
-            np.array([g[1] for g in gap_windows]),
-            idle,
-            cfg.attribution,
-            alpha[own],
-        )
+        gw = energy(np.array([g[0] for g in gap_windows]), np.array([g[1] for g in gap_windows]), alpha[own])
         np.add.at(gap_j, own, gw.attributed_j)
+        np.add.at(gap_raw, own, gw.raw_j)
+        np.add.at(gap_dyn, own, gw.dynamic_j)
         for i in own[gw.alpha_fallback]:
             flags[i].add("gap_alpha_fallback")
         for i in own[gw.outside]:
@@ -731,10 +854,7 @@ def account(
     if hi > cursor:
         free.append((cursor, hi))
     if free:
-        ow = window_energy(
-            series, np.array([f[0] for f in free]), np.array([f[1] for f in free]), idle,
-            cfg.attribution, run_alpha,
-        )
+        ow = energy(np.array([f[0] for f in free]), np.array([f[1] for f in free]), run_alpha)
         overhead = (float(ow.attributed_j.sum()), float(ow.raw_j.sum()), float(ow.dynamic_j.sum()))
     else:
         overhead = (0.0, 0.0, 0.0)
@@ -774,6 +894,8 @@ def account(
             "run_id": str(run_id),
             "alpha": alpha,
             "flags": [";".join(sorted(f)) for f in flags],
+            "gap_raw_j": gap_raw,
+            "gap_dynamic_j": gap_dyn,
         },
         columns=[*GOALS_COLUMNS, *EXTRA_COLUMNS],
     )
@@ -802,11 +924,13 @@ def account_config(
     cfg: AccountingConfig,
     *,
     run_id: str = "",
+    idle_busy_cpu_per_s: float | None = None,
 ) -> AccountingResult:
     """:func:`account` with settings from an :class:`AccountingConfig`."""
     return account(
         samples_df, domains, events, outcomes_df, idle_power_w,
         attribution=cfg.attribution, min_coverage=cfg.min_coverage, run_id=run_id,
+        idle_busy_cpu_per_s=idle_busy_cpu_per_s,
     )  # fmt: skip
 
 

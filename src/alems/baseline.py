@@ -11,6 +11,11 @@ when ``hw_hash``, governor and turbo state all match, its domains and protocol m
 it was stable, and it is younger than ``max_age_s``. A missing or corrupted cache is
 re-measured with a :class:`BaselineCacheWarning`, never a crash.
 
+**A baseline belongs to one host.** Each records the ``host`` (name) it was measured on,
+and a cache is reused only on that host: nodes of one type share an ``hw_hash`` but not
+their idle power. On a cluster every node keeps its own cache file,
+:func:`host_cache_path` (``resources/baseline/hosts/<host>_<hw_hash>.json``).
+
 Example (measures for real, about 35 s with the defaults)::
 
     from alems.energy import open_meter
@@ -39,6 +44,8 @@ import dataclasses
 import json
 import math
 import os
+import re
+import socket
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -52,7 +59,9 @@ from alems.energy.wrap import TrackerSet, safe_poll_interval_s
 from alems.errors import AlemsError, ConfigError
 from alems.io import atomic_write_json
 
-SCHEMA = "alems.baseline/2"  # 2: host_util, max_host_util
+SCHEMA = "alems.baseline/3"  # 3: host; 2: host_util, max_host_util
+#: Still read (``host`` is then ``None``, so such a cache is never reused on a named host).
+SCHEMA_V2 = "alems.baseline/2"
 _UNSET: Any = object()
 
 Clock = Callable[[], float]
@@ -193,7 +202,8 @@ class Baseline:
     ``windows`` holds the accepted attempt's per-window powers (the distribution figure);
     ``attempts`` the CV and host load of every attempt made. ``host_util`` is the share
     of all CPU time that was busy during the accepted attempt's windows (``None`` where
-    it was not measured: fake time, or no ``/proc/stat``).
+    it was not measured: fake time, or no ``/proc/stat``). ``host`` is the name of the
+    machine it was measured on (``None`` in a schema-2 file, which predates it).
     """
 
     status: str
@@ -209,6 +219,8 @@ class Baseline:
     domains: list[dict[str, Any]] = field(default_factory=list)
     host_util: float | None = None
     baseline_id: str = ""
+    host: str | None = None
+    schema: str = SCHEMA
 
     def __post_init__(self) -> None:
         if not self.baseline_id:
@@ -262,8 +274,10 @@ class Baseline:
         return reasons or ["marked unstable"]
 
     def _content(self) -> dict[str, Any]:
+        host = {} if self.schema == SCHEMA_V2 else {"host": self.host}
         return {
-            "schema": SCHEMA,
+            "schema": self.schema,
+            **host,
             "status": self.status,
             "meter": self.meter,
             "modeled": self.modeled,
@@ -286,8 +300,9 @@ class Baseline:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Baseline:
-        if data.get("schema") != SCHEMA:
-            raise ValueError(f"schema is {data.get('schema')!r}, expected {SCHEMA!r}")
+        schema = data.get("schema")
+        if schema not in (SCHEMA, SCHEMA_V2):
+            raise ValueError(f"schema is {schema!r}, expected {SCHEMA!r}")
         stats = {
             k: DomainStats(
                 key=str(v["key"]), kind=str(v["kind"]), source=str(v["source"]), mean_w=float(v["mean_w"]),
@@ -318,6 +333,8 @@ class Baseline:
             domains=list(data["domains"]),
             host_util=None if data.get("host_util") is None else float(data["host_util"]),
             baseline_id=str(data["baseline_id"]),
+            host=None if data.get("host") is None else str(data["host"]),
+            schema=str(schema),
         )
         if base.status not in ("stable", "unstable"):
             raise ValueError(f"status {base.status!r} is neither stable nor unstable")
@@ -447,6 +464,7 @@ def measure_baseline(
     wall_clock: Clock = time.time,
     progress: Progress | None = None,
     cpu_times: Callable[[], CpuTimes] | None = _UNSET,
+    host: str | None = _UNSET,
 ) -> Baseline:
     """Measure the idle baseline on ``meter``: settle, then windows, with re-measurement when unstable.
 
@@ -456,6 +474,7 @@ def measure_baseline(
     one, and the baseline is ``unstable``.
     ``cpu_times`` reads system-wide CPU time for the host-load check (default:
     ``/proc/stat`` when ``clock`` is the real monotonic clock; ``None`` skips the check).
+    ``host``: the name recorded as where it was measured (default: this machine's).
     Counter read failures propagate as :class:`alems.errors.CounterReadError`.
     """
     cfg = config or BaselineConfig()
@@ -534,6 +553,7 @@ def measure_baseline(
             for d in domains
         ],
         host_util=host_util,
+        host=this_host() if host is _UNSET else host,
     )
 
 
@@ -575,8 +595,11 @@ def reuse_problem(
     governor: Any,
     turbo: bool | None,
     now: float,
+    host: str | None = None,
 ) -> str | None:
-    """Why ``cached`` may not be reused (``None``: it may)."""
+    """Why ``cached`` may not be reused (``None``: it may). ``host``: this machine's name (``None``: not checked)."""
+    if host is not None and cached.host != host:
+        return f"it was measured on another host ({cached.host} -> {host})"
     if cached.hw_hash != hw_hash:
         return f"hw_hash changed ({cached.hw_hash} -> {hw_hash})"
     if cached.governor != governor:
@@ -597,6 +620,20 @@ def reuse_problem(
     return None
 
 
+def this_host() -> str:
+    """The name of this machine, as the baselines and runs record it."""
+    return socket.gethostname()
+
+
+def host_cache_path(root: str | os.PathLike[str], host: str, hw_hash: str | None) -> Path:
+    """The cache file of one host's baseline under ``root``: ``hosts/<host>_<hw_hash>.json``.
+
+    Characters other than letters, digits, ``.``, ``-`` and ``_`` in the host name become ``_``.
+    """
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", host) or "_"
+    return Path(root) / "hosts" / f"{safe}_{hw_hash or 'unknown'}.json"
+
+
 @dataclass(frozen=True)
 class BaselineResult:
     baseline: Baseline
@@ -613,6 +650,7 @@ def obtain_baseline(
     governor: Any = _UNSET,
     turbo: bool | None = _UNSET,
     host_paths: Any = None,
+    host: str | None = _UNSET,
     reuse: bool = True,
     clock: Clock = time.monotonic,
     sleep: Sleep = time.sleep,
@@ -623,10 +661,13 @@ def obtain_baseline(
     """Reuse the baseline at ``cache_path`` if allowed, else measure one and store it there atomically.
 
     ``hw_hash``, ``governor`` and ``turbo`` default to this host's (read through
-    :mod:`alems.provenance` at ``host_paths``). A missing or corrupted cache emits a
-    :class:`BaselineCacheWarning` and is re-measured; so is one that may not be reused.
+    :mod:`alems.provenance` at ``host_paths``), ``host`` to this machine's name. A
+    missing or corrupted cache emits a :class:`BaselineCacheWarning` and is re-measured;
+    so is one that may not be reused (one measured on another host included).
     """
     cfg = config or BaselineConfig()
+    if host is _UNSET:
+        host = this_host()
     if hw_hash is _UNSET or governor is _UNSET or turbo is _UNSET:
         from alems import provenance
 
@@ -655,6 +696,7 @@ def obtain_baseline(
                 governor=governor,
                 turbo=turbo,
                 now=wall_clock(),
+                host=host,
             )
             if problem is None:
                 return BaselineResult(cached, True, f"reused {path} (baseline_id {cached.baseline_id})")
@@ -671,6 +713,7 @@ def obtain_baseline(
         wall_clock=wall_clock,
         progress=progress,
         cpu_times=cpu_times,
+        host=host,
     )
     write_baseline(path, base)
     return BaselineResult(base, False, reason)

@@ -139,6 +139,12 @@ def _add_metrics(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bootstrap", type=int, default=None, metavar="B", help="bootstrap resamples (default 10000)")
     p.add_argument("--level", type=float, default=None, metavar="L", help="confidence level (default 0.95)")
     p.add_argument("--seed", type=int, default=None, metavar="S", help="bootstrap seed (default 0)")
+    p.add_argument("--layer", choices=("total", "dynamic", "attributed"), default=None,
+                   help="energy layer of EpG/OOI (default total: raw energy in the goal's windows, idle included)")
+    p.add_argument("--min-goals", type=int, default=None, metavar="N",
+                   help="fewest goals a family needs for an interval (default 10)")  # fmt: skip
+    p.add_argument("--pooled-estimand", default=None, choices=("ratio_of_means", "geomean_ooi", "pooled_ratio"),
+                   help="headline pooled estimand, listed first (default ratio_of_means)")  # fmt: skip
     p.add_argument("--group", action="append", default=[], metavar="FAMILY=GROUP",
                    help="put FAMILY in GROUP (default: tg_* -> tool, others -> reasoning)")  # fmt: skip
     p.add_argument("--out-dir", default=None, metavar="DIR", help="also write DIR/epg.csv and DIR/ooi.csv")
@@ -150,10 +156,15 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
 
     from alems import metrics
 
-    given = {"bootstrap": args.bootstrap, "level": args.level, "seed": args.seed}
+    given = {"bootstrap": args.bootstrap, "level": args.level, "seed": args.seed, "energy_layer": args.layer,
+             "min_goals": args.min_goals, "pooled_estimand": args.pooled_estimand}  # fmt: skip
     cfg = metrics.MetricsConfig.from_dict({k: v for k, v in given.items() if v is not None})
     goals = metrics.read_goals(args.goals)
     epg, ooi = metrics.compute_tables(goals, cfg, metrics.parse_group_args(args.group) or None)
+    used = set(epg["energy_layer"]) if len(epg) else {cfg.energy_layer}
+    if used != {cfg.energy_layer}:
+        print(f"warning: the goals table has no column for layer {cfg.energy_layer!r}; "
+              f"the tables use layer {sorted(used)}", file=sys.stderr)  # fmt: skip
     if args.out_dir:
         metrics.write_tables(epg, ooi, Path(args.out_dir) / "epg.csv", Path(args.out_dir) / "ooi.csv")
     if args.json:

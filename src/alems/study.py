@@ -17,7 +17,8 @@ This module owns the composition of the layers for one Snakemake ``run_family`` 
 share of it inside attempt windows, the framework overhead energy, the meter's domains
 and sources, and the provenance hashes.
 
-Also here: the idle-baseline job (:func:`measure_idle_baseline`), the aggregation of
+Also here: the idle-baseline job (:func:`measure_idle_baseline`), the baseline a job on
+a given host subtracts (:func:`job_baseline`: its own host's, never another's), the aggregation of
 runs into the tables (:func:`aggregate`, refusing to mix runs whose provenance differs),
 ``alems run`` with the meter on (:func:`run_with_energy`), and the ``scripted`` backend's
 oracle policy (:class:`OracleBackend`), which plays both modes from the goals' expected
@@ -39,7 +40,8 @@ from typing import Any
 
 import pandas as pd
 
-from alems.errors import ConfigError
+from alems.baseline import this_host
+from alems.errors import AlemsError, ConfigError
 from alems.io import atomic_path, atomic_write_json
 
 log = logging.getLogger("alems.study")
@@ -100,6 +102,7 @@ class JobResult:
     backend: str
     model: str
     threads: int
+    host: str = ""
     flags: list[str] = field(default_factory=list)
     hashes: dict[str, Any] = field(default_factory=dict)
     baseline: dict[str, Any] = field(default_factory=dict)
@@ -174,7 +177,9 @@ class OracleBackend:
     ``calculator`` on the answer), a plain sentence after each tool result, the final
     answer, and a self-check that says NO exactly when its own answer was wrong.
 
-    Designed failures, seeded per ``(seed, goal_id, mode, attempt)``: with probability
+    Designed failures, seeded per ``(seed + call seed, goal_id, mode, attempt)``, where the
+    call seed is the ``seed`` the executor passes (``agents.seed + rep``), so every rep
+    draws its own failures: with probability
     ``fail_rate`` an attempt's answer is wrong (linear: a failed execution; agentic: the
     self-check rejects it and the executor retries), and with ``fail_rate / 3`` an agentic
     plan is not JSON (a parse failure, retried). So a run has successes, failures and
@@ -205,7 +210,8 @@ class OracleBackend:
         self.sleep_s = float(sleep_s_per_call)
         self.model = model
         self.clock = clock
-        self._attempt: dict[tuple[str, str], int] = {}
+        self._attempt: dict[tuple[str, str, int], int] = {}
+        self._call_seed = 0
         self._wrong: dict[tuple[str, str], bool] = {}
         self.calls = 0
 
@@ -223,9 +229,9 @@ class OracleBackend:
 
     def _new_attempt(self, goal: Any, mode: str) -> tuple[int, bool]:
         key = (goal.goal_id, mode)
-        k = self._attempt.get(key, 0) + 1
-        self._attempt[key] = k
-        wrong = _u01(self.seed, goal.goal_id, mode, k, "answer") < self.fail_rate
+        k = self._attempt.get((*key, self._call_seed), 0) + 1
+        self._attempt[(*key, self._call_seed)] = k
+        wrong = _u01(self.seed + self._call_seed, goal.goal_id, mode, k, "answer") < self.fail_rate
         self._wrong[key] = wrong
         return k, wrong
 
@@ -235,7 +241,7 @@ class OracleBackend:
         return f"The result follows from the task.\nAnswer: {value}"
 
     def _plan(self, goal: Any, k: int, wrong: bool) -> str:
-        if _u01(self.seed, goal.goal_id, "agentic", k, "plan") < self.fail_rate / 3:
+        if _u01(self.seed + self._call_seed, goal.goal_id, "agentic", k, "plan") < self.fail_rate / 3:
             return "I would first look at the task and then answer it."  # not JSON: a parse failure
         tools = set(getattr(goal, "tools", ()) or ())
         value = _wrong_value(goal.expected) if wrong else goal.expected
@@ -302,6 +308,7 @@ class OracleBackend:
 
         t0 = self.clock()
         self.calls += 1
+        self._call_seed = int(seed)
         text = self._reply(messages, json_schema)
         finish = "stop"
         pieces = text.split(" ")
@@ -348,27 +355,23 @@ def make_backend(
     return _make(LLMConfig.from_dict(cfg), threads=threads)
 
 
-def preflight_study(
-    llm: Mapping[str, Any], out: str | os.PathLike[str], *, threads: int | None = None
-) -> dict[str, Any]:
-    """The ``llm_preflight`` job: the study's backend must generate a few tokens (in a child
-    process, :mod:`alems.llm.runtime`) before anything is measured. Writes the probe's record
-    to ``out``; raises :class:`~alems.errors.LLMRuntimeError` with the diagnosis otherwise.
-    The oracle policy runs in process and has nothing to probe."""
+def preflight_study(llm: Mapping[str, Any], *, threads: int | None = None) -> dict[str, Any]:
+    """The first step of every measurement job (``baseline``, ``run_family``): the study's
+    backend must generate a few tokens, in a child process (:mod:`alems.llm.runtime`), before
+    anything is measured. A native crash, a hang, a missing model or an unreachable server
+    raises :class:`~alems.errors.LLMRuntimeError` with the diagnosis, so the job's log says
+    what happened and what to do. The oracle policy runs in process: nothing to probe."""
     from alems.llm.config import LLMConfig
     from alems.llm.runtime import probe
 
     settings = llm_settings(llm)
     if settings.get("backend") == "scripted" and not settings.get("script"):
-        record: dict[str, Any] = {"backend": "scripted", "status": "skipped",
-                                  "summary": "the scripted oracle runs in process: nothing to probe"}  # fmt: skip
-    else:
-        result = probe(LLMConfig.from_dict(settings), threads=threads)
-        log.info("%s", result.render())
-        result.raise_for_status()
-        record = result.to_dict()
-    atomic_write_json(out, record)
-    return record
+        log.info("LLM preflight: the scripted oracle runs in process, nothing to probe")
+        return {"backend": "scripted", "status": "skipped"}
+    result = probe(LLMConfig.from_dict(settings), threads=threads)
+    log.info("LLM preflight:\n%s", result.render())
+    result.raise_for_status()
+    return result.to_dict()
 
 
 # --------------------------------------------------------------------------- the job
@@ -388,8 +391,12 @@ def run_family(
     meter: Any = None,
     progress: bool = False,
     workdir: str | os.PathLike[str] | None = None,
+    idle_busy_cpu_per_s: float | None = None,
 ) -> JobResult:
     """Run one ``(family, rep)`` and write its four files. See the module docstring.
+
+    ``idle_busy_cpu_per_s``: busy CPU-seconds per second during the idle baseline
+    (:func:`idle_busy_cpu_per_s`), so accounting does not remove a steady background twice.
 
     ``cfg`` is the validated config (at least ``study``, ``tasks``, ``llm``, ``agents``,
     ``energy``, ``accounting``). ``backend`` and ``meter`` override the configured ones
@@ -415,7 +422,9 @@ def run_family(
 
     meter = meter if meter is not None else _meter_for(cfg["energy"])
     interval_s = float(cfg["energy"].get("interval_ms", 10)) / 1000.0
-    sampler = Sampler(meter, interval_s=interval_s, pid=os.getpid())
+    acct_cfg = cfg.get("accounting", {})
+    sampler = Sampler(meter, interval_s=interval_s, pid=os.getpid(),
+                      gpu_study_names=tuple(acct_cfg.get("gpu_study_processes") or ()))  # fmt: skip
     sampler.start()
     t_start = sampler.boundary_t()
     try:
@@ -437,11 +446,11 @@ def run_family(
     meter.close()
 
     events = read_events(paths.events)
-    acct_cfg = cfg.get("accounting", {})
     result = account(
         samples, domains, events, outcomes, idle_power_w,
         attribution=acct_cfg.get("attribution", "cpu_share"),
         min_coverage=float(acct_cfg.get("min_coverage", 0.8)), run_id=run_id,
+        idle_busy_cpu_per_s=idle_busy_cpu_per_s,
     )  # fmt: skip
     goals_df = result.goals
     wall_s = float(t_end - t_start)
@@ -469,7 +478,9 @@ def run_family(
         backend=str(getattr(backend, "name", type(backend).__name__)),
         model=str(getattr(backend, "model", "")),
         threads=int(threads or 0),
-        flags=list(result.flags),
+        host=this_host(),
+        flags=list(result.flags) + ([f"gpu_foreign_pids:{len(sampler.gpu_foreign_pids)}"]
+                                    if sampler.gpu_foreign_pids else []),
         hashes=dict(hashes or {}),
         baseline=dict(baseline_info or {}),
     )
@@ -487,38 +498,109 @@ def run_family(
     return job
 
 
+def idle_busy_cpu_per_s(base: Any) -> float | None:
+    """Busy CPU-seconds per second during an idle baseline: its ``host_util`` x this host's CPUs.
+
+    ``None`` where the baseline did not measure host load (accounting then takes 0).
+    """
+    util = getattr(base, "host_util", None)
+    if util is None:
+        return None
+    try:
+        from alems.energy.procstat import ProcStat
+
+        return float(util) * ProcStat().n_cpus
+    except AlemsError:
+        return None
+
+
 def measure_idle_baseline(
     energy: Mapping[str, Any],
     baseline: Mapping[str, Any],
     out_path: str | os.PathLike[str],
     *,
     hashes_path: str | os.PathLike[str],
-    cache_path: str | os.PathLike[str] = "resources/baseline/idle.json",
+    cache_path: str | os.PathLike[str] | None = None,
     meter: Any = None,
 ) -> Any:
-    """The ``baseline`` job: reuse the host's cached idle baseline when allowed, else measure it.
+    """The ``baseline`` job: reuse this host's cached idle baseline when allowed, else measure it.
 
     The cache lives outside ``results/`` (Snakemake deletes an output before its job
     runs), so a config change that reruns this rule costs seconds, not the protocol.
+    By default it is this host's file under :data:`BASELINE_CACHE`
+    (:func:`alems.baseline.host_cache_path`), the one ``run_family`` jobs on this host
+    reuse.
     """
-    import warnings
-
-    from alems.baseline import BaselineConfig, obtain_baseline, write_baseline
+    from alems.baseline import BaselineConfig, host_cache_path, write_baseline
     from alems.provenance import load_hashes
 
-    hw = load_hashes(hashes_path).hw_hash
+    hw = host_hw_hash() or load_hashes(hashes_path).hw_hash
+    host = this_host()
+    path = cache_path if cache_path is not None else host_cache_path(BASELINE_CACHE, host, hw)
     meter = meter if meter is not None else _meter_for(energy)
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            res = obtain_baseline(meter, BaselineConfig.from_dict(baseline), cache_path, hw_hash=hw)
-        for w in caught:
-            log.warning("%s", w.message)
+        res = _obtain_logged(meter, BaselineConfig.from_dict(baseline), path, hw_hash=hw, host=host)
     finally:
         meter.close()
     write_baseline(out_path, res.baseline)
-    log.info("baseline %s (%s): %s", res.baseline.baseline_id, res.baseline.status, res.reason)
     return res.baseline
+
+
+#: Where each host's idle baseline is cached (outside ``results/``, shared by the nodes of a cluster).
+BASELINE_CACHE = "resources/baseline"
+
+
+def _obtain_logged(meter: Any, config: Any, cache_path: str | os.PathLike[str], **kw: Any) -> Any:
+    """:func:`alems.baseline.obtain_baseline`, its cache warnings sent to the log."""
+    import warnings
+
+    from alems.baseline import obtain_baseline
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = obtain_baseline(meter, config, cache_path, **kw)
+    for w in caught:
+        log.warning("%s", w.message)
+    log.info("baseline %s (%s) of host %s: %s", res.baseline.baseline_id, res.baseline.status,
+             res.baseline.host, res.reason)  # fmt: skip
+    return res
+
+
+def job_baseline(
+    reference: Any,
+    energy: Mapping[str, Any],
+    *,
+    host: str,
+    hw_hash: str | None,
+    cache_root: str | os.PathLike[str] = BASELINE_CACHE,
+    meter: Any = None,
+) -> tuple[Any, dict[str, Any]]:
+    """The idle baseline a measurement job on ``host`` subtracts, and its record for ``run.json``.
+
+    The reference baseline (``results/baseline/idle.json``) when it was measured on this
+    host with this ``hw_hash``: on one machine, always, at no cost. Otherwise (a cluster
+    node other than the one the ``baseline`` rule ran on) this host's own baseline with
+    the reference's protocol, reused from its cache (:func:`alems.baseline.host_cache_path`)
+    when allowed, else measured now, before the job's meter starts. ``meter`` is used for
+    that measurement and left open.
+    """
+    from alems.baseline import host_cache_path
+
+    if reference.host == host and (hw_hash is None or reference.hw_hash == hw_hash):
+        base, origin, path = reference, "reference", None
+    else:
+        path = host_cache_path(cache_root, host, hw_hash)
+        log.info("the reference baseline is from host %s (hw_hash %s); this job runs on %s (hw_hash %s)",
+                 reference.host, reference.hw_hash, host, hw_hash)  # fmt: skip
+        meter = meter if meter is not None else _meter_for(energy)
+        res = _obtain_logged(meter, reference.config, path, hw_hash=hw_hash, host=host)
+        base, origin = res.baseline, "host cache" if res.reused else "measured"
+    info = {
+        "baseline_id": base.baseline_id, "status": base.status, "modeled": base.modeled, "host": base.host,
+        "hw_hash": base.hw_hash, "origin": origin, "path": None if path is None else str(path),
+        "power_w": base.power_w,
+    }  # fmt: skip
+    return base, info
 
 
 def host_hw_hash() -> str | None:
@@ -543,24 +625,30 @@ def run_family_job(
     threads: int,
     model_path: str | None = None,
 ) -> JobResult:
-    """The Snakemake ``run_family`` job: read provenance and baseline, then :func:`run_family`."""
+    """The Snakemake ``run_family`` job: provenance and this host's baseline (:func:`job_baseline`), then :func:`run_family`."""
     from alems.baseline import load_baseline
     from alems.provenance import load_hashes
 
     hashes = load_hashes(hashes_path)
-    base = load_baseline(baseline_path)
-    info = {"baseline_id": base.baseline_id, "status": base.status, "modeled": base.modeled}
     recorded = hashes.to_dict()
-    host = host_hw_hash()
-    if host is not None and host != hashes.hw_hash:
+    hw = host_hw_hash()
+    if hw is not None and hw != hashes.hw_hash:
         # On a cluster this job may land on another machine than the fingerprint: record the
         # host it measured, so the tables see the difference and refuse to mix silently.
-        log.warning("this host's hw_hash %s differs from the fingerprint's %s", host, hashes.hw_hash)
-        recorded["hw_hash"] = host
+        log.warning("this host's hw_hash %s differs from the fingerprint's %s", hw, hashes.hw_hash)
+        recorded["hw_hash"] = hw
+    meter = _meter_for(cfg["energy"])
+    try:
+        base, info = job_baseline(load_baseline(baseline_path), cfg["energy"], host=this_host(), hw_hash=hw,
+                                  meter=meter)  # fmt: skip
+    except BaseException:
+        meter.close()
+        raise
     return run_family(
         cfg, family, rep, RunPaths.from_mapping(outputs),
         idle_power_w=base.power_w, run_id=hashes.run_id or "", hashes=recorded,
-        baseline_info=info, threads=threads, model_path=model_path,
+        baseline_info=info, threads=threads, model_path=model_path, meter=meter,
+        idle_busy_cpu_per_s=idle_busy_cpu_per_s(base),
         workdir=Path("logs") / "run_family" / "work" / f"{family}_rep{rep}",
     )  # fmt: skip
 
@@ -638,8 +726,10 @@ def run_with_energy(
     for rep in range(int(reps)):
         job = run_family(
             cfg, family_name, rep, RunPaths.in_dir(out / f"rep{rep}"), idle_power_w=base.power_w, run_id=run_id,
-            hashes=fp.hashes.to_dict(), baseline_info={"baseline_id": base.baseline_id, "status": base.status},
+            hashes=fp.hashes.to_dict(),
+            baseline_info={"baseline_id": base.baseline_id, "status": base.status, "host": base.host},
             threads=threads, progress=progress, workdir=out / "work" / f"rep{rep}",
+            idle_busy_cpu_per_s=idle_busy_cpu_per_s(base),
         )  # fmt: skip
         jobs.append(job)
         frames.append(pd.read_csv(out / f"rep{rep}" / "goals.csv", keep_default_na=False, na_values=[""]))
@@ -682,6 +772,8 @@ class Tables:
     ooi: pd.DataFrame
     label: str
     run_id: str
+    epg_layers: pd.DataFrame | None = None  # EpG for every energy layer, stacked (energy_layer column)
+    ooi_layers: pd.DataFrame | None = None
 
 
 def _run_label(path: str | os.PathLike[str]) -> str:
@@ -705,19 +797,41 @@ def aggregate(
     ``mixed`` and its ``run_id`` says so. Rows that include a run measured against an
     unstable idle baseline are flagged ``baseline_unstable`` (``baseline_unknown`` where
     the run's ``run.json`` records no baseline status).
+
+    Each run's baseline must come from the host the run measured (``run.json``: ``host``
+    and ``baseline.host``): a run whose baseline is another host's is a
+    :class:`~alems.errors.ProvenanceError` (with ``allow_mixed``, its rows are flagged
+    ``baseline_foreign_host``); one that records no host is flagged ``baseline_host_unknown``.
     """
-    from alems.metrics import MetricsConfig, compute_tables, flag_families
+    from alems.errors import ProvenanceError
+    from alems.metrics import MetricsConfig, compute_layer_tables, compute_tables, flag_families
     from alems.provenance import check_compatible
 
     goal_paths = [Path(p) for p in goal_paths]
     records: dict[str, Mapping[str, Any]] = {}
-    baseline_flags: dict[str, set[str]] = {"baseline_unstable": set(), "baseline_unknown": set()}
+    baseline_flags: dict[str, set[str]] = {
+        k: set() for k in ("baseline_unstable", "baseline_unknown", "baseline_host_unknown", "baseline_foreign_host")
+    }
+    foreign: list[str] = []
     for mp in meta_paths:
         meta = json.loads(Path(mp).read_text())
         records[_run_label(mp)] = meta.get("hashes") or {}
+        family = str(meta.get("family"))
         status = (meta.get("baseline") or {}).get("status")
         if status != "stable":
-            baseline_flags["baseline_unknown" if status is None else "baseline_unstable"].add(str(meta.get("family")))
+            baseline_flags["baseline_unknown" if status is None else "baseline_unstable"].add(family)
+        host, base_host = meta.get("host"), (meta.get("baseline") or {}).get("host")
+        if not host or not base_host:
+            baseline_flags["baseline_host_unknown"].add(family)
+        elif host != base_host:
+            baseline_flags["baseline_foreign_host"].add(family)
+            foreign.append(f"{_run_label(mp)} ran on {host} with the idle baseline of {base_host}")
+    if foreign and not allow_mixed:
+        raise ProvenanceError(
+            "idle baseline from another host: " + "; ".join(foreign),
+            fix="rerun those run_family jobs (each measures or reuses its own host's baseline), "
+            "or set allow_mixed_runs: true to keep them, flagged baseline_foreign_host",
+        )
     if current_hashes is not None:
         records["current provenance (results/provenance/hashes.json)"] = current_hashes
     compat = check_compatible(records, allow_mixed=allow_mixed)
@@ -725,24 +839,32 @@ def aggregate(
     goals = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if compat.mixed:
         goals["run_id"] = compat.run_id
-    epg, ooi = compute_tables(goals, MetricsConfig.from_dict(metrics), dict(groups))
+    mcfg = MetricsConfig.from_dict(metrics)
+    epg, ooi = compute_tables(goals, mcfg, dict(groups))
+    epg_l, ooi_l = compute_layer_tables(goals, mcfg, dict(groups))
     for flag, fams in baseline_flags.items():
         if fams:
             log.warning("runs of %s: %s; their rows are flagged", ", ".join(sorted(fams)), flag)
             epg, ooi = flag_families(epg, ooi, fams, flag, dict(groups))
-    return Tables(goals, epg, ooi, compat.label, str(compat.run_id or ""))
+            epg_l, ooi_l = flag_families(epg_l, ooi_l, fams, flag, dict(groups))
+    return Tables(goals, epg, ooi, compat.label, str(compat.run_id or ""), epg_l, ooi_l)
 
 
 def write_tables(tables: Tables, goals_path: str | os.PathLike[str], epg_path: str | os.PathLike[str],
-                 ooi_path: str | os.PathLike[str]) -> None:  # fmt: skip
+                 ooi_path: str | os.PathLike[str], epg_layers_path: str | os.PathLike[str] | None = None,
+                 ooi_layers_path: str | os.PathLike[str] | None = None) -> None:  # fmt: skip
+    """Write the tables; the per-layer ones (``epg_layers.csv``, ``ooi_layers.csv``) where paths are given."""
     from alems.metrics import write_table
 
-    for df, path in ((tables.goals, goals_path), (tables.epg, epg_path), (tables.ooi, ooi_path)):
-        write_table(df, path)
+    for df, path in ((tables.goals, goals_path), (tables.epg, epg_path), (tables.ooi, ooi_path),
+                     (tables.epg_layers, epg_layers_path), (tables.ooi_layers, ooi_layers_path)):  # fmt: skip
+        if path is not None and df is not None:
+            write_table(df, path)
 
 
 __all__ = [
-    "JobResult", "OracleBackend", "RunPaths", "Tables", "aggregate", "make_backend", "measure_idle_baseline",
+    "JobResult", "OracleBackend", "RunPaths", "Tables", "aggregate", "job_baseline", "make_backend",
+    "measure_idle_baseline",
     "run_family", "run_family_job", "run_with_energy", "window_share", "write_tables",
 ]  # fmt: skip
 

@@ -1,7 +1,6 @@
 rule baseline:
     input:
         hashes="results/provenance/hashes.json",
-        preflight=ancient(PREFLIGHT),
     output:
         "results/baseline/idle.json",
     log:
@@ -17,5 +16,6 @@ rule baseline:
     params:
         baseline=config["baseline"],
         energy=config["energy"],
+        llm=config["llm"],
     script:
         "../scripts/baseline.py"

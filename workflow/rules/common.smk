@@ -58,6 +58,8 @@ TABLES = [
     "results/tables/goals.csv",
     "results/tables/epg.csv",
     "results/tables/ooi.csv",
+    "results/tables/epg_layers.csv",
+    "results/tables/ooi_layers.csv",
 ]
 
 
@@ -93,14 +95,10 @@ def model_inputs(wildcards):
     return [path] if path else []
 
 
-PREFLIGHT = "results/preflight/llm.json"
-
-
 def run_family_inputs(wildcards):
     inputs = {
         "hashes": "results/provenance/hashes.json",
         "baseline": "results/baseline/idle.json",
-        "preflight": ancient(PREFLIGHT),
     }
     path = model_file(config)
     if path:

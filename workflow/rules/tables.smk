@@ -8,6 +8,8 @@ rule tables:
         goals="results/tables/goals.csv",
         epg="results/tables/epg.csv",
         ooi="results/tables/ooi.csv",
+        epg_layers="results/tables/epg_layers.csv",
+        ooi_layers="results/tables/ooi_layers.csv",
     log:
         "logs/tables/tables.log",
     benchmark:

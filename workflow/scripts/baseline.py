@@ -8,7 +8,9 @@ import logging
 
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-from alems.study import measure_idle_baseline
+from alems.study import measure_idle_baseline, preflight_study
+
+preflight_study(snakemake.params.llm, threads=snakemake.threads)
 
 measure_idle_baseline(
     snakemake.params.energy,

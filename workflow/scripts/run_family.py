@@ -8,7 +8,9 @@ import logging
 
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-from alems.study import run_family_job
+from alems.study import preflight_study, run_family_job
+
+preflight_study(snakemake.params.cfg["llm"], threads=snakemake.threads)
 
 run_family_job(
     snakemake.params.cfg,

@@ -15,5 +15,12 @@ tables = aggregate(
     allow_mixed=snakemake.params.allow_mixed,
     current_hashes=load_hashes(snakemake.input.hashes).to_dict(),
 )
-write_tables(tables, snakemake.output.goals, snakemake.output.epg, snakemake.output.ooi)
+write_tables(
+    tables,
+    snakemake.output.goals,
+    snakemake.output.epg,
+    snakemake.output.ooi,
+    snakemake.output.epg_layers,
+    snakemake.output.ooi_layers,
+)
 print(f"{tables.label} tables for run_id {tables.run_id}", file=sys.stderr)

@@ -14,6 +14,11 @@ seconds after attempt ``n``. Failure injection is off by default; when on, each 
 times out with probability ``inject_timeout_rate`` and each tool call fails with
 probability ``inject_tool_failure_rate``, drawn from a generator seeded by
 ``(seed, goal_id, rep, mode)``.
+
+Repetitions: every LLM call of rep ``r`` passes ``seed + r`` to the backend, and the
+injection generator is seeded per rep, so a repetition measures run-to-run variation,
+not a copy. (Greedy decoding at temperature 0 ignores the seed: there the reps of a
+real model differ only where the call history or the machine makes them differ.)
 """
 
 from __future__ import annotations

@@ -185,7 +185,7 @@ class Execution:
                 list(messages),  # a snapshot: the conversation grows after this call
                 max_tokens=max_tokens,
                 temperature=self.cfg.temperature,
-                seed=self.cfg.seed,
+                seed=self.cfg.seed + self.rep,  # rep r samples with its own seed: reps are not copies
                 json_schema=json_schema if self.cfg.json_schema else None,
             )
         except LLMCallError as exc:

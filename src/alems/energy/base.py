@@ -84,6 +84,14 @@ class Meter(ABC):
         """Things a user should know about this meter's numbers (empty by default)."""
         return []
 
+    def device_processes(self) -> dict[str, set[int]] | None:
+        """PIDs running on each of this meter's devices (GPU domain key -> PIDs), or ``None``.
+
+        Only meters of devices a process can hold (GPUs) answer; accounting uses it to
+        tell whether a GPU served only the study (``gpu_shared`` otherwise).
+        """
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release handles (NVML, open files)."""
 

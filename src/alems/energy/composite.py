@@ -52,6 +52,10 @@ class CompositeMeter(Meter):
     def warnings(self) -> list[str]:
         return self._warnings + [w for m in self.meters for w in m.warnings()]
 
+    def device_processes(self) -> dict[str, set[int]] | None:
+        found = [p for p in (m.device_processes() for m in self.meters) if p is not None]
+        return {k: v for p in found for k, v in p.items()} if found else None
+
     def close(self) -> None:
         for m in self.meters:
             m.close()
@@ -80,6 +84,10 @@ class FilteredMeter(Meter):
 
     def warnings(self) -> list[str]:
         return self.inner.warnings()
+
+    def device_processes(self) -> dict[str, set[int]] | None:
+        procs = self.inner.device_processes()
+        return None if procs is None else {k: v for k, v in procs.items() if k in self._keys}
 
     def close(self) -> None:
         self.inner.close()

@@ -2,7 +2,9 @@
 
 The meter is opened and the sampler started *before* the command is spawned, so wraps
 are tracked all along; the window runs from a boundary read just before the spawn to
-one just after the command is waited for. ``proc_cpu_s`` is the CPU time of the
+one just after the command is waited for. Stepwise counters (NVML energy) are
+reconstructed from their update instants (:mod:`alems.energy.stepwise`); the sampler
+reads on after the command until their next update. ``proc_cpu_s`` is the CPU time of the
 command's whole process tree, from ``wait4``'s resource usage.
 """
 
@@ -19,7 +21,7 @@ from typing import Any
 
 from alems.energy.auto import open_meter
 from alems.energy.model import ModelParams
-from alems.energy.monitor import measurement_between
+from alems.energy.monitor import measurement_from_samples
 from alems.energy.sampler import Sampler
 from alems.errors import AlemsError, ConfigError
 
@@ -121,7 +123,7 @@ def measure_command(
         warnings = list(m.warnings()) + list(sampler.warnings)
     finally:
         m.close()
-    meas = measurement_between("command", a, b, sampler.domains)
+    meas = measurement_from_samples("command", a, b, sampler.domains, sampler.samples())
     warnings += meas.warnings
     if sampler.errors:
         warnings.append(

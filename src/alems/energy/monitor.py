@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 from alems.energy.base import Domain, Meter, summable_keys
 from alems.energy.sampler import Sample, Sampler
+from alems.energy.stepwise import energy_between, stepwise_keys
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,35 @@ def measurement_between(key: str, a: Sample, b: Sample, domains: Sequence[Domain
         proc_cpu_s=b.proc_cpu_s - a.proc_cpu_s,
         sys_cpu_s=b.sys_cpu_s - a.sys_cpu_s,
         warnings=window_warnings(domains, duration),
+    )
+
+
+def measurement_from_samples(
+    key: str, a: Sample, b: Sample, domains: Sequence[Domain], samples: Sequence[Sample]
+) -> Measurement:
+    """:func:`measurement_between`, with stepwise counters (NVML energy) reconstructed from
+    their update instants in ``samples`` (:mod:`alems.energy.stepwise`) instead of
+    differenced at the edges. Needs samples past ``b`` up to the next update
+    (:meth:`Sampler.stop` reads on until then)."""
+    m = measurement_between(key, a, b, domains)
+    steps = stepwise_keys(domains)
+    if not steps or not samples:
+        return m
+    rows = sorted(samples, key=lambda s: (s.t, s.boundary))
+    t = np.array([s.t for s in rows])
+    energy = dict(m.energy_j)
+    warnings = list(m.warnings)
+    for k in steps:
+        energy[k], bracketed = energy_between(t, np.array([s.energy_j[k] for s in rows]), a.t, b.t)
+        if not bracketed:
+            warnings.append(f"{k}: no counter update on one side of the window; its energy is extrapolated")
+    warnings = [w for w in warnings if not any(w.startswith(f"{k}: window of") for k in steps)]
+    return replace(
+        m,
+        energy_j=energy,
+        total_j=sum(energy[k] for k in summable_keys(domains)),
+        static=[k for k, v in energy.items() if v == 0.0],
+        warnings=warnings,
     )
 
 

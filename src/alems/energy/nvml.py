@@ -13,7 +13,10 @@ Per visible GPU (domain ``gpu-N``, N = the NVML index, the one ``nvidia-smi`` sh
 ``CUDA_VISIBLE_DEVICES`` is honoured with CUDA's rules: a comma list of indices or
 (prefixes of) ``GPU-``/``MIG-`` UUIDs; the list stops at the first entry that names no
 device; an empty value hides every GPU. Both counters update about every 100 ms
-(``update_period_s``), so windows shorter than that get a warning.
+(``update_period_s``). The energy counter's domains are marked ``stepwise``:
+accounting and ``alems measure`` reconstruct them from their update instants
+(:mod:`alems.energy.stepwise`). :meth:`NvmlMeter.device_processes` lists the PIDs on
+each GPU, so accounting can tell a GPU used only by the study (``gpu_shared`` otherwise).
 """
 
 from __future__ import annotations
@@ -248,6 +251,9 @@ class NvmlMeter(Meter):
                         "power_limit_w": limit_w,
                         "memory_total_bytes": mem,
                         "update_period_s": UPDATE_PERIOD_S,
+                        # the energy counter moves in ~100 ms steps: accounting reconstructs
+                        # it from its update instants (alems.energy.stepwise)
+                        "stepwise": energy_api,
                     },
                 )
             )
@@ -264,6 +270,27 @@ class NvmlMeter(Meter):
 
     def domains(self) -> list[Domain]:
         return list(self._domains)
+
+    def device_processes(self) -> dict[str, set[int]]:
+        """PIDs with a compute or graphics context on each GPU (NVML's running-process lists).
+
+        A list NVML cannot give (not supported, no permission) is left out; a GPU whose
+        lists are all unavailable maps to an empty set, so nothing is flagged on a guess.
+        """
+        out: dict[str, set[int]] = {}
+        for g in self._gpus:
+            pids: set[int] = set()
+            for fn in ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses"):
+                call = getattr(self.nv, fn, None)
+                if call is None:
+                    continue
+                try:
+                    procs = call(g.handle) or []
+                except Exception:
+                    continue
+                pids |= {int(p.pid) for p in procs if getattr(p, "pid", None) is not None}
+            out[g.key] = pids
+        return out
 
     def _power_w(self, gpu: _Gpu) -> float:
         try:

@@ -18,7 +18,9 @@ zone ``name``             domain key   notes
 Each zone's ``max_energy_range_uj`` is where its counter wraps, and the largest of
 ``max_power_range_uw`` / ``constraint_*_max_power_uw`` / ``constraint_*_power_limit_uw``
 bounds how fast it moves (that sets the safe poll interval, see
-:mod:`alems.energy.wrap`). Sub-zones without limits inherit their package's.
+:mod:`alems.energy.wrap`). Sub-zones without limits inherit their package's; a zone with
+no limit anywhere gets a conservative bound by kind (:data:`FALLBACK_MAX_POWER_W`), so its
+poll interval is still capped and a too-long gap between reads is an error, never a guess.
 
 ``energy_uj`` is root-only on kernels patched for CVE-2020-8694; opening the meter
 then raises :class:`~alems.errors.PermissionDeniedError` with both fixes.
@@ -43,6 +45,15 @@ _ZONE_RE = re.compile(r"^(intel-rapl(?:-mmio)?):(\d+(?::\d+)*)$")
 _PACKAGE_RE = re.compile(r"^package-(\d+)$")
 SUBZONE_KINDS = ("core", "uncore", "dram")
 _KIND_ORDER = {"package": 0, "core": 1, "uncore": 2, "dram": 3, "psys": 4}
+
+#: Conservative power bounds (W) by zone kind, for zones that publish no limit at all
+#: (no ``max_power_range_uw``, no ``constraint_*_power_limit_uw`` / ``_max_power_uw``).
+#: They are above anything shipped (a 2024 server socket peaks near 500 W; a DRAM zone
+#: draws tens of watts; psys covers the whole platform), so the safe poll interval they
+#: give is short, and a gap long enough to hide a wrap at that power is an error.
+FALLBACK_MAX_POWER_W: dict[str, float] = {
+    "package": 600.0, "core": 600.0, "uncore": 600.0, "dram": 250.0, "psys": 1500.0,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -182,8 +193,13 @@ def discover(root: str | os.PathLike[str] | None = None) -> Discovery:
     domains = []
     for key, z in keyed.items():
         max_power = z.max_power_uw
+        power_from = "zone limits"
         if max_power is None and key in parents:
             max_power = keyed[parents[key]].max_power_uw
+            power_from = "package limits"
+        if max_power is None:
+            max_power = int(FALLBACK_MAX_POWER_W[kinds[key]] * 1e6)
+            power_from = f"fallback bound for a {kinds[key]} zone (it publishes no power limit)"
         domains.append(
             Domain(
                 key=key,
@@ -199,6 +215,7 @@ def discover(root: str | os.PathLike[str] | None = None) -> Discovery:
                     "name": z.name,
                     "max_energy_range_uj": z.max_energy_range_uj,
                     "max_power_uw": max_power,
+                    "max_power_from": power_from,
                     "constraints": z.constraints,
                 },
             )

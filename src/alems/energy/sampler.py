@@ -8,6 +8,13 @@ kept: ``t`` (monotonic seconds), cumulative joules per domain (:mod:`alems.energ
 on the caller's thread, kept with ``boundary=True``; windows are bounded by real reads,
 not by sample spacing.
 
+Stepwise counters (NVML energy, updated about every 100 ms, see
+:mod:`alems.energy.stepwise`) are read at :meth:`Sampler.start` and :meth:`Sampler.stop`
+until they first move, so every window lies between two update instants. Where the
+meter has GPUs, boundary reads check NVML's running-process lists at most every
+``gpu_check_s``; :meth:`Sampler.frame` then has a ``gpu_foreign`` column (processes
+on the GPUs that are not the study's), which accounting turns into ``gpu_shared``.
+
 Where the periodic reads run (``mode``):
 
 * ``process`` (the default whenever possible): a child process
@@ -34,6 +41,7 @@ one, and the tracker refuses a gap long enough to hide a wrap. Boundary reads ra
 
 from __future__ import annotations
 
+import bisect
 import fcntl
 import json
 import logging
@@ -53,9 +61,10 @@ from typing import TYPE_CHECKING, Any
 from alems.energy.base import Domain, Meter
 from alems.energy.childproc import child_env, terminate
 from alems.energy.procstat import ProcessTreeCpu, ProcStat
+from alems.energy.stepwise import is_stepwise, update_period_s
 from alems.energy.wrap import TrackerSet, counter_error, safe_poll_interval_s
 from alems.errors import AlemsError, CounterReadError
-from alems.io import atomic_write_with
+from alems.io import atomic_write_with, read_text_or_none
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -101,6 +110,10 @@ class Sampler:
         proc_root: str = "/proc",
         tree_scan_s: float = 1.0,
         cpu_interval_s: float = 0.1,
+        sleep: Callable[[float], None] = time.sleep,
+        gpu_study_pids: Sequence[int] = (),
+        gpu_study_names: Sequence[str] = (),
+        gpu_check_s: float = 0.5,
     ) -> None:
         if interval_s <= 0:
             raise ValueError("interval_s must be positive")
@@ -149,6 +162,13 @@ class Sampler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._child: _Child | None = None
+        self.sleep = sleep
+        self.stepwise = [d for d in self._domains if is_stepwise(d)]
+        self.gpu_study_pids = {int(p) for p in gpu_study_pids}
+        self.gpu_study_names = {str(n) for n in gpu_study_names}
+        self.gpu_check_s = float(gpu_check_s)
+        self.gpu_foreign_pids: set[int] = set()
+        self._gpu_checks: list[tuple[float, int]] = []  # (t, foreign processes on any GPU)
 
     # ------------------------------------------------------------------ reading
     @property
@@ -202,16 +222,87 @@ class Sampler:
                 self._child_died(child)
             return sample
 
+    def poll(self) -> Sample:
+        """One periodic (non-boundary) read now, as the background reader takes them."""
+        return self._read(False)
+
     def boundary_read(self) -> Sample:
         """An exact read of every domain now, recorded with ``boundary=True``.
 
-        Raises :class:`CounterReadError` when a domain cannot be read.
+        Raises :class:`CounterReadError` when a domain cannot be read. At most every
+        ``gpu_check_s`` it also checks which processes run on the meter's GPUs.
         """
-        return self._read(True)
+        sample = self._read(True)
+        if not self._gpu_checks or sample.t - self._gpu_checks[-1][0] >= self.gpu_check_s:
+            self.check_gpu_processes(sample.t)
+        return sample
 
     def boundary_t(self) -> float:
         """:meth:`boundary_read` and return its ``t`` (usable as an event-log clock)."""
-        return self._read(True).t
+        return self.boundary_read().t
+
+    # ------------------------------------------------------------------ GPU sharing
+    def _foreign(self, procs: dict[str, set[int]]) -> set[int]:
+        study = {self.pid, os.getpid(), *self.gpu_study_pids, *self.tree.members}
+        out = set()
+        for pid in set().union(*procs.values()) - study:
+            comm = read_text_or_none(f"{self.proc_root}/{pid}/comm")
+            if comm is None or comm not in self.gpu_study_names:
+                out.add(pid)
+        return out
+
+    def check_gpu_processes(self, t: float | None = None) -> int | None:
+        """Count processes on the meter's GPUs that are not the study's; ``None``: no GPU.
+
+        The study's processes are the measured process tree (``pid`` and its
+        descendants), ``gpu_study_pids`` and processes named in ``gpu_study_names``
+        (``/proc/PID/comm``, e.g. a local LLM server). The count is kept per check and
+        becomes the ``gpu_foreign`` column of :meth:`frame`.
+        """
+        try:
+            procs = self.meter.device_processes()
+        except Exception as exc:  # a failed check is reported, never read as "not shared"
+            self.warnings.append(f"GPU process list unavailable: {exc}")
+            return None
+        if procs is None:
+            return None
+        foreign = self._foreign(procs)
+        if foreign:  # a new child of the study may not be in the tree yet
+            self.tree.rescan()
+            foreign = self._foreign(procs)
+        self.gpu_foreign_pids |= foreign
+        with self._lock:
+            self._gpu_checks.append((self.clock() if t is None else t, len(foreign)))
+        return len(foreign)
+
+    # ------------------------------------------------------------------ stepwise counters
+    def await_updates(self, after: Sample, timeout_s: float | None = None) -> bool:
+        """Read until every stepwise counter (NVML energy) has moved past its value in ``after``.
+
+        Brackets the edge at ``after.t`` by an update instant (:mod:`alems.energy.stepwise`).
+        Gives up after ``timeout_s`` (default 2.5 update periods) and returns False: a
+        counter that does not move (a GPU drawing nothing) or a slow driver.
+        """
+        if not self.stepwise:
+            return True
+        if timeout_s is None:
+            timeout_s = 2.5 * max(update_period_s(d) for d in self.stepwise)
+        waiting = {d.key for d in self.stepwise}
+        deadline = after.t + timeout_s
+        while True:
+            s = self._read(False, False)
+            waiting = {k for k in waiting if s.energy_j[k] == after.energy_j[k]}
+            if not waiting:
+                return True
+            if s.t >= deadline:
+                msg = (
+                    f"{', '.join(sorted(waiting))}: no counter update within {timeout_s * 1000:.0f} ms "
+                    "of a window edge; energy at that edge is extrapolated (flagged unbracketed)"
+                )
+                if msg not in self.warnings:
+                    self.warnings.append(msg)
+                return False
+            self.sleep(min(self.interval_s, 0.01))
 
     def latest(self) -> Sample | None:
         """The newest row (a boundary read or a periodic sample), with the last CPU times read."""
@@ -251,9 +342,11 @@ class Sampler:
                 first = self.boundary_read()  # before the child's first row
                 self._child = child
                 child.go()
+                self.await_updates(first)
                 return first
         first = self.boundary_read()
         self._start_thread()
+        self.await_updates(first)
         return first
 
     def _start_thread(self) -> None:
@@ -273,9 +366,16 @@ class Sampler:
         self._start_thread()
 
     def stop(self) -> Sample:
-        """Take a final boundary read, then stop periodic reads (the read raises on a bad counter)."""
+        """Take a final boundary read, then stop periodic reads (the read raises on a bad counter).
+
+        Stepwise counters are read on until their first update after the final read
+        (:meth:`await_updates`), so the last window's end is bracketed.
+        """
         try:
-            return self.boundary_read()
+            last = self.boundary_read()
+            self.check_gpu_processes(last.t)
+            self.await_updates(last)
+            return last
         finally:
             self._stop.set()
             if self._thread is not None:
@@ -373,6 +473,11 @@ class Sampler:
         cols["proc_cpu_s"] = [r[2] for r in rows]
         cols["sys_cpu_s"] = [r[3] for r in rows]
         cols["boundary"] = [r[4] for r in rows]
+        if self._gpu_checks:  # the latest check's count at each row (NaN before the first)
+            checks = sorted(self._gpu_checks)
+            ct = [c[0] for c in checks]
+            idx = [bisect.bisect_right(ct, r[0]) - 1 for r in rows]
+            cols["gpu_foreign"] = [float(checks[i][1]) if i >= 0 else _NAN for i in idx]
         df = pd.DataFrame(cols)
         return df.astype({c: "float64" for c in df.columns if c != "boundary"}).astype({"boundary": "bool"})
 

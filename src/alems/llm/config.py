@@ -39,7 +39,7 @@ class LLMConfig:
     top_p: float = 0.95
     min_p: float = 0.05
     repeat_penalty: float = 1.0
-    prompt_cache: bool = False
+    prompt_cache: bool = True
     # sampling and limits (all backends)
     max_tokens: int = 256
     temperature: float = 0.0

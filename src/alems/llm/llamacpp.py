@@ -12,9 +12,17 @@ Each call:
   stopping at an end-of-generation token, a stop string or ``max_tokens``:
   ``tokens_out`` is the number of tokens generated (the end token is not counted,
   as in llama-cpp-python's ``usage``); ``ttft_s`` is the time to the first token;
-- starts from an empty KV cache unless ``prompt_cache`` is on: reusing a cached prompt
-  prefix is faster, but batch-size-dependent float rounding can then change a greedy
-  output depending on which calls came before, so it is off by default;
+- reuses the KV cache of the longest prompt prefix it shares with the previous call when
+  ``prompt_cache`` is on (the default, as llama.cpp's server does with ``cache_prompt``):
+  the agentic mode's growing conversation then evaluates only its new tokens instead of
+  re-reading 500-650 tokens per call. Cached entries were computed in other batches (a
+  previous prompt, or token by token while generating), and float rounding depends on the
+  batch, so a greedy output may differ from the one a fresh cache would give: a call's
+  output depends on the calls before it in this process. That history is itself fixed
+  by the study (goal order, mode order, seeds), so a rerun of a job reproduces its
+  outputs (tests/test_llm_llamacpp.py checks repeated runs); both modes get the same
+  treatment. ``prompt_cache: false`` starts every call from an empty cache, making each
+  output a function of its messages alone, at the cost of re-reading every prompt;
 - optionally constrains the output with a grammar compiled from a JSON schema
   (used for tool-call steps).
 
@@ -90,7 +98,7 @@ class LlamaCppBackend:
         top_p: float = 0.95,
         min_p: float = 0.05,
         repeat_penalty: float = 1.0,
-        prompt_cache: bool = False,
+        prompt_cache: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         llama_cpp = _import_llama()

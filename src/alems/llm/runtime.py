@@ -14,8 +14,8 @@ Two things live here.
   short completion, and an unreachable server stops the study before any measurement
   with the URL and what was tried.
 
-``alems doctor`` runs the same probe; the pipeline's ``llm_preflight`` rule runs it before
-the baseline and every ``run_family`` job.
+``alems doctor`` runs the same probe, and so does every measurement job of the pipeline
+(``baseline``, ``run_family``: :func:`alems.study.preflight_study`) before it measures.
 """
 
 from __future__ import annotations
