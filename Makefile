@@ -54,7 +54,7 @@ setup: $(VENV)/.installed
 
 ## llama-cpp-python: built once per (version, flags) from source, wheel cached outside the repo.
 ## pip's own cache keys wheels by name and version only, so it is bypassed for this build.
-$(LLAMA_SDIST):
+$(LLAMA_SDIST): | $(VENV)/.installed
 	mkdir -p $(dir $@)
 	$(BIN)/pip download -q --no-deps --no-binary :all: "llama-cpp-python==$(LLAMA_VER)" -d $(dir $@)
 
