@@ -280,6 +280,8 @@ def _probe_in_child(
         return result
     result.tokens_out, result.text = reply.get("tokens_out"), reply.get("text")
     result.summary = f"{cfg.backend} generated {result.tokens_out} token(s) of {name} in {result.seconds:.2f} s (load included)"
+    if build:
+        result.summary += f"; llama-cpp-python {build.get('version')} built for {build.get('cpu_level')}"
     return result
 
 
