@@ -2,7 +2,7 @@
 
     snakemake --cores 1 all                      # the whole study (config/config.yaml)
     snakemake --cores 1 figures                  # figures again from existing tables
-    snakemake --cores 1 --configfile config/smoke.yaml all
+    snakemake --cores 1 all --configfile config/smoke.yaml
 
 Measurement jobs hold the resource energy_meter=1 (set by profiles/default), so two
 never overlap on one host, even with --cores N.
