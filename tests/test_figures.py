@@ -212,3 +212,13 @@ def test_figures_mark_unbounded_and_missing_intervals(tmp_path: Path, monkeypatc
     label = next(t for t in seen["fig2_ooi_forest"] if t.startswith("OOI ="))
     assert "Bonferroni" in label and "hollow: no CI" in label and "ratio of mean family EpGs" in label
     assert set(FAMS) <= set(seen["fig5_success_vs_energy"])  # a legend entry per family, no point labels
+
+
+def test_an_undefined_ooi_row_says_why() -> None:
+    from alems.figures import _undefined_reason
+
+    assert _undefined_reason("zero_successes_agentic;zero_successes_linear") == "no success in either mode"
+    assert _undefined_reason("zero_successes_linear") == "no linear success"
+    assert _undefined_reason("zero_successes_agentic") == "no agentic success"
+    # a pooled row whose every family was excluded has no success flags of its own
+    assert _undefined_reason("excluded:gsm8k_basic;excluded:tg_single_calc") == "no family with a defined OOI to pool"

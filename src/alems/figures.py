@@ -371,6 +371,16 @@ def _as_float(x: Any) -> float:
     return float(x) if _finite(x) or str(x) in ("inf", "-inf") else float("nan")
 
 
+def _undefined_reason(flags: str) -> str:
+    """Why an OOI row has no value: a mode without success, or (pooled rows) no family to pool."""
+    lin, agt = "zero_successes_linear" in flags, "zero_successes_agentic" in flags
+    if lin or agt:
+        return "no success in either mode" if lin and agt else ("no linear success" if lin else "no agentic success")
+    if "excluded:" in flags:
+        return "no family with a defined OOI to pool"
+    return "no goal pairs" if "no_pairs" in flags else "no value"
+
+
 def fig_ooi(inp: FigureInputs, out_dir: Path) -> list[Path]:
     plt = _plt()
     o, headline = forest_rows(inp.ooi.copy())
@@ -416,12 +426,13 @@ def fig_ooi(inp: FigureInputs, out_dir: Path) -> list[Path]:
                 why = "insufficient data" if "insufficient_data" in flags else "no interval"
                 ax.text(float(v), y + 0.3, why, ha="center", va="bottom", fontsize=FONT - 3, color="#555555")
         elif _finite(v):  # zero or negative (an energy layer below idle): no place on a log axis, so said
-            ax.text(1.0, y, f"  OOI {float(v):.3g} (not > 0: an EpG at or below 0)", va="center",
-                    fontsize=FONT - 2, color="#AA0000")  # fmt: skip
+            ax.text(0.02, y, f"OOI {float(v):.3g} (not > 0: an EpG at or below 0)", va="center",
+                    fontsize=FONT - 2, color="#AA0000", transform=ax.get_yaxis_transform(),
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.0})  # fmt: skip
         else:
-            lin, agt = "zero_successes_linear" in flags, "zero_successes_agentic" in flags
-            why = "no success in either mode" if lin == agt else ("no linear success" if lin else "no agentic success")
-            ax.text(1.0, y, f"  undefined ({why})", va="center", fontsize=FONT - 2, color="#AA0000")
+            ax.text(0.02, y, f"undefined ({_undefined_reason(flags)})", va="center", fontsize=FONT - 2,
+                    color="#AA0000", transform=ax.get_yaxis_transform(),
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.0})  # fmt: skip
     ax.axvline(1.0, color="#AA0000", ls="--", lw=0.8)
     if len(groups) and len(fams):
         ax.axhline(len(groups) - 0.5, color="#999999", lw=0.5)
