@@ -496,10 +496,13 @@ def installed_distributions() -> dict[str, str]:
 
 
 def read_llama_build(path: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
-    """The llama-cpp-python build record the Makefile writes (``sys.prefix/llama_build.json``)."""
+    """The llama-cpp-python build record ``make llama`` writes (:func:`alems.llm.runtime.build_record_path`);
+    an unreadable one is recorded as such rather than dropped."""
     import json
 
-    p = Path(path) if path is not None else Path(sys.prefix) / "llama_build.json"
+    from alems.llm.runtime import build_record_path
+
+    p = Path(path) if path is not None else build_record_path()
     text = _read(p)
     if text is None:
         return None

@@ -37,17 +37,15 @@ Example::
 from __future__ import annotations
 
 import hashlib
-import json
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from alems.errors import ModelError
 from alems.io import canonical_json
 from alems.llm.base import Completion, LLMCallError, Message
 from alems.llm.fetch import ModelFile
+from alems.llm.runtime import read_build_record
 
 LLAMA_IMPORT_FIX = "run `make llama` (builds llama-cpp-python once and caches the wheel)"
 
@@ -69,11 +67,7 @@ def llama_build_info() -> dict[str, Any]:
     except ModelError:
         return info
     info["version"] = getattr(llama_cpp, "__version__", None)
-    build = Path(sys.prefix) / "llama_build.json"
-    try:
-        info["build"] = json.loads(build.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        pass
+    info["build"] = read_build_record()
     try:
         info["system_info"] = llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()
     except Exception:  # noqa: BLE001 - informational only
