@@ -1,4 +1,5 @@
-"""Helper processes that run A-LEMS code (the sampler child, the simulated RAPL writer).
+"""Helper processes that run A-LEMS code (the sampler child, the simulated RAPL writer, the
+LLM preflight probe).
 
 They start with ``python -m alems...``, so they must import the same A-LEMS as their
 parent even when it is not installed (a checkout on ``PYTHONPATH``, a test run); and they
@@ -10,15 +11,17 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 
-def child_env() -> dict[str, str]:
-    """This process's environment with the directory holding this ``alems`` first on PYTHONPATH."""
+def child_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default: this process's environment) with the directory holding this
+    ``alems`` first on PYTHONPATH."""
     import alems
 
     src = str(Path(alems.__file__).resolve().parents[1])
-    env = dict(os.environ)
+    env = dict(os.environ if base is None else base)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
     return env
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from alems.energy.childproc import child_env
 from alems.errors import AlemsError, LLMRuntimeError
 from alems.io import atomic_write_text
 from alems.llm.config import LLMConfig
@@ -240,17 +241,13 @@ def _probe_in_child(
     name = cfg.model_path or cfg.model
     what = f"{PROBE_MAX_TOKENS} tokens of {name}"
     where = _build_words(build) if embedded else f"the {cfg.backend} backend"
-    child_env = dict(os.environ if env is None else env)
-    src = str(Path(__file__).resolve().parents[2])
-    path = [p for p in child_env.get("PYTHONPATH", "").split(os.pathsep) if p and p != src]
-    child_env["PYTHONPATH"] = os.pathsep.join([src, *path])
     payload = json.dumps({"llm": asdict(cfg), "threads": threads})
     argv = [sys.executable, "-m", "alems.llm.runtime", "probe-child"]
     result = ProbeResult(backend=cfg.backend, model=name, status="ok", summary="", build=build)
     t0 = time.monotonic()
     try:
         proc = subprocess.run(argv, input=payload, capture_output=True, text=True, timeout=timeout_s,
-                              env=child_env, check=False)  # fmt: skip
+                              env=child_env(env), check=False)  # fmt: skip
     except subprocess.TimeoutExpired:
         result.status, result.seconds = "hung", time.monotonic() - t0
         result.summary = f"the LLM runtime generated nothing within {timeout_s:g} s ({what}; {where})"
