@@ -338,12 +338,17 @@ def llm_settings(llm: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in llm.items() if k != "oracle"}
 
 
+def uses_oracle(llm: Mapping[str, Any]) -> bool:
+    """``scripted`` with no fixed ``script``: the oracle policy plays the study in process."""
+    return llm.get("backend") == "scripted" and not llm.get("script")
+
+
 def make_backend(
     llm: Mapping[str, Any], *, threads: int | None, goals: Sequence[Any] = (), family: Any = None,
     model_path: str | None = None,
 ) -> Any:
     """The backend a config names. ``scripted`` with no fixed ``script`` is the oracle policy."""
-    if llm.get("backend") == "scripted" and not llm.get("script"):
+    if uses_oracle(llm):
         return OracleBackend(goals, family=family, **dict(llm.get("oracle") or {}))
     from alems.llm.config import LLMConfig
     from alems.llm.factory import make_backend as _make
@@ -364,11 +369,10 @@ def preflight_study(llm: Mapping[str, Any], *, threads: int | None = None) -> di
     from alems.llm.config import LLMConfig
     from alems.llm.runtime import probe
 
-    settings = llm_settings(llm)
-    if settings.get("backend") == "scripted" and not settings.get("script"):
+    if uses_oracle(llm):
         log.info("LLM preflight: the scripted oracle runs in process, nothing to probe")
         return {"backend": "scripted", "status": "skipped"}
-    result = probe(LLMConfig.from_dict(settings), threads=threads)
+    result = probe(LLMConfig.from_dict(llm_settings(llm)), threads=threads)
     log.info("LLM preflight:\n%s", result.render())
     result.raise_for_status()
     return result.to_dict()
