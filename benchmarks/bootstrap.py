@@ -59,8 +59,19 @@ def goals_frame(data: dict[str, np.ndarray]) -> pd.DataFrame:
         for j, (e_a, s_a, e_l, s_l) in enumerate(v):
             for mode, e, s in (("agentic", e_a, s_a), ("linear", e_l, s_l)):
                 rows.append((fam, mode, f"{fam}-{j}", 0, 1, bool(s), True, e, 0.0, "measured", ""))
-    cols = ["family", "mode", "goal_id", "rep", "attempt", "success", "final_attempt", "energy_j", "gap_j",
-            "energy_source", "flags"]  # fmt: skip
+    cols = [
+        "family",
+        "mode",
+        "goal_id",
+        "rep",
+        "attempt",
+        "success",
+        "final_attempt",
+        "energy_j",
+        "gap_j",
+        "energy_source",
+        "flags",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -83,7 +94,9 @@ def ours_stratified(data: dict[str, np.ndarray]) -> list:
 
 
 def ours_unstratified(pooled: np.ndarray):
-    return bootstrap_scope([make_stratum("all", pooled, B, stratum_rng(0, "all"))], ooi_stat, ooi_degenerate, 0.95)
+    return bootstrap_scope(
+        [make_stratum("all", pooled, B, stratum_rng(0, "all"))], ooi_stat, ooi_degenerate, 0.95
+    )
 
 
 def ratio(ea, sa, el, sl, axis=-1):
@@ -92,9 +105,15 @@ def ratio(ea, sa, el, sl, axis=-1):
 
 def scipy_unstratified(pooled: np.ndarray):
     return stats.bootstrap(
-        tuple(pooled.T), ratio, paired=True, vectorized=True, n_resamples=B, confidence_level=0.95,
-        method="BCa", rng=np.random.default_rng(0),
-    )  # fmt: skip
+        tuple(pooled.T),
+        ratio,
+        paired=True,
+        vectorized=True,
+        n_resamples=B,
+        confidence_level=0.95,
+        method="BCa",
+        rng=np.random.default_rng(0),
+    )
 
 
 def main() -> None:
@@ -109,13 +128,19 @@ def main() -> None:
 
     overall = res[-1]
     print(f"B={B}, {len(data)} families x {N_PAIRS} pairs, best of {REPEATS}")
-    print(f"ours, stratified, 11 OOI scopes (BCa):       {t_strat:7.3f} s   target < {TARGET_S:.1f} s: "
-          f"{'OK' if t_strat < TARGET_S else 'MISSED'}")  # fmt: skip
+    print(
+        f"ours, stratified, 11 OOI scopes (BCa):       {t_strat:7.3f} s   target < {TARGET_S:.1f} s: "
+        f"{'OK' if t_strat < TARGET_S else 'MISSED'}"
+    )
     print(f"ours, ooi_table from a goals table:          {t_table:7.3f} s")
-    print(f"  overall OOI {overall.estimate:.4f} [{overall.ci_low:.4f}, {overall.ci_high:.4f}] ({overall.method})")
+    print(
+        f"  overall OOI {overall.estimate:.4f} [{overall.ci_low:.4f}, {overall.ci_high:.4f}] ({overall.method})"
+    )
     print("same statistic, unstratified paired BCa over all 800 pairs:")
-    print(f"  ours                                       {t_ours:7.3f} s   "
-          f"[{ours.ci_low:.4f}, {ours.ci_high:.4f}]")  # fmt: skip
+    print(
+        f"  ours                                       {t_ours:7.3f} s   "
+        f"[{ours.ci_low:.4f}, {ours.ci_high:.4f}]"
+    )
     ci = ref.confidence_interval
     print(f"  scipy.stats.bootstrap (paired, vectorized) {t_scipy:7.3f} s   [{ci.low:.4f}, {ci.high:.4f}]")
     print(f"  ratio scipy / ours: {t_scipy / t_ours:.1f}x")

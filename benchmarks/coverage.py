@@ -103,7 +103,9 @@ def true_pooled(estimand: str, idx: list[int]) -> float:
         return float(TRUE_EPG_A[idx].mean() / TRUE_EPG_L[idx].mean())
     if estimand == "geomean_ooi":
         return float(np.exp(np.log(TRUE_EPG_A[idx] / TRUE_EPG_L[idx]).mean()))
-    return float((MU_AGENTIC[idx].sum() / PI_AGENTIC[idx].sum()) / (MU_LINEAR[idx].sum() / PI_LINEAR[idx].sum()))
+    return float(
+        (MU_AGENTIC[idx].sum() / PI_AGENTIC[idx].sum()) / (MU_LINEAR[idx].sum() / PI_LINEAR[idx].sum())
+    )
 
 
 def simulate(sc: Scenario, rng: np.random.Generator) -> pd.DataFrame:

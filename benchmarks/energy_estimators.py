@@ -41,7 +41,9 @@ def nvml_errors(watts: float = 80.0, period: float = 0.1, seed: int = 0) -> dict
     return out
 
 
-def background(u_bg: float, n: int = 4, p_idle: float = 20.0, p_max: float = 100.0, job: float = 0.8) -> tuple[float, float]:
+def background(
+    u_bg: float, n: int = 4, p_idle: float = 20.0, p_max: float = 100.0, job: float = 0.8
+) -> tuple[float, float]:
     """(old, new) attributed energy of a 2 s job / the quiet truth, baseline under the same load."""
     k = p_max - p_idle
     dt = 0.01
@@ -56,7 +58,9 @@ def background(u_bg: float, n: int = 4, p_idle: float = 20.0, p_max: float = 100
     idle_w = np.array([p_idle + k * u_bg * (n - 1) / n])  # what an idle baseline under this load measures
     t0, t1 = np.array([2.0]), np.array([4.0])
     old = window_energy(series, t0, t1, idle_w, "cpu_share").attributed_j[0]
-    new = window_energy(series, t0, t1, idle_w, "cpu_share", idle_busy_cpu_per_s=u_bg * (n - 1)).attributed_j[0]
+    new = window_energy(series, t0, t1, idle_w, "cpu_share", idle_busy_cpu_per_s=u_bg * (n - 1)).attributed_j[
+        0
+    ]
     truth = k * job * 2.0 / n
     return float(old / truth), float(new / truth)
 

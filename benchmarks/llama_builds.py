@@ -55,8 +55,15 @@ def child(model: str, threads: int, tokens: int) -> None:
     """One measurement: load, then time the prompt and the generated tokens; print JSON."""
     import llama_cpp
 
-    llm = llama_cpp.Llama(model_path=model, n_ctx=2048, n_batch=512, n_threads=threads,
-                          n_threads_batch=threads, seed=0, verbose=False)  # fmt: skip
+    llm = llama_cpp.Llama(
+        model_path=model,
+        n_ctx=2048,
+        n_batch=512,
+        n_threads=threads,
+        n_threads_batch=threads,
+        seed=0,
+        verbose=False,
+    )
     prompt = llm.tokenize(PROMPT.encode())
     t0 = time.perf_counter()
     stamps = []
@@ -67,8 +74,17 @@ def child(model: str, threads: int, tokens: int) -> None:
     first = stamps[0] - t0
     gen = (len(stamps) - 1) / (stamps[-1] - stamps[0])
     info = llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()
-    print(json.dumps({"prompt_tokens": len(prompt), "prompt_tps": len(prompt) / first, "gen_tps": gen,
-                      "generated": len(stamps), "system_info": info}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "prompt_tokens": len(prompt),
+                "prompt_tps": len(prompt) / first,
+                "gen_tps": gen,
+                "generated": len(stamps),
+                "system_info": info,
+            }
+        )
+    )
 
 
 def unpack(wheel: Path, into: Path) -> Path:
@@ -94,8 +110,17 @@ def label(flags: str) -> str:
 
 def measure(lib: Path, model: str, threads: int, tokens: int) -> dict:
     env = {**os.environ, "LLAMA_CPP_LIB_PATH": str(lib)}
-    cmd = [sys.executable, __file__, "--child", "--model-path", model, "--threads", str(threads),
-           "--tokens", str(tokens)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--model-path",
+        model,
+        "--threads",
+        str(threads),
+        "--tokens",
+        str(tokens),
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=False)
     except subprocess.TimeoutExpired:
@@ -135,11 +160,15 @@ def main() -> int:
             wheel = next(d.glob("llama_cpp_python-*.whl"))
             flags = (d / "CMAKE_ARGS").read_text().strip() if (d / "CMAKE_ARGS").exists() else ""
             libs[d.name] = unpack(wheel, Path(tmp) / d.name)
-            results[d.name] = {"flags": flags, "label": label(flags), "default": d.name.endswith(f"-{installed}"),
-                               "runs": []}  # fmt: skip
+            results[d.name] = {
+                "flags": flags,
+                "label": label(flags),
+                "default": d.name.endswith(f"-{installed}"),
+                "runs": [],
+            }
         names = list(libs)
         for r in range(args.rounds):
-            for name in names[r % len(names):] + names[: r % len(names)]:
+            for name in names[r % len(names) :] + names[: r % len(names)]:
                 if results[name].get("error"):
                     continue
                 m = measure(libs[name], model, args.threads, args.tokens)
@@ -153,22 +182,38 @@ def main() -> int:
             res["gen_tps"] = statistics.median(m["gen_tps"] for m in res["runs"])
     running = [r for r in results.values() if r.get("gen_tps")]
     fastest = max(running, key=lambda r: r["gen_tps"]) if running else None
-    print(f"model {Path(model).name}, {args.threads} threads, {args.tokens} tokens, {args.rounds} rounds (median)")
+    print(
+        f"model {Path(model).name}, {args.threads} threads, {args.tokens} tokens, {args.rounds} rounds (median)"
+    )
     print(f"{'build':<26} {'flags hash':<14} {'prompt tok/s':>13} {'gen tok/s':>10} {'gen ratio':>10}")
     for name, res in results.items():
         tag = " *" if res["default"] else ""
         if "gen_tps" in res and fastest:
             res["gen_ratio_to_fastest"] = res["gen_tps"] / fastest["gen_tps"]
-            print(f"{res['label'] + tag:<26} {name.rsplit('-', 1)[1]:<14} {res['prompt_tps']:>13.1f} "
-                  f"{res['gen_tps']:>10.1f} {res['gen_ratio_to_fastest']:>10.3f}")  # fmt: skip
+            print(
+                f"{res['label'] + tag:<26} {name.rsplit('-', 1)[1]:<14} {res['prompt_tps']:>13.1f} "
+                f"{res['gen_tps']:>10.1f} {res['gen_ratio_to_fastest']:>10.3f}"
+            )
         else:
-            print(f"{res['label'] + tag:<26} {name.rsplit('-', 1)[1]:<14} {'does not run here: ' + res.get('error', '?')}")
+            print(
+                f"{res['label'] + tag:<26} {name.rsplit('-', 1)[1]:<14} {'does not run here: ' + res.get('error', '?')}"
+            )
     default = next((r for r in results.values() if r["default"]), None)
     if default and default.get("gen_ratio_to_fastest") is not None:
-        print(f"* installed default: generation {default['gen_ratio_to_fastest']:.3f}x the fastest build here "
-              f"({fastest['label']}); target >= 0.90")  # fmt: skip
-    atomic_write_json(OUT, {"model": Path(model).name, "threads": args.threads, "tokens": args.tokens,
-                            "rounds": args.rounds, "builds": results})  # fmt: skip
+        print(
+            f"* installed default: generation {default['gen_ratio_to_fastest']:.3f}x the fastest build here "
+            f"({fastest['label']}); target >= 0.90"
+        )
+    atomic_write_json(
+        OUT,
+        {
+            "model": Path(model).name,
+            "threads": args.threads,
+            "tokens": args.tokens,
+            "rounds": args.rounds,
+            "builds": results,
+        },
+    )
     return 0
 
 

@@ -80,9 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         res = {name: fn() for name, fn in order}
         rows.append(res)
         b, o = res["bare"], res["backend"]
-        print(f"pair {i + 1}: bare {b[2] / b[0]:6.2f} tok/s   backend {o[2] / o[0]:6.2f} tok/s   "
-              f"ratio {(o[2] / o[0]) / (b[2] / b[0]):.3f}   per CPU-s {(o[2] / o[4]) / (b[2] / b[4]):.3f}   "
-              f"load {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
+        print(
+            f"pair {i + 1}: bare {b[2] / b[0]:6.2f} tok/s   backend {o[2] / o[0]:6.2f} tok/s   "
+            f"ratio {(o[2] / o[0]) / (b[2] / b[0]):.3f}   per CPU-s {(o[2] / o[4]) / (b[2] / b[4]):.3f}   "
+            f"load {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
 
     for r in rows:
         for name, (_dt, _tin, tout, _text, _cpu) in r.items():
@@ -103,17 +106,27 @@ def main(argv: list[str] | None = None) -> int:
 
     prompt_tokens = rows[0]["backend"][1]
     prov = backend.provenance()
-    print(f"\nmodel {args.model} (sha256 {prov['model_sha256'][:12]}...), {args.threads} threads, "
-          f"prompt {prompt_tokens} tokens, {n} generated tokens, {args.pairs} interleaved pairs")  # fmt: skip
+    print(
+        f"\nmodel {args.model} (sha256 {prov['model_sha256'][:12]}...), {args.threads} threads, "
+        f"prompt {prompt_tokens} tokens, {n} generated tokens, {args.pairs} interleaved pairs"
+    )
     print(f"bare llama-cpp-python : {statistics.median(tps_bare):6.2f} tok/s (median, end to end)")
     print(f"alems llamacpp backend: {statistics.median(tps_ours):6.2f} tok/s (median, end to end)")
-    print(f"throughput ratio backend/bare: {ratio:.3f} (median of pairs; min {min(ratios):.3f}, "
-          f"max {max(ratios):.3f}) target >= 0.97: {'PASS' if ok_ratio else 'MISS'}")  # fmt: skip
-    print(f"throughput ratio per CPU-second: {cpu_ratio:.3f} (median of pairs; min {min(cpu_ratios):.3f}, "
-          f"max {max(cpu_ratios):.3f})")  # fmt: skip
-    print(f"same text: {same_text}; same token counts: {same_counts}; host load average {load[0]:.2f} (1 min)")
-    print(f"peak RSS with the model loaded: {peak:.0f} MiB (before load {rss_before:.0f} MiB) "
-          f"target <= 1024 MiB: {'PASS' if ok_rss else 'MISS'}")  # fmt: skip
+    print(
+        f"throughput ratio backend/bare: {ratio:.3f} (median of pairs; min {min(ratios):.3f}, "
+        f"max {max(ratios):.3f}) target >= 0.97: {'PASS' if ok_ratio else 'MISS'}"
+    )
+    print(
+        f"throughput ratio per CPU-second: {cpu_ratio:.3f} (median of pairs; min {min(cpu_ratios):.3f}, "
+        f"max {max(cpu_ratios):.3f})"
+    )
+    print(
+        f"same text: {same_text}; same token counts: {same_counts}; host load average {load[0]:.2f} (1 min)"
+    )
+    print(
+        f"peak RSS with the model loaded: {peak:.0f} MiB (before load {rss_before:.0f} MiB) "
+        f"target <= 1024 MiB: {'PASS' if ok_rss else 'MISS'}"
+    )
 
     atomic_write_json(
         OUT,

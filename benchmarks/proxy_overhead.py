@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from fake_openai import FakeOpenAI  # noqa: E402
+from fake_openai import FakeOpenAI
 
-from alems.agents.events import EventLog  # noqa: E402
-from alems.proxy import EventLogSink, LlmProxy  # noqa: E402
+from alems.agents.events import EventLog
+from alems.proxy import EventLogSink, LlmProxy
 
 N = 200
 
@@ -55,8 +55,10 @@ def main() -> None:
                 direct = statistics.median(timed_calls(up.port, stream))
                 proxied = statistics.median(timed_calls(proxy.port, stream))
                 kind = "streamed" if stream else "plain"
-                print(f"{kind:8} chat call: direct {direct * 1e3:.2f} ms, through the proxy {proxied * 1e3:.2f} ms "
-                      f"(+{(proxied - direct) * 1e3:.2f} ms per call, ratio {proxied / direct:.2f})")
+                print(
+                    f"{kind:8} chat call: direct {direct * 1e3:.2f} ms, through the proxy {proxied * 1e3:.2f} ms "
+                    f"(+{(proxied - direct) * 1e3:.2f} ms per call, ratio {proxied / direct:.2f})"
+                )
         print(f"recorded {proxy.calls} calls, {proxy.errors} errors, {log.count} events")
     up.close()
 

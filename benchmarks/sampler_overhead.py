@@ -33,9 +33,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from alems.energy.rapl import RaplMeter  # noqa: E402
-from alems.energy.sampler import Sampler  # noqa: E402
-from alems.energy.simulated import make_powercap_tree  # noqa: E402
+from alems.energy.rapl import RaplMeter
+from alems.energy.sampler import Sampler
+from alems.energy.simulated import make_powercap_tree
 
 
 def python_loop(n: int) -> int:
@@ -98,8 +98,10 @@ def main() -> int:
         "python (holds the GIL)": lambda n: python_loop(n),
         "numpy matmul (releases the GIL)": lambda n: numpy_loop(n, a, b),
     }
-    print(f"fake tree: {len(meter.domains())} domains ({', '.join(d.key for d in meter.domains())}); "
-          f"interval {args.interval_ms:g} ms; {args.rounds} interleaved rounds of ~{args.seconds:g} s")
+    print(
+        f"fake tree: {len(meter.domains())} domains ({', '.join(d.key for d in meter.domains())}); "
+        f"interval {args.interval_ms:g} ms; {args.rounds} interleaved rounds of ~{args.seconds:g} s"
+    )
     arms = ("none", "thread", "process")
     for name, fn in workloads.items():
         n = calibrate(fn, args.seconds)
@@ -130,10 +132,12 @@ def main() -> int:
             rate = rows[arm] / sum(times[arm])
             per = cpu[arm] / max(rows[arm], 1) * 1e6
             share = cpu[arm] / sum(times[arm]) * 100
-            print(f"    sampler {arm:7}  {statistics.median(times[arm]):.4f} s  slowdown {ratio:.4f}  "
-                  f"(paired median {pair:.4f}, min/min {best:.4f})  [target <= 1.01]\n"
-                  f"                      {rate:.0f} samples/s; sampling CPU {per:.0f} us/sample = {share:.2f} % "
-                  f"of one core{' (holding the GIL)' if arm == 'thread' else ' (another process)'}")
+            print(
+                f"    sampler {arm:7}  {statistics.median(times[arm]):.4f} s  slowdown {ratio:.4f}  "
+                f"(paired median {pair:.4f}, min/min {best:.4f})  [target <= 1.01]\n"
+                f"                      {rate:.0f} samples/s; sampling CPU {per:.0f} us/sample = {share:.2f} % "
+                f"of one core{' (holding the GIL)' if arm == 'thread' else ' (another process)'}"
+            )
 
     for arm in arms[1:]:
         s = Sampler(meter, mode=arm)
@@ -147,8 +151,10 @@ def main() -> int:
             lat.append(time.perf_counter() - t)
         s.stop()
         med = statistics.median(lat) * 1e6
-        print(f"boundary read ({arm} mode), all {len(meter.domains())} domains + CPU times: median {med:.1f} us "
-              f"(p90 {statistics.quantiles(lat, n=10)[-1] * 1e6:.1f} us)  [target < 100 us]")
+        print(
+            f"boundary read ({arm} mode), all {len(meter.domains())} domains + CPU times: median {med:.1f} us "
+            f"(p90 {statistics.quantiles(lat, n=10)[-1] * 1e6:.1f} us)  [target < 100 us]"
+        )
     raw = []
     for _ in range(3000):
         t = time.perf_counter()

@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -155,9 +156,9 @@ class FakeNvml:
         m.__file__ = "<fake pynvml>"
 
         class NVMLError(Exception):
-            _map: dict[int, type] = {}
+            _map: ClassVar[dict[int, type]] = {}
 
-            def __new__(cls, value: int):  # noqa: D401 - mimic pynvml's class mapping
+            def __new__(cls, value: int):
                 if cls is NVMLError:
                     cls = NVMLError._map.get(value, cls)
                 obj = Exception.__new__(cls)
@@ -168,19 +169,35 @@ class FakeNvml:
                 super().__init__(value)
 
             def __str__(self) -> str:
-                return {3: "Not Supported", 9: "Driver Not Loaded", 12: "NVML Shared Library Not Found",
-                        6: "Not Found"}.get(self.value, f"NVML Error with code {self.value}")
+                return {
+                    3: "Not Supported",
+                    9: "Driver Not Loaded",
+                    12: "NVML Shared Library Not Found",
+                    6: "Not Found",
+                }.get(self.value, f"NVML Error with code {self.value}")
 
-        for code, cname in ((3, "NotSupported"), (9, "DriverNotLoaded"), (12, "LibraryNotFound"),
-                            (6, "NotFound"), (999, "Unknown")):
+        for code, cname in (
+            (3, "NotSupported"),
+            (9, "DriverNotLoaded"),
+            (12, "LibraryNotFound"),
+            (6, "NotFound"),
+            (999, "Unknown"),
+        ):
             sub = type(f"NVMLError_{cname}", (NVMLError,), {})
             NVMLError._map[code] = sub
             setattr(m, sub.__name__, sub)
         m.NVMLError = NVMLError
-        for k in ("NVML_ERROR_NOT_SUPPORTED", "NVML_ERROR_DRIVER_NOT_LOADED", "NVML_ERROR_LIBRARY_NOT_FOUND",
-                  "NVML_ERROR_NOT_FOUND", "NVML_ERROR_UNKNOWN"):
+        for k in (
+            "NVML_ERROR_NOT_SUPPORTED",
+            "NVML_ERROR_DRIVER_NOT_LOADED",
+            "NVML_ERROR_LIBRARY_NOT_FOUND",
+            "NVML_ERROR_NOT_FOUND",
+            "NVML_ERROR_UNKNOWN",
+        ):
             setattr(m, k, getattr(self, k))
-        for i, arch in enumerate(("KEPLER", "MAXWELL", "PASCAL", "VOLTA", "TURING", "AMPERE", "ADA", "HOPPER")):
+        for i, arch in enumerate(
+            ("KEPLER", "MAXWELL", "PASCAL", "VOLTA", "TURING", "AMPERE", "ADA", "HOPPER")
+        ):
             setattr(m, f"NVML_DEVICE_ARCH_{arch}", i + 2)
 
         def api(fn: Callable) -> Callable:
@@ -198,31 +215,31 @@ class FakeNvml:
             return h  # type: ignore[return-value]
 
         @api
-        def nvmlInit() -> None:  # noqa: N802
+        def nvmlInit() -> None:
             if fake.init_error is not None:
                 raise NVMLError(fake.init_error)
             fake.initialised += 1
 
         @api
-        def nvmlShutdown() -> None:  # noqa: N802
+        def nvmlShutdown() -> None:
             fake.initialised -= 1
 
         @api
-        def nvmlSystemGetDriverVersion() -> str:  # noqa: N802
+        def nvmlSystemGetDriverVersion() -> str:
             return fake.driver_version
 
         @api
-        def nvmlDeviceGetCount() -> int:  # noqa: N802
+        def nvmlDeviceGetCount() -> int:
             return len(fake.gpus)
 
         @api
-        def nvmlDeviceGetHandleByIndex(i: int) -> FakeGpu:  # noqa: N802
+        def nvmlDeviceGetHandleByIndex(i: int) -> FakeGpu:
             if not 0 <= i < len(fake.gpus):
                 raise NVMLError(fake.NVML_ERROR_NOT_FOUND)
             return fake.gpus[i]
 
         @api
-        def nvmlDeviceGetHandleByUUID(uuid: str) -> object:  # noqa: N802
+        def nvmlDeviceGetHandleByUUID(uuid: str) -> object:
             for g in fake.gpus:
                 if g.uuid == uuid:
                     return g
@@ -231,27 +248,27 @@ class FakeNvml:
             raise NVMLError(fake.NVML_ERROR_NOT_FOUND)
 
         @api
-        def nvmlDeviceGetDeviceHandleFromMigDeviceHandle(h: object) -> FakeGpu:  # noqa: N802
+        def nvmlDeviceGetDeviceHandleFromMigDeviceHandle(h: object) -> FakeGpu:
             return gpu_of(h)
 
         @api
-        def nvmlDeviceGetIndex(h: object) -> int:  # noqa: N802
+        def nvmlDeviceGetIndex(h: object) -> int:
             return fake.gpus.index(gpu_of(h))
 
         @api
-        def nvmlDeviceGetUUID(h: FakeGpu) -> str:  # noqa: N802
+        def nvmlDeviceGetUUID(h: FakeGpu) -> str:
             return h.uuid
 
         @api
-        def nvmlDeviceGetName(h: FakeGpu) -> str:  # noqa: N802
+        def nvmlDeviceGetName(h: FakeGpu) -> str:
             return h.name
 
         @api
-        def nvmlDeviceGetArchitecture(h: FakeGpu) -> int:  # noqa: N802
+        def nvmlDeviceGetArchitecture(h: FakeGpu) -> int:
             return h.architecture
 
         @api
-        def nvmlDeviceGetTotalEnergyConsumption(h: FakeGpu) -> int:  # noqa: N802
+        def nvmlDeviceGetTotalEnergyConsumption(h: FakeGpu) -> int:
             if not h.energy_supported or h.architecture < 5:
                 raise NVMLError(fake.NVML_ERROR_NOT_SUPPORTED)
             if h.fail_reads:
@@ -259,29 +276,29 @@ class FakeNvml:
             return fake._energy_mj(h)
 
         @api
-        def nvmlDeviceGetPowerUsage(h: FakeGpu) -> int:  # noqa: N802
+        def nvmlDeviceGetPowerUsage(h: FakeGpu) -> int:
             if h.fail_reads:
                 raise NVMLError(fake.NVML_ERROR_UNKNOWN)
             return h.power_mw
 
         @api
-        def nvmlDeviceGetEnforcedPowerLimit(h: FakeGpu) -> int:  # noqa: N802
+        def nvmlDeviceGetEnforcedPowerLimit(h: FakeGpu) -> int:
             return h.power_limit_mw
 
         @api
-        def nvmlDeviceGetPowerManagementLimit(h: FakeGpu) -> int:  # noqa: N802
+        def nvmlDeviceGetPowerManagementLimit(h: FakeGpu) -> int:
             return h.power_limit_mw
 
         @api
-        def nvmlDeviceGetComputeRunningProcesses(h: FakeGpu) -> list[types.SimpleNamespace]:  # noqa: N802
+        def nvmlDeviceGetComputeRunningProcesses(h: FakeGpu) -> list[types.SimpleNamespace]:
             return [types.SimpleNamespace(pid=p, usedGpuMemory=0) for p in h.processes]
 
         @api
-        def nvmlDeviceGetGraphicsRunningProcesses(h: FakeGpu) -> list[types.SimpleNamespace]:  # noqa: N802
+        def nvmlDeviceGetGraphicsRunningProcesses(h: FakeGpu) -> list[types.SimpleNamespace]:
             return []
 
         @api
-        def nvmlDeviceGetMemoryInfo(h: FakeGpu) -> types.SimpleNamespace:  # noqa: N802
+        def nvmlDeviceGetMemoryInfo(h: FakeGpu) -> types.SimpleNamespace:
             return types.SimpleNamespace(total=h.memory_total, free=h.memory_total, used=0)
 
         return m

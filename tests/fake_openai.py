@@ -52,31 +52,53 @@ class FakeOpenAI:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 owner.requests.append({"path": self.path, "auth": self.headers.get("Authorization")})
                 self._json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 n = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(n) or b"{}")
-                owner.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+                owner.requests.append(
+                    {"path": self.path, "auth": self.headers.get("Authorization"), "body": body}
+                )
                 if owner.hang:
                     owner._release.wait(30)
                     return
                 if owner.status >= 400:
-                    self._json(owner.status, {"error": {"message": "model overloaded; key sk-leaked-abcdef123 rejected"}})
+                    self._json(
+                        owner.status,
+                        {"error": {"message": "model overloaded; key sk-leaked-abcdef123 rejected"}},
+                    )
                     return
-                usage = {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS,
-                         "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS}
+                usage = {
+                    "prompt_tokens": PROMPT_TOKENS,
+                    "completion_tokens": COMPLETION_TOKENS,
+                    "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS,
+                }
                 chat = self.path.endswith("/chat/completions")
                 if body.get("stream"):
                     self._stream(chat, usage)
                     return
-                choice = ({"index": 0, "message": {"role": "assistant", "content": "".join(STREAM_PIECES)},
-                           "finish_reason": "stop"} if chat else
-                          {"index": 0, "text": "".join(STREAM_PIECES), "finish_reason": "stop"})
-                self._json(200, {"id": "x", "object": "chat.completion" if chat else "text_completion",
-                                 "model": body.get("model"), "choices": [choice], "usage": usage})
+                choice = (
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "".join(STREAM_PIECES)},
+                        "finish_reason": "stop",
+                    }
+                    if chat
+                    else {"index": 0, "text": "".join(STREAM_PIECES), "finish_reason": "stop"}
+                )
+                self._json(
+                    200,
+                    {
+                        "id": "x",
+                        "object": "chat.completion" if chat else "text_completion",
+                        "model": body.get("model"),
+                        "choices": [choice],
+                        "usage": usage,
+                    },
+                )
 
             def _stream(self, chat: bool, usage: dict[str, int]) -> None:
                 self.send_response(200)
@@ -85,7 +107,9 @@ class FakeOpenAI:
                 self.end_headers()
                 for i, piece in enumerate(STREAM_PIECES):
                     delta = {"delta": {"content": piece}} if chat else {"text": piece}
-                    self.wfile.write(b"data: " + json.dumps({"choices": [{"index": 0, **delta}]}).encode() + b"\n\n")
+                    self.wfile.write(
+                        b"data: " + json.dumps({"choices": [{"index": 0, **delta}]}).encode() + b"\n\n"
+                    )
                     self.wfile.flush()
                     if i == 0 and owner.gate is not None:
                         owner.gate_opened = owner.gate.wait(owner.gate_timeout_s)
@@ -99,7 +123,9 @@ class FakeOpenAI:
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     def close(self) -> None:

@@ -33,14 +33,16 @@ def _child(fn: Callable[..., Any], args: tuple, kwargs: dict, conn: Any) -> None
         conn.send(("pass", ""))
     except pytest.skip.Exception as exc:
         conn.send(("skip", str(exc)))
-    except BaseException:  # noqa: BLE001 - every failure goes back to the parent as text
+    except BaseException:
         conn.send(("fail", traceback.format_exc()))
     finally:
         conn.close()
         os._exit(0)
 
 
-def run_isolated(fn: Callable[..., Any], *args: Any, timeout_s: float = DEFAULT_TIMEOUT_S, **kwargs: Any) -> None:
+def run_isolated(
+    fn: Callable[..., Any], *args: Any, timeout_s: float = DEFAULT_TIMEOUT_S, **kwargs: Any
+) -> None:
     """Call ``fn(*args, **kwargs)`` in a forked child and turn its outcome into this test's."""
     ctx = multiprocessing.get_context("fork")
     recv, send = ctx.Pipe(duplex=False)

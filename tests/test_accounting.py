@@ -59,22 +59,57 @@ def attempt_events(t0, t1, **kw):
 
 def outcome(goal="g1", mode="linear", attempt=1, success=True, final=True, family="factual_qa", rep=0):
     return {
-        "family": family, "mode": mode, "goal_id": goal, "rep": rep, "attempt": attempt,
-        "success": success, "final_attempt": final, "answer": "42", "expected": "42", "error": "",
-    }  # fmt: skip
+        "family": family,
+        "mode": mode,
+        "goal_id": goal,
+        "rep": rep,
+        "attempt": attempt,
+        "success": success,
+        "final_attempt": final,
+        "answer": "42",
+        "expected": "42",
+        "error": "",
+    }
 
 
 def one_attempt(t0, t1, df=None, idle=IDLE, **kw):
-    res = account(df if df is not None else samples(), DOMAINS, attempt_events(t0, t1), [outcome()], idle, **kw)
+    res = account(
+        df if df is not None else samples(), DOMAINS, attempt_events(t0, t1), [outcome()], idle, **kw
+    )
     return res, res.goals.iloc[0]
 
 
 def test_goals_columns_follow_the_contract_exactly():
-    contract = (
-        "family, mode, goal_id, rep, attempt, success, final_attempt, t0, t1, duration_s, "
-        "raw_j, dynamic_j, attributed_j, energy_j, llm_j, tool_j, orchestration_j, gap_j, coverage, "
-        "llm_calls, tool_calls, tokens_in, tokens_out, energy_source, answer, expected, error, run_id"
-    ).split(", ")
+    contract = [
+        "family",
+        "mode",
+        "goal_id",
+        "rep",
+        "attempt",
+        "success",
+        "final_attempt",
+        "t0",
+        "t1",
+        "duration_s",
+        "raw_j",
+        "dynamic_j",
+        "attributed_j",
+        "energy_j",
+        "llm_j",
+        "tool_j",
+        "orchestration_j",
+        "gap_j",
+        "coverage",
+        "llm_calls",
+        "tool_calls",
+        "tokens_in",
+        "tokens_out",
+        "energy_source",
+        "answer",
+        "expected",
+        "error",
+        "run_id",
+    ]
     assert list(GOALS_COLUMNS) == contract
     res, _ = one_attempt(1.0, 3.0, run_id="r1")
     assert list(res.goals.columns) == contract + list(EXTRA_COLUMNS)
@@ -169,7 +204,9 @@ def test_wraps_corrected_upstream_are_used_as_cumulative_joules():
     pkg_domain = Domain("package-0", "package", "measured", "rapl", max_range_j=100.0)
     t = np.linspace(0, 4, 41)
     df = samples(t=t, pkg=87.5 * t, dram=np.zeros(len(t)))
-    res = account(df, [pkg_domain], attempt_events(0.0, 4.0), [outcome()], {"package-0": 0.0}, attribution="none")
+    res = account(
+        df, [pkg_domain], attempt_events(0.0, 4.0), [outcome()], {"package-0": 0.0}, attribution="none"
+    )
     assert res.goals["raw_j"].iloc[0] == pytest.approx(350.0)
 
 
@@ -254,11 +291,17 @@ def test_phase_sums_hold_on_a_noisy_multi_attempt_run():
     t = np.sort(np.concatenate([[0.0, 20.0], rng.uniform(0, 20, 300)]))
     inc = rng.uniform(0, 3, (len(t), 2))
     proc_inc = rng.uniform(0, 0.05, len(t))
-    df = pd.DataFrame({
-        "t": t, "package-0": np.cumsum(inc[:, 0]), "core-0": np.cumsum(inc[:, 0]) / 2,
-        "dram-0": np.cumsum(inc[:, 1]), "proc_cpu_s": np.cumsum(proc_inc),
-        "sys_cpu_s": np.cumsum(proc_inc + rng.uniform(0, 0.1, len(t))), "boundary": False,
-    })  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "t": t,
+            "package-0": np.cumsum(inc[:, 0]),
+            "core-0": np.cumsum(inc[:, 0]) / 2,
+            "dram-0": np.cumsum(inc[:, 1]),
+            "proc_cpu_s": np.cumsum(proc_inc),
+            "sys_cpu_s": np.cumsum(proc_inc + rng.uniform(0, 0.1, len(t))),
+            "boundary": False,
+        }
+    )
     events, outcomes = [], []
     cursor = 0.5
     for g in range(6):
@@ -275,7 +318,9 @@ def test_phase_sums_hold_on_a_noisy_multi_attempt_run():
     res = account(df, DOMAINS, events, outcomes, IDLE)
     g = res.goals
     assert len(g) == 12
-    np.testing.assert_allclose(g["llm_j"] + g["tool_j"] + g["orchestration_j"], g["energy_j"], rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(
+        g["llm_j"] + g["tool_j"] + g["orchestration_j"], g["energy_j"], rtol=1e-12, atol=1e-9
+    )
     assert (g["llm_calls"] == 3).all() and (g["tool_calls"] == 3).all()
 
 
@@ -335,8 +380,16 @@ def test_energy_source_labels():
     assert contains_modeled("mixed") and contains_modeled(["measured", "modeled"])
     assert not contains_modeled(["measured"])
     t = GRID
-    df = pd.DataFrame({"t": t, "gpu-0": 70.0 * t, "cpu-model": 20.0 * t, "proc_cpu_s": t, "sys_cpu_s": 2 * t,
-                       "boundary": False})  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "t": t,
+            "gpu-0": 70.0 * t,
+            "cpu-model": 20.0 * t,
+            "proc_cpu_s": t,
+            "sys_cpu_s": 2 * t,
+            "boundary": False,
+        }
+    )
     res = account(df, [gpu, model], attempt_events(1.0, 2.0), [outcome()], {"gpu-0": 0.0, "cpu-model": 0.0})
     assert res.goals["energy_source"].tolist() == ["mixed"]
     assert res.contains_modeled
@@ -367,7 +420,8 @@ def test_write_goals_round_trips(tmp_path):
 
 
 def test_events_as_a_dataframe_from_jsonl_and_unknown_kinds(tmp_path):
-    events = attempt_events(1.0, 3.0) + [
+    events = [
+        *attempt_events(1.0, 3.0),
         {"t": 0.5, "kind": "goal_start", "goal_id": "g1"},  # goal events need no mode/attempt here
         ev(2.0, "retry_decision"),
     ]
@@ -381,8 +435,13 @@ def test_events_as_a_dataframe_from_jsonl_and_unknown_kinds(tmp_path):
 
 def test_an_attempt_event_without_its_execution_keys_names_the_field():
     with pytest.raises(AccountingInputError, match="lacks 'mode'") as exc:
-        account(samples(), DOMAINS, [{"t": 1.0, "kind": "attempt_start", "goal_id": "g1", "rep": 0}],
-                [outcome()], IDLE)  # fmt: skip
+        account(
+            samples(),
+            DOMAINS,
+            [{"t": 1.0, "kind": "attempt_start", "goal_id": "g1", "rep": 0}],
+            [outcome()],
+            IDLE,
+        )
     assert "EventLog" in str(exc.value)
 
 

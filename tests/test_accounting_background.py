@@ -67,8 +67,15 @@ def _run(tmp_path: Path, powercap, clock, u_bg: float, baseline_u_bg: float | No
     """Baseline (3 s, background at ``baseline_u_bg``), then one 2 s goal at JOB_UTIL."""
     host = Host(tmp_path, powercap, clock, u_bg if baseline_u_bg is None else baseline_u_bg)
     meter = RaplMeter(host.pc.root)
-    sampler = Sampler(meter, interval_s=DT, clock=clock, pid=4242, mode="thread",
-                      proc_stat=str(host.stat), proc_root=str(host.proc))  # fmt: skip
+    sampler = Sampler(
+        meter,
+        interval_s=DT,
+        clock=clock,
+        pid=4242,
+        mode="thread",
+        proc_stat=str(host.stat),
+        proc_root=str(host.proc),
+    )
     # the idle baseline: mean power and busy CPU-seconds per second over its window
     a = sampler.boundary_read()
     for _ in range(300):
@@ -94,8 +101,20 @@ def _run(tmp_path: Path, powercap, clock, u_bg: float, baseline_u_bg: float | No
         {"t": t0, "goal_id": "g", "rep": 0, "mode": "linear", "attempt": 1, "kind": "attempt_start"},
         {"t": t1, "goal_id": "g", "rep": 0, "mode": "linear", "attempt": 1, "kind": "attempt_end"},
     ]
-    outcomes = [{"family": "f", "mode": "linear", "goal_id": "g", "rep": 0, "attempt": 1, "success": True,
-                 "final_attempt": True, "answer": "", "expected": "", "error": ""}]  # fmt: skip
+    outcomes = [
+        {
+            "family": "f",
+            "mode": "linear",
+            "goal_id": "g",
+            "rep": 0,
+            "attempt": 1,
+            "success": True,
+            "final_attempt": True,
+            "answer": "",
+            "expected": "",
+            "error": "",
+        }
+    ]
     frame = sampler.frame()
     doms = sampler.domains
     new = account(frame, doms, events, outcomes, idle_w, idle_busy_cpu_per_s=idle_busy).goals.iloc[0]
@@ -105,7 +124,9 @@ def _run(tmp_path: Path, powercap, clock, u_bg: float, baseline_u_bg: float | No
 
 @pytest.mark.parametrize("u_bg", [0.5, 0.9])
 @pytest.mark.parametrize("baseline_loaded", [True, False])
-def test_attributed_energy_does_not_depend_on_steady_background(tmp_path, powercap, clock, u_bg, baseline_loaded):
+def test_attributed_energy_does_not_depend_on_steady_background(
+    tmp_path, powercap, clock, u_bg, baseline_loaded
+):
     quiet, _, dt = _run(tmp_path / "quiet", powercap, clock, 0.0)
     truth = K * JOB_UTIL * dt / N_CPUS
     assert quiet["attributed_j"] == pytest.approx(truth, rel=0.02)
@@ -123,13 +144,15 @@ def test_attributed_energy_does_not_depend_on_steady_background(tmp_path, powerc
 
 def _gpu_frame(foreign: list[float] | None):
     t = np.round(np.arange(0, 3.0001, 0.01), 6)
-    df = pd.DataFrame({
-        "t": t,
-        "cpu-model": 10.0 * t,  # 10 W, idle 5 W
-        "gpu-0": 300.0 * t,  # 300 W, idle 80 W
-        "proc_cpu_s": 0.02 * t,  # the job: 2 % of the busy CPU time
-        "sys_cpu_s": 1.0 * t,
-    })  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "t": t,
+            "cpu-model": 10.0 * t,  # 10 W, idle 5 W
+            "gpu-0": 300.0 * t,  # 300 W, idle 80 W
+            "proc_cpu_s": 0.02 * t,  # the job: 2 % of the busy CPU time
+            "sys_cpu_s": 1.0 * t,
+        }
+    )
     if foreign is not None:
         df["gpu_foreign"] = foreign(t)
     return df
@@ -149,10 +172,23 @@ def _attempt(df, attribution="cpu_share"):
         {"t": 1.0, "goal_id": "g", "rep": 0, "mode": "linear", "attempt": 1, "kind": "attempt_start"},
         {"t": 2.0, "goal_id": "g", "rep": 0, "mode": "linear", "attempt": 1, "kind": "attempt_end"},
     ]
-    outcomes = [{"family": "f", "mode": "linear", "goal_id": "g", "rep": 0, "attempt": 1, "success": True,
-                 "final_attempt": True, "answer": "", "expected": "", "error": ""}]  # fmt: skip
-    return account(df, _gpu_domains(), events, outcomes, {"cpu-model": 5.0, "gpu-0": 80.0},
-                   attribution=attribution).goals.iloc[0]  # fmt: skip
+    outcomes = [
+        {
+            "family": "f",
+            "mode": "linear",
+            "goal_id": "g",
+            "rep": 0,
+            "attempt": 1,
+            "success": True,
+            "final_attempt": True,
+            "answer": "",
+            "expected": "",
+            "error": "",
+        }
+    ]
+    return account(
+        df, _gpu_domains(), events, outcomes, {"cpu-model": 5.0, "gpu-0": 80.0}, attribution=attribution
+    ).goals.iloc[0]
 
 
 def test_gpu_goes_whole_to_the_job_and_cpu_by_share():
@@ -175,12 +211,17 @@ def test_per_kind_attribution_config_and_the_old_switch():
     assert attribution_modes("cpu_share") == ("cpu_share", "exclusive")
     assert attribution_modes("none") == ("none", "none")
     assert attribution_modes({"gpu": "cpu_share"}) == ("cpu_share", "cpu_share")
-    assert AccountingConfig.from_dict({"attribution": {"cpu": "none", "gpu": "exclusive"}}).modes == ("none", "exclusive")
+    assert AccountingConfig.from_dict({"attribution": {"cpu": "none", "gpu": "exclusive"}}).modes == (
+        "none",
+        "exclusive",
+    )
     with pytest.raises(ConfigError, match="gpu"):
         AccountingConfig.from_dict({"attribution": {"gpu": "half"}})
     df = _gpu_frame(None)
     assert _attempt(df, "none")["attributed_j"] == pytest.approx(5.0 + 220.0)
-    assert _attempt(df, {"cpu": "cpu_share", "gpu": "cpu_share"})["attributed_j"] == pytest.approx(0.02 * 225.0)
+    assert _attempt(df, {"cpu": "cpu_share", "gpu": "cpu_share"})["attributed_j"] == pytest.approx(
+        0.02 * 225.0
+    )
 
 
 def test_gpu_process_check_in_the_sampler(fake_pynvml, clock):

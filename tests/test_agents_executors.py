@@ -39,7 +39,7 @@ def _kind(messages: Messages) -> str:
         return "linear"
     if "Write the plan now" in last:
         return "plan"
-    if last.startswith("Result of step") or last.startswith("Step "):
+    if last.startswith(("Result of step", "Step ")):
         return "step"
     if last.startswith("Now give the final answer"):
         return "synthesise"
@@ -75,8 +75,15 @@ def agent(
 
 
 def numeric_goal(expected: str = "42", **kw) -> Goal:
-    return Goal(family="toy", goal_id=kw.pop("goal_id", "toy-1"), prompt="What is 40 + 2?",
-                expected=expected, answer_kind="numeric", tools=("calculator",), **kw)
+    return Goal(
+        family="toy",
+        goal_id=kw.pop("goal_id", "toy-1"),
+        prompt="What is 40 + 2?",
+        expected=expected,
+        answer_kind="numeric",
+        tools=("calculator",),
+        **kw,
+    )
 
 
 class Sleeps(list):
@@ -93,8 +100,17 @@ def run_one(tmp_path, goal, mode, backend, cfg=None, family=None, rep=0):
     sleeps = Sleeps()
     family = family or get_family("gsm8k_basic")
     with EventLog(tmp_path / "events.jsonl", clock=fake_clock()) as log:
-        rows = run_execution(family, goal, mode, rep=rep, backend=backend, events=log,
-                             cfg=cfg or AgentConfig(), workdir=tmp_path / "work", sleep=sleeps)
+        rows = run_execution(
+            family,
+            goal,
+            mode,
+            rep=rep,
+            backend=backend,
+            events=log,
+            cfg=cfg or AgentConfig(),
+            workdir=tmp_path / "work",
+            sleep=sleeps,
+        )
     return rows, read_events(tmp_path / "events.jsonl"), sleeps
 
 
@@ -121,13 +137,28 @@ def check_windows(events) -> None:
 
 # --------------------------------------------------------------------------- linear
 def test_linear_one_call_no_tools(tmp_path) -> None:
-    rows, events, sleeps = run_one(tmp_path, numeric_goal(), "linear", agent(linear="40 + 2 = 42\nAnswer: 42"))
+    rows, events, sleeps = run_one(
+        tmp_path, numeric_goal(), "linear", agent(linear="40 + 2 = 42\nAnswer: 42")
+    )
     assert len(rows) == 1
     r = rows[0]
-    assert (r.success, r.final_attempt, r.attempt, r.llm_calls, r.tool_calls, r.error) == (True, True, 1, 1, 0, "")
+    assert (r.success, r.final_attempt, r.attempt, r.llm_calls, r.tool_calls, r.error) == (
+        True,
+        True,
+        1,
+        1,
+        0,
+        "",
+    )
     assert r.tokens_in > 0 and r.tokens_out == 7  # the scripted tokenizer splits on whitespace
-    assert kinds(events) == [("goal_start", None), ("attempt_start", None), ("llm_start", "answer"),
-                             ("llm_end", "answer"), ("attempt_end", None), ("goal_end", None)]
+    assert kinds(events) == [
+        ("goal_start", None),
+        ("attempt_start", None),
+        ("llm_start", "answer"),
+        ("llm_end", "answer"),
+        ("attempt_end", None),
+        ("goal_end", None),
+    ]
     check_windows(events)
     assert sleeps == []
 
@@ -157,16 +188,26 @@ def test_agentic_plan_tool_synthesise_verify(tmp_path) -> None:
     assert len(rows) == 1 and rows[0].success
     assert (rows[0].llm_calls, rows[0].tool_calls) == (4, 1)
     assert kinds(events)[1:-1] == [
-        ("attempt_start", None), ("llm_start", "plan"), ("llm_end", "plan"),
-        ("tool_start", "calculator"), ("tool_end", "calculator"), ("llm_start", "step"), ("llm_end", "step"),
-        ("llm_start", "synthesise"), ("llm_end", "synthesise"), ("llm_start", "verify"), ("llm_end", "verify"),
+        ("attempt_start", None),
+        ("llm_start", "plan"),
+        ("llm_end", "plan"),
+        ("tool_start", "calculator"),
+        ("tool_end", "calculator"),
+        ("llm_start", "step"),
+        ("llm_end", "step"),
+        ("llm_start", "synthesise"),
+        ("llm_end", "synthesise"),
+        ("llm_start", "verify"),
+        ("llm_end", "verify"),
         ("attempt_end", None),
     ]
     check_windows(events)
     # the tool result comes back as a user message asking for a plain sentence
     step_call = be.calls[1]["messages"]
-    assert step_call[-1] == {"role": "user",
-                             "content": "Result of step 1 (calculator): 42\nState this result in one plain sentence."}
+    assert step_call[-1] == {
+        "role": "user",
+        "content": "Result of step 1 (calculator): 42\nState this result in one plain sentence.",
+    }
     # plan and verify are schema-constrained; the plan schema offers the goal's tools
     shapes = be.calls[0]["json_schema"]["properties"]["steps"]["items"]["anyOf"]
     assert [sh["properties"]["action"]["const"] for sh in shapes] == ["calculator", "llm"]
@@ -177,8 +218,9 @@ def test_agentic_plan_tool_synthesise_verify(tmp_path) -> None:
 
 def test_agentic_without_verify_and_json_schema(tmp_path) -> None:
     be = agent()
-    rows, events, _ = run_one(tmp_path, numeric_goal(), "agentic", be,
-                              AgentConfig(verify=False, json_schema=False))
+    rows, events, _ = run_one(
+        tmp_path, numeric_goal(), "agentic", be, AgentConfig(verify=False, json_schema=False)
+    )
     assert rows[0].success and rows[0].llm_calls == 3
     assert not any(n == "verify" for _, n in kinds(events))
     assert all(c["json_schema"] is None for c in be.calls)
@@ -187,8 +229,14 @@ def test_agentic_without_verify_and_json_schema(tmp_path) -> None:
 def test_agentic_db_and_file_goal_uses_real_tools(tmp_path) -> None:
     fam = get_family("tg_sequential_2")
     goal = fam.generate(0, 1)[0]
-    plan = json.dumps({"steps": [{"action": "sql", "input": goal.db_query},
-                                 {"action": "write_file", "file": "result.txt", "input": "{1}"}]})
+    plan = json.dumps(
+        {
+            "steps": [
+                {"action": "sql", "input": goal.db_query},
+                {"action": "write_file", "file": "result.txt", "input": "{1}"},
+            ]
+        }
+    )
     rows, events, _ = run_one(tmp_path, goal, "agentic", agent(plans=[plan], final="Done."), family=fam)
     assert rows[0].success, rows[0]
     assert rows[0].answer == goal.expected  # the judged file content
@@ -202,14 +250,21 @@ def test_agentic_file_goal_fails_without_the_file(tmp_path) -> None:
     fam = get_family("tg_sequential_2")
     goal = fam.generate(0, 1)[0]
     plan = json.dumps({"steps": [{"action": "sql", "input": goal.db_query}]})
-    rows, _, _ = run_one(tmp_path, goal, "agentic", agent(plans=[plan], final=f"Answer: {goal.expected}"), family=fam)
+    rows, _, _ = run_one(
+        tmp_path, goal, "agentic", agent(plans=[plan], final=f"Answer: {goal.expected}"), family=fam
+    )
     assert not rows[0].success  # the text answer is right, but no file was written
 
 
 # --------------------------------------------------------------------------- retries
 def test_plan_parse_failure_retries_with_backoff_and_windows(tmp_path) -> None:
-    be = agent(plans=["I think the answer is 42", '{"steps": [{"action": "python", "input": "x"}]}',
-                      '{"steps": [{"action": "calculator", "input": "40+2"}]}'])
+    be = agent(
+        plans=[
+            "I think the answer is 42",
+            '{"steps": [{"action": "python", "input": "x"}]}',
+            '{"steps": [{"action": "calculator", "input": "40+2"}]}',
+        ]
+    )
     cfg = AgentConfig(max_attempts=3, backoff_s=0.5, backoff_factor=3.0)
     rows, events, sleeps = run_one(tmp_path, numeric_goal(), "agentic", be, cfg)
     assert [r.attempt for r in rows] == [1, 2, 3]
@@ -231,7 +286,9 @@ def test_plan_parse_failure_retries_with_backoff_and_windows(tmp_path) -> None:
 
 def test_tool_error_ends_the_attempt_and_exhausts_attempts(tmp_path) -> None:
     be = agent(plans=['{"steps": [{"action": "calculator", "input": "1/0"}]}'])
-    rows, events, sleeps = run_one(tmp_path, numeric_goal(), "agentic", be, AgentConfig(max_attempts=2, backoff_s=0))
+    rows, events, sleeps = run_one(
+        tmp_path, numeric_goal(), "agentic", be, AgentConfig(max_attempts=2, backoff_s=0)
+    )
     assert len(rows) == 2 and not any(r.success for r in rows) and rows[-1].final_attempt
     assert rows[0].error == "step 1 (calculator): error: division by zero"
     tool_ends = [e for e in events if e["kind"] == "tool_end"]
@@ -249,7 +306,9 @@ def test_bad_step_reference_is_a_tool_error(tmp_path) -> None:
 
 def test_verify_no_retries_but_never_overrides_the_checker(tmp_path) -> None:
     be = agent(verdicts=["NO", "NO"], final="Answer: 42")
-    rows, _, sleeps = run_one(tmp_path, numeric_goal(), "agentic", be, AgentConfig(max_attempts=2, backoff_s=0.1))
+    rows, _, sleeps = run_one(
+        tmp_path, numeric_goal(), "agentic", be, AgentConfig(max_attempts=2, backoff_s=0.1)
+    )
     assert [r.error for r in rows] == [f"{VERIFY_REJECTED}: no reason given"] * 2
     assert [r.answer_correct for r in rows] == [True, True]
     # success only on the final row; the rejected final answer is still checked
@@ -260,8 +319,17 @@ def test_verify_no_retries_but_never_overrides_the_checker(tmp_path) -> None:
     assert len(rows) == 1 and not rows[0].success  # a YES does not make a wrong answer right
 
 
-@pytest.mark.parametrize(("text", "verdict"), [('"YES"', True), ("no.", False), ("Incorrect", False),
-                                               ("", None), ("maybe", None), ("Yes, it is", True)])
+@pytest.mark.parametrize(
+    ("text", "verdict"),
+    [
+        ('"YES"', True),
+        ("no.", False),
+        ("Incorrect", False),
+        ("", None),
+        ("maybe", None),
+        ("Yes, it is", True),
+    ],
+)
 def test_parse_verdict(text: str, verdict) -> None:
     assert parse_verdict(text) is verdict
 
@@ -271,7 +339,9 @@ def test_parse_verdict(text: str, verdict) -> None:
 def test_llm_errors_fail_the_attempt_never_crash(tmp_path, mode: str) -> None:
     err = LLMUnavailable("connection refused by 127.0.0.1:8080", fix="start the server")
     be = ScriptedBackend([err, err, err])
-    rows, events, sleeps = run_one(tmp_path, numeric_goal(), mode, be, AgentConfig(max_attempts=3, backoff_s=1.0))
+    rows, events, sleeps = run_one(
+        tmp_path, numeric_goal(), mode, be, AgentConfig(max_attempts=3, backoff_s=1.0)
+    )
     assert len(rows) == 3 and not any(r.success for r in rows)
     first = "answer" if mode == "linear" else "plan"
     assert rows[0].error == f"{first}: LLMUnavailable: connection refused by 127.0.0.1:8080"
@@ -282,8 +352,14 @@ def test_llm_errors_fail_the_attempt_never_crash(tmp_path, mode: str) -> None:
 
 
 def test_llm_timeout_midway_then_recovery(tmp_path) -> None:
-    replies = ['{"steps": [{"action": "calculator", "input": "40+2"}]}', LLMTimeout("no reply within 120 s"),
-               '{"steps": [{"action": "calculator", "input": "40+2"}]}', "It is 42.", "Answer: 42", "YES"]
+    replies = [
+        '{"steps": [{"action": "calculator", "input": "40+2"}]}',
+        LLMTimeout("no reply within 120 s"),
+        '{"steps": [{"action": "calculator", "input": "40+2"}]}',
+        "It is 42.",
+        "Answer: 42",
+        "YES",
+    ]
     rows, events, _ = run_one(tmp_path, numeric_goal(), "agentic", ScriptedBackend(replies))
     assert [r.success for r in rows] == [False, True]
     assert rows[0].error == "step: LLMTimeout: no reply within 120 s"
@@ -298,15 +374,27 @@ def test_injected_tool_failures_are_seeded_and_recorded(tmp_path) -> None:
 
     def go(d):
         with EventLog(d / "events.jsonl", clock=fake_clock()) as log:
-            rows = execute_family(fam, goals, modes=("agentic",), rep=0, backend=agent(), events=log,
-                                  cfg=cfg, workdir=d / "w", progress=False, sleep=lambda s: None)
+            rows = execute_family(
+                fam,
+                goals,
+                modes=("agentic",),
+                rep=0,
+                backend=agent(),
+                events=log,
+                cfg=cfg,
+                workdir=d / "w",
+                progress=False,
+                sleep=lambda s: None,
+            )
         return rows, read_events(d / "events.jsonl")
 
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     rows_a, ev_a = go(tmp_path / "a")
     rows_b, ev_b = go(tmp_path / "b")
-    assert [(r.goal_id, r.attempt, r.error) for r in rows_a] == [(r.goal_id, r.attempt, r.error) for r in rows_b]
+    assert [(r.goal_id, r.attempt, r.error) for r in rows_a] == [
+        (r.goal_id, r.attempt, r.error) for r in rows_b
+    ]
     injected = [e for e in ev_a if e.get("error") == INJECTED_TOOL_FAILURE]
     assert injected and all(e["kind"] == "tool_end" for e in injected)
     failed = [r for r in rows_a if r.error]
@@ -351,10 +439,22 @@ def test_execute_family_alternates_and_runs_back_to_back(tmp_path) -> None:
     goals = fam.generate(0, 4)
     for rep in (0, 1):
         with EventLog(tmp_path / f"e{rep}.jsonl", clock=fake_clock()) as log:
-            rows = execute_family(fam, goals, modes="linear,agentic", rep=rep, backend=agent(), events=log,
-                                  cfg=AgentConfig(), workdir=tmp_path / "w", progress=False)
-        starts = [(e["goal_id"], e["mode"]) for e in read_events(tmp_path / f"e{rep}.jsonl")
-                  if e["kind"] == "goal_start"]
+            rows = execute_family(
+                fam,
+                goals,
+                modes="linear,agentic",
+                rep=rep,
+                backend=agent(),
+                events=log,
+                cfg=AgentConfig(),
+                workdir=tmp_path / "w",
+                progress=False,
+            )
+        starts = [
+            (e["goal_id"], e["mode"])
+            for e in read_events(tmp_path / f"e{rep}.jsonl")
+            if e["kind"] == "goal_start"
+        ]
         expected = []
         for i, g in enumerate(goals):
             expected += [(g.goal_id, m) for m in mode_order(i, rep, ("linear", "agentic"))]
@@ -372,8 +472,14 @@ def test_each_rep_passes_its_own_seed_to_the_llm(tmp_path) -> None:
             return super().complete(messages, **kw)
 
     for rep in (0, 2):
-        run_one(tmp_path / f"r{rep}", numeric_goal(), "agentic", Recording(agent()._script), cfg=AgentConfig(seed=5),
-                rep=rep)  # fmt: skip
+        run_one(
+            tmp_path / f"r{rep}",
+            numeric_goal(),
+            "agentic",
+            Recording(agent()._script),
+            cfg=AgentConfig(seed=5),
+            rep=rep,
+        )
     assert set(seen[: len(seen) // 2]) == {5} and set(seen[len(seen) // 2 :]) == {7}
 
 
@@ -389,10 +495,22 @@ def test_parse_modes_errors() -> None:
 
 def test_run_family_outputs_and_determinism(tmp_path) -> None:
     def run(d):
-        return run_family("logical_reasoning", backend=agent(linear="Answer: yes", final="Answer: no",
-                                                                  plans=['{"steps": [{"action": "llm", "input": "x"}]}']),
-                          out_dir=d, tasks=6, reps=2, seed=3, progress=False, clock=fake_clock(),
-                          sleep=lambda s: None, cfg=AgentConfig(keep_workdirs=False))
+        return run_family(
+            "logical_reasoning",
+            backend=agent(
+                linear="Answer: yes",
+                final="Answer: no",
+                plans=['{"steps": [{"action": "llm", "input": "x"}]}'],
+            ),
+            out_dir=d,
+            tasks=6,
+            reps=2,
+            seed=3,
+            progress=False,
+            clock=fake_clock(),
+            sleep=lambda s: None,
+            cfg=AgentConfig(keep_workdirs=False),
+        )
 
     s1 = run(tmp_path / "a")
     s2 = run(tmp_path / "b")
@@ -431,9 +549,29 @@ def test_cli_run_scripted(tmp_path, capsys) -> None:
     from alems.cli import main
 
     out = tmp_path / "out"
-    rc = main(["run", "--family", "gsm8k_basic", "--tasks", "2", "--backend", "scripted",
-               "--script", "Answer: 5", "--out", str(out), "--backoff", "0", "--no-progress",
-               "--max-tokens", "plan=50", "--max-attempts", "2", "--no-energy"])
+    rc = main(
+        [
+            "run",
+            "--family",
+            "gsm8k_basic",
+            "--tasks",
+            "2",
+            "--backend",
+            "scripted",
+            "--script",
+            "Answer: 5",
+            "--out",
+            str(out),
+            "--backoff",
+            "0",
+            "--no-progress",
+            "--max-tokens",
+            "plan=50",
+            "--max-attempts",
+            "2",
+            "--no-energy",
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     assert "gsm8k_basic (reasoning)" in text and "linear" in text and "agentic" in text
@@ -449,10 +587,30 @@ def test_cli_max_tokens_merge_with_the_config_file(tmp_path, capsys, monkeypatch
 
     monkeypatch.chdir(tmp_path)  # --meter model caches its baseline under resources/
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("agents: {max_tokens: {linear: 77, step: 33}}\nbaseline: {settle_s: 0, windows: 2, window_s: 0.1}\n")
+    cfg.write_text(
+        "agents: {max_tokens: {linear: 77, step: 33}}\nbaseline: {settle_s: 0, windows: 2, window_s: 0.1}\n"
+    )
     out = tmp_path / "out"
-    args = ["run", "--family", "gsm8k_basic", "--tasks", "1", "--backend", "scripted", "--script", "Answer: 5",
-            "--config", str(cfg), "--out", str(out), "--backoff", "0", "--no-progress", "--max-tokens", "plan=50"]
+    args = [
+        "run",
+        "--family",
+        "gsm8k_basic",
+        "--tasks",
+        "1",
+        "--backend",
+        "scripted",
+        "--script",
+        "Answer: 5",
+        "--config",
+        str(cfg),
+        "--out",
+        str(out),
+        "--backoff",
+        "0",
+        "--no-progress",
+        "--max-tokens",
+        "plan=50",
+    ]
     assert main([*args, *(["--meter", "model"] if energy else ["--no-energy"])]) == 0
     capsys.readouterr()
     got = AgentConfig.from_dict(json.loads((out / "run.json").read_text())["agents"]).max_tokens
@@ -462,12 +620,56 @@ def test_cli_max_tokens_merge_with_the_config_file(tmp_path, capsys, monkeypatch
 def test_cli_run_errors(tmp_path, capsys) -> None:
     from alems.cli import main
 
-    assert main(["run", "--family", "nope", "--backend", "scripted", "--script", "x",
-                 "--out", str(tmp_path), "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "--family",
+                "nope",
+                "--backend",
+                "scripted",
+                "--script",
+                "x",
+                "--out",
+                str(tmp_path),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert "unknown task family 'nope'" in capsys.readouterr().err
-    assert main(["run", "--family", "gsm8k_basic", "--backend", "scripted", "--script", "x",
-                 "--out", str(tmp_path), "--max-tokens", "plan"]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "--family",
+                "gsm8k_basic",
+                "--backend",
+                "scripted",
+                "--script",
+                "x",
+                "--out",
+                str(tmp_path),
+                "--max-tokens",
+                "plan",
+            ]
+        )
+        == 2
+    )
     assert "is not KIND=N" in capsys.readouterr().err
-    assert main(["run", "--family", "gsm8k_basic", "--backend", "scripted",
-                 "--out", str(tmp_path), "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "--family",
+                "gsm8k_basic",
+                "--backend",
+                "scripted",
+                "--out",
+                str(tmp_path),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert "llm.script is empty" in capsys.readouterr().err

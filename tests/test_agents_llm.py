@@ -41,14 +41,19 @@ def test_real_model_runs_both_modes(tmp_path) -> None:
     if not SMOL.is_file():
         pytest.skip(f"{SMOL} is absent: run `alems models fetch smollm2-135m` (make test does)")
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: run `make llama`")
-    backend = make_backend(LLMConfig(model="smollm2-135m", models_dir=str(MODELS), n_ctx=2048,
-                                     prompt_cache=True), threads=2)
+    backend = make_backend(
+        LLMConfig(model="smollm2-135m", models_dir=str(MODELS), n_ctx=2048, prompt_cache=True), threads=2
+    )
     rec = Recorder(backend)
-    cfg = AgentConfig(max_attempts=1, verify=True,
-                      max_tokens={"linear": 24, "plan": 160, "step": 16, "synthesise": 24, "verify": 4})
+    cfg = AgentConfig(
+        max_attempts=1,
+        verify=True,
+        max_tokens={"linear": 24, "plan": 160, "step": 16, "synthesise": 24, "verify": 4},
+    )
     try:
-        summary = run_family("tg_single_calc", backend=rec, out_dir=tmp_path, tasks=1, reps=1,
-                             cfg=cfg, progress=False)
+        summary = run_family(
+            "tg_single_calc", backend=rec, out_dir=tmp_path, tasks=1, reps=1, cfg=cfg, progress=False
+        )
     finally:
         backend.close()
     events = read_events(tmp_path / "events.jsonl")

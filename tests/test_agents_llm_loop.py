@@ -4,6 +4,7 @@ loop and the verify-retry loop run end to end, grammar-constrained. Success is n
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -26,8 +27,9 @@ def _smol():
     if not SMOL.is_file():
         pytest.skip(f"{SMOL} is absent: run `alems models fetch smollm2-135m` (make test does)")
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: run `make llama`")
-    return make_backend(LLMConfig(model="smollm2-135m", models_dir=str(MODELS), n_ctx=2048,
-                                  prompt_cache=True), threads=2)
+    return make_backend(
+        LLMConfig(model="smollm2-135m", models_dir=str(MODELS), n_ctx=2048, prompt_cache=True), threads=2
+    )
 
 
 class CallLog:
@@ -48,11 +50,20 @@ def test_real_model_react_loop(tmp_path) -> None:
     """The react loop on a real model: grammar-constrained steps, real tool calls, a synthesis."""
     backend = _smol()
     log = CallLog(backend)
-    cfg = AgentConfig(style="react", max_attempts=1, max_steps=3, verify=False,
-                      max_tokens={"answer": 24, "react": 64})
+    cfg = AgentConfig(
+        style="react", max_attempts=1, max_steps=3, verify=False, max_tokens={"answer": 24, "react": 64}
+    )
     try:
-        summary = run_family("gsm8k_basic", backend=log, out_dir=tmp_path, tasks=1, reps=1, modes="agentic",
-                             cfg=cfg, progress=False)
+        summary = run_family(
+            "gsm8k_basic",
+            backend=log,
+            out_dir=tmp_path,
+            tasks=1,
+            reps=1,
+            modes="agentic",
+            cfg=cfg,
+            progress=False,
+        )
     finally:
         backend.close()
     events = read_events(tmp_path / "events.jsonl")
@@ -81,16 +92,30 @@ def test_real_model_verify_retry_loop(tmp_path) -> None:
     starts another attempt (while max_attempts allows) that is told the reason."""
     backend = _smol()
     log = CallLog(backend)
-    cfg = AgentConfig(max_attempts=2, backoff_s=0, verify=True,
-                      max_tokens={"answer": 24, "plan": 128, "step": 16, "verify": 48})
+    cfg = AgentConfig(
+        max_attempts=2,
+        backoff_s=0,
+        verify=True,
+        max_tokens={"answer": 24, "plan": 128, "step": 16, "verify": 48},
+    )
     try:
-        summary = run_family("gsm8k_basic", backend=log, out_dir=tmp_path, tasks=1, reps=1, modes="agentic",
-                             cfg=cfg, progress=False)
+        summary = run_family(
+            "gsm8k_basic",
+            backend=log,
+            out_dir=tmp_path,
+            tasks=1,
+            reps=1,
+            modes="agentic",
+            cfg=cfg,
+            progress=False,
+        )
     finally:
         backend.close()
     rows = summary.outcomes
     assert 1 <= len(rows) <= 2 and sum(r.final_attempt for r in rows) == 1
-    verifies = [(reply, finish) for last, reply, finish in log.calls if last.startswith("Check your final answer")]
+    verifies = [
+        (reply, finish) for last, reply, finish in log.calls if last.startswith("Check your final answer")
+    ]
     for reply, finish in verifies:
         if finish == "stop":
             obj = json.loads(reply)
@@ -101,7 +126,7 @@ def test_real_model_verify_retry_loop(tmp_path) -> None:
         by_goal.setdefault(r.goal_id, []).append(r)
     retries_told = 0
     for attempts in by_goal.values():
-        for a, b in zip(attempts, attempts[1:]):
+        for a, _b in itertools.pairwise(attempts):
             assert a.error  # only a failed attempt is followed by another
             if a.error.startswith(VERIFY_REJECTED):
                 retries_told += 1

@@ -21,25 +21,49 @@ Messages = list[dict[str, str]]
 
 
 def goal(expected: str = "42", **kw) -> Goal:
-    return Goal(family="toy", goal_id="toy-1", prompt="What is 40 + 2?", expected=expected,
-                answer_kind="numeric", tools=kw.pop("tools", ("calculator",)), steps=2, template="toy/add", **kw)
+    return Goal(
+        family="toy",
+        goal_id="toy-1",
+        prompt="What is 40 + 2?",
+        expected=expected,
+        answer_kind="numeric",
+        tools=kw.pop("tools", ("calculator",)),
+        steps=2,
+        template="toy/add",
+        **kw,
+    )
 
 
 def run(tmp_path, g, mode, script, cfg):
     be = ScriptedBackend(script)
     ticks = itertools.count()
     with EventLog(tmp_path / "events.jsonl", clock=lambda: float(next(ticks))) as log:
-        rows = run_execution(get_family("gsm8k_basic"), g, mode, rep=0, backend=be, events=log, cfg=cfg,
-                             workdir=tmp_path / "work", sleep=lambda s: None)
+        rows = run_execution(
+            get_family("gsm8k_basic"),
+            g,
+            mode,
+            rep=0,
+            backend=be,
+            events=log,
+            cfg=cfg,
+            workdir=tmp_path / "work",
+            sleep=lambda s: None,
+        )
     return rows, read_events(tmp_path / "events.jsonl"), be
 
 
 def llm_names(events, attempt=None):
-    return [e.get("name") for e in events if e["kind"] == "llm_start" and (attempt is None or e["attempt"] == attempt)]
+    return [
+        e.get("name")
+        for e in events
+        if e["kind"] == "llm_start" and (attempt is None or e["attempt"] == attempt)
+    ]
 
 
 # --------------------------------------------------------------------------- react
-def react_script(steps: list[str], final: str = "Answer: 42", verdict: str = '{"reason": "", "verdict": "YES"}'):
+def react_script(
+    steps: list[str], final: str = "Answer: 42", verdict: str = '{"reason": "", "verdict": "YES"}'
+):
     queue = list(steps)
 
     def script(messages: Messages) -> str:
@@ -54,8 +78,10 @@ def react_script(steps: list[str], final: str = "Answer: 42", verdict: str = '{"
 
 
 def test_react_thought_action_observation_until_final(tmp_path) -> None:
-    steps = ['{"thought": "add them", "tool": "calculator", "tool_input": "40 + 2"}',
-             '{"thought": "done", "tool": "final", "tool_input": "42"}']
+    steps = [
+        '{"thought": "add them", "tool": "calculator", "tool_input": "40 + 2"}',
+        '{"thought": "done", "tool": "final", "tool_input": "42"}',
+    ]
     rows, events, be = run(tmp_path, goal(), "agentic", react_script(steps), AgentConfig(style="react"))
     assert [r.success for r in rows] == [True] and rows[0].check_reason == "correct"
     assert llm_names(events) == ["react", "react", "synthesise", "verify"]
@@ -71,8 +97,13 @@ def test_react_thought_action_observation_until_final(tmp_path) -> None:
 
 def test_react_sees_tool_errors_and_stops_at_max_steps(tmp_path) -> None:
     steps = ['{"thought": "t", "tool": "calculator", "tool_input": "forty plus two"}'] * 3
-    rows, events, be = run(tmp_path, goal(), "agentic", react_script(steps), AgentConfig(style="react", max_steps=3,
-                                                                                          verify=False))
+    rows, events, be = run(
+        tmp_path,
+        goal(),
+        "agentic",
+        react_script(steps),
+        AgentConfig(style="react", max_steps=3, verify=False),
+    )
     assert llm_names(events) == ["react", "react", "react", "synthesise"]
     assert "error:" in be.calls[1]["messages"][-1]["content"]  # the model sees the error and may fix it
     assert rows[0].success  # the scripted synthesis still answers 42
@@ -80,8 +111,13 @@ def test_react_sees_tool_errors_and_stops_at_max_steps(tmp_path) -> None:
 
 def test_react_unparsable_step_fails_the_attempt_and_retries(tmp_path) -> None:
     steps = ["I will just think", '{"thought": "t", "tool": "final", "tool_input": "42"}']
-    rows, events, be = run(tmp_path, goal(), "agentic", react_script(steps),
-                           AgentConfig(style="react", max_attempts=2, verify=False))
+    rows, events, be = run(
+        tmp_path,
+        goal(),
+        "agentic",
+        react_script(steps),
+        AgentConfig(style="react", max_attempts=2, verify=False),
+    )
     assert rows[0].error.startswith("react step parse error") and rows[0].check_reason == "no_marker"
     assert "Your previous attempt failed: react step parse error" in be.calls[1]["messages"][1]["content"]
     assert rows[1].success
@@ -107,8 +143,10 @@ def plan_script(finals: list[str], verdicts: list[str]):
 
 
 def test_verify_no_retries_and_the_retry_is_told_why(tmp_path) -> None:
-    script = plan_script(["Working.\nAnswer: 41", "Answer: 42"],
-                         ['{"reason": "40 + 2 is 42, not 41", "verdict": "NO"}', '{"reason": "", "verdict": "YES"}'])
+    script = plan_script(
+        ["Working.\nAnswer: 41", "Answer: 42"],
+        ['{"reason": "40 + 2 is 42, not 41", "verdict": "NO"}', '{"reason": "", "verdict": "YES"}'],
+    )
     rows, events, be = run(tmp_path, goal(), "agentic", script, AgentConfig(max_attempts=3))
     assert [r.attempt for r in rows] == [1, 2]
     assert rows[0].error == f"{VERIFY_REJECTED}: 40 + 2 is 42, not 41"
@@ -130,8 +168,13 @@ def test_verify_retries_are_bounded_by_max_attempts(tmp_path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "verdict", "reason"),
-    [('{"reason": "bad sum", "verdict": "NO"}', False, "bad sum"), ('{"reason": "", "verdict": "YES"}', True, ""),
-     ("NO, the sum is wrong.", False, "the sum is wrong"), ("YES", True, ""), ("maybe", None, "")],
+    [
+        ('{"reason": "bad sum", "verdict": "NO"}', False, "bad sum"),
+        ('{"reason": "", "verdict": "YES"}', True, ""),
+        ("NO, the sum is wrong.", False, "the sum is wrong"),
+        ("YES", True, ""),
+        ("maybe", None, ""),
+    ],
 )
 def test_parse_verification(text, verdict, reason) -> None:
     assert parse_verification(text) == (verdict, reason)
@@ -140,7 +183,11 @@ def test_parse_verification(text, verdict, reason) -> None:
 # --------------------------------------------------------------------------- linear single_pass
 def single_pass_script(decision: str, answer: str = "Answer: 42"):
     def script(messages: Messages) -> str:
-        if "ONE tool call" in messages[0]["content"] and messages[-1]["role"] == "user" and len(messages) == 2:
+        if (
+            "ONE tool call" in messages[0]["content"]
+            and messages[-1]["role"] == "user"
+            and len(messages) == 2
+        ):
             return decision
         return answer
 
@@ -152,22 +199,36 @@ def test_linear_single_pass_runs_one_tool_then_answers(tmp_path) -> None:
     rows, events, be = run(tmp_path, goal(), "linear", script, AgentConfig(linear_tools="single_pass"))
     assert llm_names(events) == ["decide", "answer"] and rows[0].tool_calls == 1 and rows[0].success
     assert be.calls[1]["messages"][-1]["content"].startswith("Result of calculator: 42")
-    assert [v["properties"]["tool"]["const"] for v in be.calls[0]["json_schema"]["anyOf"]] == ["calculator", "none"]
+    assert [v["properties"]["tool"]["const"] for v in be.calls[0]["json_schema"]["anyOf"]] == [
+        "calculator",
+        "none",
+    ]
 
 
 def test_linear_single_pass_may_decline_and_needs_tools(tmp_path) -> None:
-    rows, events, _ = run(tmp_path, goal(), "linear", single_pass_script('{"tool": "none", "tool_input": ""}'),
-                          AgentConfig(linear_tools="single_pass"))
+    rows, events, _ = run(
+        tmp_path,
+        goal(),
+        "linear",
+        single_pass_script('{"tool": "none", "tool_input": ""}'),
+        AgentConfig(linear_tools="single_pass"),
+    )
     assert llm_names(events) == ["decide", "answer"] and rows[0].tool_calls == 0
-    rows, events, _ = run(tmp_path, goal(), "linear", single_pass_script("garbage"), AgentConfig(linear_tools="single_pass"))
+    rows, events, _ = run(
+        tmp_path, goal(), "linear", single_pass_script("garbage"), AgentConfig(linear_tools="single_pass")
+    )
     assert llm_names(events) == ["decide", "answer"] and rows[0].success  # an unusable decision runs no tool
     # a goal without tools: the plain one-call linear mode
-    rows, events, _ = run(tmp_path, goal(tools=()), "linear", lambda m: "Answer: 42", AgentConfig(linear_tools="single_pass"))
+    rows, events, _ = run(
+        tmp_path, goal(tools=()), "linear", lambda m: "Answer: 42", AgentConfig(linear_tools="single_pass")
+    )
     assert llm_names(events) == ["answer"]
 
 
 def test_tool_call_parser() -> None:
-    assert parse_tool_call('{"tool": "calculator", "tool_input": "1+1"}', ("calculator",), "none").input == "1+1"
+    assert (
+        parse_tool_call('{"tool": "calculator", "tool_input": "1+1"}', ("calculator",), "none").input == "1+1"
+    )
     assert parse_tool_call('{"action": "none"}', ("calculator",), "none").tool == "none"
     with pytest.raises(PlanParseError):
         parse_tool_call('{"tool": "sql", "tool_input": "x"}', ("calculator",), "none")
@@ -213,14 +274,31 @@ def test_new_columns_reach_goals_and_epg(tmp_path) -> None:
     from alems.metrics import MetricsConfig, epg_table
     from alems.study import run_with_energy
 
-    cfg = {"llm": {"backend": "scripted", "script": ["Answer: 5"]},
-           "baseline": {"settle_s": 0, "windows": 2, "window_s": 0.05}}
-    summary = run_with_energy("gsm8k_basic", out_dir=tmp_path / "out", tasks=2, reps=1, config=cfg,
-                              agent_overrides={"backoff_s": 0, "max_attempts": 1}, progress=False, meter="model")
+    cfg = {
+        "llm": {"backend": "scripted", "script": ["Answer: 5"]},
+        "baseline": {"settle_s": 0, "windows": 2, "window_s": 0.05},
+    }
+    summary = run_with_energy(
+        "gsm8k_basic",
+        out_dir=tmp_path / "out",
+        tasks=2,
+        reps=1,
+        config=cfg,
+        agent_overrides={"backoff_s": 0, "max_attempts": 1},
+        progress=False,
+        meter="model",
+    )
     goals = pd.read_csv(tmp_path / "out" / "attempts.csv")
     for col in TASK_COLUMNS:
         assert col in goals.columns
-    assert set(goals["check_reason"]) <= {"correct", "wrong", "no_marker", "ambiguous", "negated", "truncated"}
+    assert set(goals["check_reason"]) <= {
+        "correct",
+        "wrong",
+        "no_marker",
+        "ambiguous",
+        "negated",
+        "truncated",
+    }
     assert goals["steps"].between(2, 3).all() and goals["template"].str.count("/").eq(2).all()
     epg = epg_table(goals, MetricsConfig(bootstrap=50))
     assert "truncation_rate" in epg.columns and epg["truncation_rate"].between(0, 1).all()
@@ -236,9 +314,33 @@ def test_cli_run_style_and_linear_tools(tmp_path, capsys) -> None:
 
     out = tmp_path / "out"
     step = '{"thought": "x", "tool": "final", "tool_input": "5"}'
-    assert main(["run", "--family", "gsm8k_basic", "--tasks", "1", "--backend", "scripted", "--script", step,
-                 "--out", str(out), "--backoff", "0", "--no-progress", "--no-energy", "--style", "react",
-                 "--linear-tools", "single_pass", "--json"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--family",
+                "gsm8k_basic",
+                "--tasks",
+                "1",
+                "--backend",
+                "scripted",
+                "--script",
+                step,
+                "--out",
+                str(out),
+                "--backoff",
+                "0",
+                "--no-progress",
+                "--no-energy",
+                "--style",
+                "react",
+                "--linear-tools",
+                "single_pass",
+                "--json",
+            ]
+        )
+        == 0
+    )
     cells = {c["mode"]: c for c in json.loads(capsys.readouterr().out)["cells"]}
     assert cells["linear"]["llm_calls"] == 2  # decide, answer
     assert cells["agentic"]["llm_calls"] == 3  # react (final), synthesise, verify

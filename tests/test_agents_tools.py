@@ -121,8 +121,10 @@ def test_sql_select(db) -> None:
         ("SELEC 1", "only SELECT queries"),
         ("WITH x AS (SELECT 1) DELETE FROM orders", "SQL error"),
         ("SELECT load_extension('x')", "SQL error"),
-        ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT COUNT(*) FROM c",
-         "SQL error"),
+        (
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT COUNT(*) FROM c",
+            "SQL error",
+        ),
     ],
 )
 def test_sql_bad_queries_return_messages(db, query: str, message: str) -> None:
@@ -265,12 +267,19 @@ def test_plan_schema_lists_tools() -> None:
 def test_plan_schema_accepts_what_the_parser_accepts() -> None:
     jsonschema = pytest.importorskip("jsonschema")
     schema = plan_schema(TOOLS, 5)
-    good = {"steps": [{"action": "sql", "input": "SELECT 1"},
-                      {"action": "write_file", "file": "r.txt", "input": "{1}"}]}
+    good = {
+        "steps": [
+            {"action": "sql", "input": "SELECT 1"},
+            {"action": "write_file", "file": "r.txt", "input": "{1}"},
+        ]
+    }
     jsonschema.validate(good, schema)
     assert len(parse_plan(json.dumps(good), TOOLS, 5)) == 2
-    for bad in ({"steps": [{"action": "sql", "input": "SELECT 1", "file": "r.txt"}]},
-                {"steps": [{"action": "write_file", "input": "x"}]}, {"steps": []}):
+    for bad in (
+        {"steps": [{"action": "sql", "input": "SELECT 1", "file": "r.txt"}]},
+        {"steps": [{"action": "write_file", "input": "x"}]},
+        {"steps": []},
+    ):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)
 
@@ -298,13 +307,30 @@ def test_event_log_records_and_atomic_close(tmp_path) -> None:
     log.close()
     log.close()  # idempotent
     recs = read_events(path)
-    assert recs[0] == {"t": 10.0, "goal_id": "g", "rep": 1, "mode": "agentic", "attempt": 0, "kind": "goal_start"}
+    assert recs[0] == {
+        "t": 10.0,
+        "goal_id": "g",
+        "rep": 1,
+        "mode": "agentic",
+        "attempt": 0,
+        "kind": "goal_start",
+    }
     assert recs[1]["error"] == "boom" and recs[1]["name"] == "sql" and "tokens_in" not in recs[1]
     assert recs[2]["tokens_in"] == 12 and recs[2]["tokens_out"] == 3 and recs[2]["t"] == 12.0
     assert not log.partial_path.exists()
     df = events_frame(recs)
-    assert list(df.columns) == ["t", "goal_id", "rep", "mode", "attempt", "kind", "name",
-                                "tokens_in", "tokens_out", "error"]
+    assert list(df.columns) == [
+        "t",
+        "goal_id",
+        "rep",
+        "mode",
+        "attempt",
+        "kind",
+        "name",
+        "tokens_in",
+        "tokens_out",
+        "error",
+    ]
     with pytest.raises(ValueError, match="is closed"):
         log.emit("goal_end", goal_id="g", rep=1, mode="agentic", attempt=0)
 
@@ -329,8 +355,15 @@ def test_event_log_span_and_errors(tmp_path) -> None:
 
 # --------------------------------------------------------------------------- config
 def test_agent_config_from_dict() -> None:
-    cfg = AgentConfig.from_dict({"max_attempts": 5, "verify": False, "max_tokens": {"plan": 99},
-                                 "inject_timeout_rate": 0.25, "backoff_s": 1})
+    cfg = AgentConfig.from_dict(
+        {
+            "max_attempts": 5,
+            "verify": False,
+            "max_tokens": {"plan": 99},
+            "inject_timeout_rate": 0.25,
+            "backoff_s": 1,
+        }
+    )
     assert cfg.max_attempts == 5 and cfg.verify is False and cfg.backoff_s == 1.0
     assert cfg.max_tokens["plan"] == 99 and cfg.max_tokens["answer"] == AgentConfig().max_tokens["answer"]
     assert cfg.backoff(1) == 1.0 and cfg.backoff(3) == 4.0

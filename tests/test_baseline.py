@@ -376,15 +376,19 @@ class Env:
         self.meter = FakeMeter(self.t, {"package-0": const(power)})
         self.wall = wall
 
-    def obtain(
-        self, path: Path, cfg: BaselineConfig = BaselineConfig(settle_s=1, windows=3, window_s=1), **kw
-    ):
+    def obtain(self, path: Path, cfg: BaselineConfig | None = None, **kw):
         kw.setdefault("hw_hash", "hw1")
         kw.setdefault("governor", "performance")
         kw.setdefault("turbo", True)
         kw.setdefault("host", "node-a")
         return obtain_baseline(
-            self.meter, cfg, path, clock=self.t.clock, sleep=self.t.sleep, wall_clock=lambda: self.wall, **kw
+            self.meter,
+            cfg or BaselineConfig(settle_s=1, windows=3, window_s=1),
+            path,
+            clock=self.t.clock,
+            sleep=self.t.sleep,
+            wall_clock=lambda: self.wall,
+            **kw,
         )
 
 
@@ -458,7 +462,9 @@ def test_host_cache_path_is_one_file_per_host_and_hardware() -> None:
         "resources/baseline/hosts/node-7.cluster_ab12.json"
     )
     assert host_cache_path("r", "we/ird host", None) == Path("r/hosts/we_ird_host_unknown.json")
-    assert host_cache_path("r", "a", "h1") != host_cache_path("r", "b", "h1") != host_cache_path("r", "b", "h2")
+    assert (
+        host_cache_path("r", "a", "h1") != host_cache_path("r", "b", "h1") != host_cache_path("r", "b", "h2")
+    )
 
 
 def test_unstable_cache_is_not_reused(tmp_path: Path) -> None:

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from test_pipeline import FAMILIES, REPO, SNAKEFILE, simulated_study
 
 pytestmark = pytest.mark.cluster
@@ -67,7 +66,16 @@ def cluster() -> dict[str, str]:
 
 
 def snakemake_slurm(workdir: Path, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "snakemake", "--directory", str(workdir), "--profile", str(PROFILE), *FAST_STATUS]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--directory",
+        str(workdir),
+        "--profile",
+        str(PROFILE),
+        *FAST_STATUS,
+    ]
     try:
         return _run([*cmd, *args], timeout=timeout, cwd=workdir)
     except subprocess.TimeoutExpired as exc:
@@ -99,8 +107,9 @@ def test_every_measurement_job_ran_through_sbatch(cluster_run: dict[str, Any]) -
     jobs = cluster_run["jobs"]
     assert sorted(jobs) == sorted(cluster_run["ids"]), "sacct lacks a submitted job"
     comments = sorted(j["comment"] for j in jobs.values())
-    want = sorted(["rule_fingerprint", "rule_baseline"]
-                  + [f"rule_run_family_wildcards_{f}_0" for f in FAMILIES])
+    want = sorted(
+        ["rule_fingerprint", "rule_baseline"] + [f"rule_run_family_wildcards_{f}_0" for f in FAMILIES]
+    )
     assert comments == want
     for j in jobs.values():
         assert (j["state"], j["exit"], j["node"]) == ("COMPLETED", "0:0", cluster_run["node"]), j
@@ -119,8 +128,14 @@ def test_outputs_complete_and_each_run_used_its_nodes_baseline(cluster_run: dict
     listed = json.dumps(manifest)
     for name in ("tables/goals.csv", "tables/epg.csv", "tables/ooi.csv", "baseline/idle.json"):
         assert (r / name).stat().st_size > 0 and name in listed
-    for stem in ("fig1_epg", "fig2_ooi_forest", "fig3_phases", "fig4_power_timeline",
-                 "fig5_success_vs_energy", "fig6_idle_baseline"):  # fmt: skip
+    for stem in (
+        "fig1_epg",
+        "fig2_ooi_forest",
+        "fig3_phases",
+        "fig4_power_timeline",
+        "fig5_success_vs_energy",
+        "fig6_idle_baseline",
+    ):
         for ext in ("png", "pdf"):
             assert (r / "figures" / f"{stem}.{ext}").stat().st_size > 0 and f"figures/{stem}.{ext}" in listed
     host = socket.gethostname()  # the one node is this machine
@@ -129,9 +144,16 @@ def test_outputs_complete_and_each_run_used_its_nodes_baseline(cluster_run: dict
     for fam in FAMILIES:
         meta = json.loads((r / "runs" / fam / "rep0" / "run.json").read_text())
         assert meta["host"] == host and meta["baseline"]["host"] == host
-        assert meta["baseline"]["origin"] == "reference" and meta["baseline"]["baseline_id"] == ref["baseline_id"]
+        assert (
+            meta["baseline"]["origin"] == "reference"
+            and meta["baseline"]["baseline_id"] == ref["baseline_id"]
+        )
         # the profile's 4 threads, capped by the job's Snakemake at this machine's cores
-        assert meta["executions"] == 6 and meta["meter"] == "rapl" and meta["threads"] == min(4, os.cpu_count() or 1)
+        assert (
+            meta["executions"] == 6
+            and meta["meter"] == "rapl"
+            and meta["threads"] == min(4, os.cpu_count() or 1)
+        )
     for name in ("epg", "ooi"):
         assert "host" not in (r / "tables" / f"{name}.csv").read_text()  # no baseline_*host flag
 

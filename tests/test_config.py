@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from alems.agents.config import AgentConfig
 from alems.config import (
     default_schema_path,
     load_config,
@@ -18,7 +19,6 @@ from alems.config import (
     needs_fetch,
     validate_config,
 )
-from alems.agents.config import AgentConfig
 from alems.errors import ConfigError
 from alems.tasks import FAMILIES
 
@@ -39,8 +39,14 @@ def test_defaults_fill_every_section() -> None:
     assert cfg["energy"]["meter"] == "auto"
     assert cfg["agents"]["max_tokens"]["plan"] == AgentConfig().max_tokens["plan"]
     assert cfg["accounting"] == {"attribution": "cpu_share", "min_coverage": 0.8}
-    assert cfg["metrics"] == {"bootstrap": 10000, "level": 0.95, "seed": 0, "energy_layer": "total",
-                              "min_goals": 10, "pooled_estimand": "ratio_of_means"}
+    assert cfg["metrics"] == {
+        "bootstrap": 10000,
+        "level": 0.95,
+        "seed": 0,
+        "energy_layer": "total",
+        "min_goals": 10,
+        "pooled_estimand": "ratio_of_means",
+    }
     assert cfg["allow_mixed_runs"] is False
 
 
@@ -55,7 +61,9 @@ def test_unknown_key_is_named_with_a_suggestion() -> None:
 def test_ill_typed_key_is_named() -> None:
     msg = _err({"study": {"tasks": "five"}})
     assert "config key 'study.tasks' must be integer, got 'five'" in msg
-    assert "config key 'energy.meter' must be one of 'auto', 'rapl', 'nvml', 'model'" in _err({"energy": {"meter": "x"}})
+    assert "config key 'energy.meter' must be one of 'auto', 'rapl', 'nvml', 'model'" in _err(
+        {"energy": {"meter": "x"}}
+    )
     assert "config key 'agents.verify' must be boolean" in _err({"agents": {"verify": 1}})
     assert "'study.reps' is invalid" in _err({"study": {"reps": 0}})
     # bool is not an integer
@@ -69,19 +77,29 @@ def test_unknown_family_is_named() -> None:
 
 def test_user_family_and_its_defaults(tmp_path: Path) -> None:
     cfg = validate_config(
-        {"user_families": {"mine": {"path": "x.jsonl"}}, "study": {"families": ["mine"]}}, known_families=FAMILIES
+        {"user_families": {"mine": {"path": "x.jsonl"}}, "study": {"families": ["mine"]}},
+        known_families=FAMILIES,
     )
     assert cfg["user_families"]["mine"] == {"path": "x.jsonl", "group": "reasoning", "tools": ["calculator"]}
     assert "reuses a built-in family name" in _err({"user_families": {"gsm8k_basic": {"path": "x"}}})
 
 
 def test_timeline_family_must_be_studied() -> None:
-    assert "figures.timeline_family" in _err({"figures": {"timeline_family": "science_qa"}, "study": {"families": ["gsm8k_basic"]}})
+    assert "figures.timeline_family" in _err(
+        {"figures": {"timeline_family": "science_qa"}, "study": {"families": ["gsm8k_basic"]}}
+    )
 
 
 def test_openai_server_by_config_alone() -> None:
     cfg = validate_config(
-        {"llm": {"backend": "openai", "base_url": "http://127.0.0.1:8080/v1", "model": "qwen", "api_key_env": "MY_KEY"}}
+        {
+            "llm": {
+                "backend": "openai",
+                "base_url": "http://127.0.0.1:8080/v1",
+                "model": "qwen",
+                "api_key_env": "MY_KEY",
+            }
+        }
     )
     assert model_file(cfg) is None and not needs_fetch(cfg)
 
@@ -170,7 +188,9 @@ def test_schema_sections_mirror_the_layer_dataclasses() -> None:
     for section, cls, extra in pairs:
         fields = {f.name for f in dataclasses.fields(cls)}
         keys = set(props[section]["properties"]) - extra
-        assert keys == fields, f"{section}: schema-only {sorted(keys - fields)}, dataclass-only {sorted(fields - keys)}"
+        assert keys == fields, (
+            f"{section}: schema-only {sorted(keys - fields)}, dataclass-only {sorted(fields - keys)}"
+        )
     model_keys = set(props["energy"]["properties"]["model"]["properties"])
     assert model_keys == {f.name for f in dataclasses.fields(ModelParams)}
 
@@ -179,10 +199,24 @@ def _dry_run(tmp_path: Path, cfg: dict[str, Any]) -> subprocess.CompletedProcess
     cf = tmp_path / "c.yaml"
     cf.write_text(yaml.safe_dump(cfg))
     return subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-         "--configfile", str(cf), "-n", "--cores", "1"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(cf),
+            "-n",
+            "--cores",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_dry_run_fails_naming_an_unknown_key(tmp_path: Path) -> None:

@@ -27,7 +27,9 @@ def test_nothing_here_gives_the_cpu_model(tmp_path: Path, no_pynvml, caplog) -> 
     assert [(d.key, d.source) for d in m.domains()] == [("cpu-model", "modeled")]
     lines = [r.getMessage() for r in caplog.records if r.name == "alems.energy"]
     assert len(lines) == 1
-    assert lines[0].startswith("auto meter: no GPU (the NVML Python bindings (module pynvml) are not installed); ")
+    assert lines[0].startswith(
+        "auto meter: no GPU (the NVML Python bindings (module pynvml) are not installed); "
+    )
     assert f"modeled cpu-model for the CPU because no RAPL powercap zones at {tmp_path / 'none'}" in lines[0]
     n = ProcStat().n_cpus
     assert f"(P_idle {0.74 * n:.2f} W, P_max {3.5 * n:.2f} W, " in lines[0]
@@ -53,8 +55,9 @@ def test_dead_gpu_is_left_out_with_a_warning(tmp_path: Path, fake_pynvml, caplog
     assert [d.key for d in m.domains()] == ["gpu-0", "cpu-model"]
     assert isinstance(m, CompositeMeter) and isinstance(m.meters[0], FilteredMeter)
     warns = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert warns == ["gpu-1 left out of auto: dead counter, did not move under a 0.25 s calibration load "
-                     "(stuck at 0 J)"]
+    assert warns == [
+        "gpu-1 left out of auto: dead counter, did not move under a 0.25 s calibration load (stuck at 0 J)"
+    ]
     assert "left out as dead: gpu-1" in caplog.records[0].getMessage()
     assert set(m.read_raw()) == {"gpu-0", "cpu-model"}
 
@@ -69,7 +72,9 @@ def test_dead_psys_left_out_and_live_rapl_covers_the_cpu(tmp_path: Path, no_pynv
         assert line.startswith("auto meter: measured package-0, core-0, uncore-0 (RAPL at ")
         assert "live under a 0.10 s calibration load" in line and "left out as dead: psys" in line
         assert "cpu-model" not in line
-        assert "psys left out of auto: dead counter, did not move under a 0.10 s calibration load" in caplog.text
+        assert (
+            "psys left out of auto: dead counter, did not move under a 0.10 s calibration load" in caplog.text
+        )
         # explicit rapl reads every present domain, dead or not; the window flags it static
         with EnergyMonitor(open_meter("rapl", powercap_root=str(tmp_path / "pc"))) as mon:
             mon.begin_window("w")
@@ -92,7 +97,9 @@ def test_all_rapl_dead_falls_back_to_the_model(powercap, no_pynvml, caplog) -> N
     assert [d.key for d in m2.domains()] == ["package-0", "core-0"]
 
 
-def test_unreadable_rapl_in_auto_warns_with_the_fix_and_models(powercap, no_pynvml, monkeypatch, caplog) -> None:
+def test_unreadable_rapl_in_auto_warns_with_the_fix_and_models(
+    powercap, no_pynvml, monkeypatch, caplog
+) -> None:
     fake = powercap("intel-1s")
     real_open = os.open
     denied = str(fake.energy_file("package-0"))
@@ -131,7 +138,9 @@ def test_explicit_kinds(powercap, fake_pynvml, proc_stat, tmp_path: Path) -> Non
 def test_composite_and_filtered(powercap, proc_stat) -> None:
     fake = powercap("intel-1s")
     r = RaplMeter(fake.root)
-    c = CompositeMeter([FilteredMeter(r, ["package-0"]), CpuModelMeter(ModelParams(proc_stat=str(proc_stat.path)))])
+    c = CompositeMeter(
+        [FilteredMeter(r, ["package-0"]), CpuModelMeter(ModelParams(proc_stat=str(proc_stat.path)))]
+    )
     assert [d.key for d in c.domains()] == ["package-0", "cpu-model"]
     assert set(c.read_raw()) == {"package-0", "cpu-model"}
     with pytest.raises(ValueError, match="domain package-0 is reported by two meters"):
@@ -143,7 +152,8 @@ def test_probe_and_find_dead_directly(powercap, fake_pynvml) -> None:
     p = probe(str(fake.root), calibrate=False)
     assert p.rapl_status == "ok" and p.nvml_status == "absent" and not p.calibrated
     assert find_dead([p.rapl], 0.01) == {
-        k: "did not move under a 0.01 s calibration load (stuck at 0 J)" for k in ("package-0", "core-0", "uncore-0")
+        k: "did not move under a 0.01 s calibration load (stuck at 0 J)"
+        for k in ("package-0", "core-0", "uncore-0")
     }
     meter, sel = select_auto(p)
     assert sel.measured == ["package-0", "core-0", "uncore-0"] and sel.modeled == []

@@ -18,18 +18,31 @@ from alems.energy.simulated import SimulatedRapl, make_powercap_tree
 SRC = str(Path(alems.__file__).resolve().parents[1])
 
 
-def run_alems(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+def run_alems(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess:
     e = dict(os.environ, PYTHONPATH=SRC, **(env or {}))
-    return subprocess.run([sys.executable, "-m", "alems", *args], capture_output=True, text=True,
-                          env=e, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "alems", *args], capture_output=True, text=True, env=e, timeout=timeout
+    )
 
 
 def test_measure_rapl_on_the_simulated_writer(tmp_path: Path) -> None:
     """A whole `alems measure` through the real RAPL path: 10 W on a 5 J counter."""
     root = tmp_path / "pc"
     with SimulatedRapl(root, "intel-1s", watts=10, range_uj=5_000_000, tick_ms=2):
-        r = run_alems("measure", "--meter", "rapl", "--powercap-root", str(root), "--json",
-                      "--", "sh", "-c", "sleep 1.2")
+        r = run_alems(
+            "measure",
+            "--meter",
+            "rapl",
+            "--powercap-root",
+            str(root),
+            "--json",
+            "--",
+            "sh",
+            "-c",
+            "sleep 1.2",
+        )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert {"meter", "duration_s", "energy_j", "sources", "total_j", "exit_code"} <= set(out)
@@ -57,12 +70,31 @@ MOVER = textwrap.dedent("""
 
 def test_measure_reports_what_the_command_moved_wraps_included(tmp_path: Path) -> None:
     """The command itself moves package-0 by 24 x 0.25 J = 6 J on a 2 J counter (3 wraps)."""
-    fake = make_powercap_tree(tmp_path / "pc", "intel-1s", max_energy_range_uj=2_000_000,
-                              initial_uj=1_500_000, package_limit_w=8.0, max_power_w=8.0)
+    fake = make_powercap_tree(
+        tmp_path / "pc",
+        "intel-1s",
+        max_energy_range_uj=2_000_000,
+        initial_uj=1_500_000,
+        package_limit_w=8.0,
+        max_power_w=8.0,
+    )
     mover = tmp_path / "mover.py"
     mover.write_text(MOVER)
-    r = run_alems("measure", "--meter", "rapl", "--powercap-root", str(fake.root), "--interval-ms", "5",
-                  "--json", "--", sys.executable, str(mover), str(fake.energy_file("package-0")), "2000000")
+    r = run_alems(
+        "measure",
+        "--meter",
+        "rapl",
+        "--powercap-root",
+        str(fake.root),
+        "--interval-ms",
+        "5",
+        "--json",
+        "--",
+        sys.executable,
+        str(mover),
+        str(fake.energy_file("package-0")),
+        "2000000",
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["energy_j"] == {"package-0": pytest.approx(6.0, abs=1e-9), "core-0": 0.0, "uncore-0": 0.0}
@@ -160,7 +192,12 @@ BLOCKER = textwrap.dedent("""
 
 
 def test_doctor_and_measure_need_only_the_core_dependencies(tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, "-c", BLOCKER, str(tmp_path / "none")], capture_output=True, text=True,
-                       env=dict(os.environ, PYTHONPATH=SRC), timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-c", BLOCKER, str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=SRC),
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     assert "LOADED [] 0 0" in r.stderr

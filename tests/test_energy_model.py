@@ -61,7 +61,9 @@ def test_proc_stat_counts_cpus_and_errors(proc_stat, tmp_path) -> None:
     t1 = st.read()
     assert t1.busy_s - t0.busy_s == pytest.approx(1.5)
     assert t1.total_s - t0.total_s == pytest.approx(2.0)
-    with pytest.raises(MeterError, match=r"(?s)cannot read .*nope: No such file.*Fix: A-LEMS needs Linux /proc/stat"):
+    with pytest.raises(
+        MeterError, match=r"(?s)cannot read .*nope: No such file.*Fix: A-LEMS needs Linux /proc/stat"
+    ):
         ProcStat(str(tmp_path / "nope"))
     bad = tmp_path / "bad"
     bad.write_text("hello\n")

@@ -29,7 +29,13 @@ def test_windows_nest_and_sum_non_overlapping_domains(powercap, clock) -> None:
         fake.add_j("package-0", 10.0)
         mon.begin_window("inner")
         clock.advance(2.0)
-        for key, j in {"package-0": 20.0, "core-0": 15.0, "dram-0": 3.0, "package-1": 5.0, "dram-1": 1.0}.items():
+        for key, j in {
+            "package-0": 20.0,
+            "core-0": 15.0,
+            "dram-0": 3.0,
+            "package-1": 5.0,
+            "dram-1": 1.0,
+        }.items():
             fake.add_j(key, j)
         inner = mon.end_window("inner")
         outer = mon.end_window("outer")
@@ -40,7 +46,9 @@ def test_windows_nest_and_sum_non_overlapping_domains(powercap, clock) -> None:
             mon.begin_window("x")
     assert isinstance(inner, Measurement) and inner.key == "inner"
     assert inner.duration_s == pytest.approx(2.0) and outer.duration_s == pytest.approx(3.0)
-    assert inner.energy_j["package-0"] == pytest.approx(20.0) and outer.energy_j["package-0"] == pytest.approx(30.0)
+    assert inner.energy_j["package-0"] == pytest.approx(20.0) and outer.energy_j[
+        "package-0"
+    ] == pytest.approx(30.0)
     # packages + dram; core is inside its package and is not added
     assert inner.total_j == pytest.approx(20.0 + 3.0 + 5.0 + 1.0)
     assert inner.static == ["core-1"]

@@ -64,7 +64,11 @@ def test_volta_without_energy_support_falls_back_to_polling(fake_pynvml, clock) 
         ("2,0", [2, 0], None),
         ("1, 3", [1, 3], None),
         ("GPU-00000002", [2], None),  # a UUID prefix, as CUDA accepts
-        ("0,7,1", [0], "entry '7' names no GPU here; as CUDA does, it and the entries after it are ignored (7,1)"),
+        (
+            "0,7,1",
+            [0],
+            "entry '7' names no GPU here; as CUDA does, it and the entries after it are ignored (7,1)",
+        ),
         ("1,-1,2", [1], "entry '-1' names no GPU"),
         ("GPU-0000000", [], "entry 'GPU-0000000' names no GPU"),  # ambiguous prefix
         ("1,1", [1], "lists GPU 1 twice"),

@@ -86,8 +86,12 @@ def test_unknown_zone_names_are_skipped(tmp_path: Path) -> None:
 
 
 def test_ranges_and_power_limits_are_read(powercap) -> None:
-    fake = powercap("intel-1s-dram", max_energy_range_uj={"package-0": 262143328850, "dram-0": 65712999613},
-                    package_limit_w=45.0, max_power_w=95.0)
+    fake = powercap(
+        "intel-1s-dram",
+        max_energy_range_uj={"package-0": 262143328850, "dram-0": 65712999613},
+        package_limit_w=45.0,
+        max_power_w=95.0,
+    )
     d = {x.key: x for x in discover(fake.root).domains}
     assert d["package-0"].max_range_j == pytest.approx(262143.32885)
     assert d["dram-0"].max_range_j == pytest.approx(65712.999613)
@@ -109,7 +113,10 @@ def test_meter_reads_joules(powercap) -> None:
 
 def test_meter_keys_restrict_and_reject_unknown(powercap) -> None:
     fake = powercap("intel-psys")
-    assert [d.key for d in RaplMeter(fake.root, keys=["package-0", "psys"]).domains()] == ["package-0", "psys"]
+    assert [d.key for d in RaplMeter(fake.root, keys=["package-0", "psys"]).domains()] == [
+        "package-0",
+        "psys",
+    ]
     with pytest.raises(MeterError, match=r"RAPL domains \['dram-0'\] are not under"):
         RaplMeter(fake.root, keys=["dram-0"])
 
@@ -224,5 +231,7 @@ def test_a_missed_wrap_window_is_refused(powercap, clock) -> None:
         s.boundary_read()
         clock.advance(0.5)  # at 50 W a 1 J counter can wrap every 20 ms
         fake.add_j("package-0", 0.3)
-        with pytest.raises(CounterReadError, match=r"package-0: 0.500 s between reads, but the counter can wrap"):
+        with pytest.raises(
+            CounterReadError, match=r"package-0: 0.500 s between reads, but the counter can wrap"
+        ):
             s.boundary_read()

@@ -32,7 +32,9 @@ def test_zone_without_limit_files_gets_the_fallback_bound(powercap):
     assert "fallback" in str(doms["package-0"].info["max_power_from"])
     # a zone with limits keeps its own
     limited = powercap("intel-1s", max_energy_range_uj=RANGE_UJ, package_limit_w=65.0)
-    assert {d.key: d for d in discover(limited.root).domains}["package-0"].max_power_w == 65.0 * 1.25  # its short-term limit
+    assert {d.key: d for d in discover(limited.root).domains}[
+        "package-0"
+    ].max_power_w == 65.0 * 1.25  # its short-term limit
 
 
 def test_long_interval_is_capped_on_a_zone_without_limits(powercap, clock):

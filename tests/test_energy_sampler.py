@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -31,8 +32,17 @@ class RampMeter(Meter):
         self.fail: set[str] = set()
 
     def domains(self) -> list[Domain]:
-        return [Domain(k, "package" if k.startswith("package") else "dram", "measured", "ramp",
-                       max_range_j=self.rng, max_power_w=self.max_w) for k in self.watts]
+        return [
+            Domain(
+                k,
+                "package" if k.startswith("package") else "dram",
+                "measured",
+                "ramp",
+                max_range_j=self.rng,
+                max_power_w=self.max_w,
+            )
+            for k in self.watts
+        ]
 
     def read_raw(self) -> dict[str, float]:
         dt = time.monotonic() - self.t0
@@ -49,7 +59,9 @@ def test_background_rows_follow_the_samples_contract() -> None:
     s = Sampler(meter, interval_s=0.005)
     assert s.mode == "thread"  # a meter with no spec cannot be re-opened in a child
     first = s.start()
-    assert isinstance(first, Sample) and first.boundary and first.energy_j == {"package-0": 0.0, "dram-0": 0.0}
+    assert (
+        isinstance(first, Sample) and first.boundary and first.energy_j == {"package-0": 0.0, "dram-0": 0.0}
+    )
     time.sleep(0.5)
     mid = s.boundary_read()
     time.sleep(0.1)
@@ -136,8 +148,14 @@ def test_process_tree_cpu_counts_live_and_finished_children() -> None:
     tree = ProcessTreeCpu()
     before = tree.read()
     child = subprocess.Popen(
-        [sys.executable, "-c", "import time\nt=time.process_time()\nwhile time.process_time()-t<0.3: pass\n"
-         "print('done', flush=True)\ntime.sleep(5)"], stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import time\nt=time.process_time()\nwhile time.process_time()-t<0.3: pass\n"
+            "print('done', flush=True)\ntime.sleep(5)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert child.stdout is not None and child.stdout.readline() == "done\n"  # >= 0.3 s of CPU burnt
@@ -244,7 +262,9 @@ def test_process_mode_needs_a_spec_and_the_real_clock(clock) -> None:
 def test_child_that_cannot_start_falls_back_to_a_thread(powercap, monkeypatch, caplog) -> None:
     fake = powercap("amd")
     m = RaplMeter(fake.root)
-    monkeypatch.setattr(m, "spec", lambda: {"kind": "rapl", "root": str(fake.root / "gone"), "keys": ["package-0"]})
+    monkeypatch.setattr(
+        m, "spec", lambda: {"kind": "rapl", "root": str(fake.root / "gone"), "keys": ["package-0"]}
+    )
     s = Sampler(m, interval_s=0.01)
     assert s.mode == "process"
     with caplog.at_level("WARNING", logger="alems.energy"):
@@ -282,7 +302,9 @@ def test_meter_specs_round_trip(powercap, fake_pynvml) -> None:
     from alems.energy.nvml import NvmlMeter
 
     fake = powercap("intel-psys")
-    c = CompositeMeter([FilteredMeter(RaplMeter(fake.root), ["package-0", "core-0"]), CpuModelMeter()], name="auto")
+    c = CompositeMeter(
+        [FilteredMeter(RaplMeter(fake.root), ["package-0", "core-0"]), CpuModelMeter()], name="auto"
+    )
     again = meter_from_spec(json.loads(json.dumps(c.spec())))
     assert [d.key for d in again.domains()] == ["package-0", "core-0", "cpu-model"]
     assert again.spec() == c.spec()
@@ -332,7 +354,7 @@ def test_cpu_times_between_reads_are_interpolated() -> None:
     read_idx = [i for i, r in enumerate(rows) if r[2] == r[2]]
     assert len(read_idx) >= 2 and len(df) == len(rows)
     checked = 0
-    for a, b in zip(read_idx, read_idx[1:]):
+    for a, b in itertools.pairwise(read_idx):
         for i in range(a + 1, b):
             ta, tb, ti = rows[a][0], rows[b][0], rows[i][0]
             expected = rows[a][2] + (rows[b][2] - rows[a][2]) * (ti - ta) / (tb - ta)

@@ -57,7 +57,10 @@ def test_profiles() -> None:
 
 def test_default_shares_make_the_summable_total_the_profile() -> None:
     assert default_shares(["package-0", "core-0", "uncore-0"]) == {
-        "package-0": 1.0, "core-0": pytest.approx(0.6), "uncore-0": pytest.approx(0.1)}
+        "package-0": 1.0,
+        "core-0": pytest.approx(0.6),
+        "uncore-0": pytest.approx(0.1),
+    }
     sh = default_shares(["package-0", "dram-0", "package-1", "dram-1", "core-1"])
     assert sh["package-0"] + sh["dram-0"] + sh["package-1"] + sh["dram-1"] == pytest.approx(1.0)
     assert default_shares(["package-0", "psys"], dead=["psys"]) == {"package-0": 1.0}
@@ -71,8 +74,11 @@ def test_simulate_in_process_at_constant_power(powercap) -> None:
     fake = powercap("intel-1s", max_energy_range_uj=4_000_000, package_limit_w=12.0)
     stop = threading.Event()
     ready = threading.Event()
-    th = threading.Thread(target=simulate, args=(fake, ConstantProfile(12.0), default_shares(fake.keys)),
-                          kwargs={"tick_s": 0.002, "should_stop": stop.is_set, "on_ready": ready.set})
+    th = threading.Thread(
+        target=simulate,
+        args=(fake, ConstantProfile(12.0), default_shares(fake.keys)),
+        kwargs={"tick_s": 0.002, "should_stop": stop.is_set, "on_ready": ready.set},
+    )
     th.start()
     try:
         ready.wait(5)
@@ -114,11 +120,20 @@ def test_simulated_rapl_matches_the_model_on_the_same_profile(tmp_path: Path, pr
     """Same parameters, same /proc/stat (scripted here, so both read identical CPU time):
     the RAPL code path over the simulated counters equals the model meter within 1 %."""
     params = dict(p_idle_w=10.0, p_max_w=30.0)
-    with SimulatedRapl(tmp_path / "pc", "amd", profile="model", p_idle_w=10, p_max_w=30,
-                       proc_stat=str(proc_stat.path), range_uj=9_000_000, tick_ms=2,
-                       max_power_w=32):  # declared bound near the 30 W peak: a 0.28 s wrap period tolerates stalls on a loaded machine
-        meter = CompositeMeter([RaplMeter(tmp_path / "pc"),
-                                CpuModelMeter(ModelParams(**params, proc_stat=str(proc_stat.path)))])
+    with SimulatedRapl(
+        tmp_path / "pc",
+        "amd",
+        profile="model",
+        p_idle_w=10,
+        p_max_w=30,
+        proc_stat=str(proc_stat.path),
+        range_uj=9_000_000,
+        tick_ms=2,
+        max_power_w=32,
+    ):  # declared bound near the 30 W peak: a 0.28 s wrap period tolerates stalls on a loaded machine
+        meter = CompositeMeter(
+            [RaplMeter(tmp_path / "pc"), CpuModelMeter(ModelParams(**params, proc_stat=str(proc_stat.path)))]
+        )
         with EnergyMonitor(meter, interval_s=0.005) as mon:
             time.sleep(0.05)
             mon.begin_window("w")
@@ -136,9 +151,12 @@ def test_simulated_rapl_matches_the_model_on_the_same_profile(tmp_path: Path, pr
 def test_simulated_rapl_tracks_the_model_on_real_proc_stat(tmp_path: Path) -> None:
     """On the real /proc/stat both readers sample CPU time at slightly different instants
     (10 ms jiffies), so a 2 s window agrees to about 1 %; whole runs agree far closer."""
-    with SimulatedRapl(tmp_path / "pc", "intel-1s", profile="model", p_idle_w=5, p_max_w=25,
-                       range_uj=20_000_000, tick_ms=2):
-        meter = CompositeMeter([RaplMeter(tmp_path / "pc"), CpuModelMeter(ModelParams(p_idle_w=5, p_max_w=25))])
+    with SimulatedRapl(
+        tmp_path / "pc", "intel-1s", profile="model", p_idle_w=5, p_max_w=25, range_uj=20_000_000, tick_ms=2
+    ):
+        meter = CompositeMeter(
+            [RaplMeter(tmp_path / "pc"), CpuModelMeter(ModelParams(p_idle_w=5, p_max_w=25))]
+        )
         with EnergyMonitor(meter, interval_s=0.01) as mon:
             mon.begin_window("w")
             t = time.monotonic()

@@ -33,7 +33,9 @@ def _env_specs() -> dict[str, str]:
     for dep in env["dependencies"]:
         items = dep["pip"] if isinstance(dep, dict) else [dep]
         for item in items:
-            assert not item.startswith(("-e", ".", "/", "file:")), f"path entry {item!r} breaks under .snakemake/conda/"
+            assert not item.startswith(("-e", ".", "/", "file:")), (
+                f"path entry {item!r} breaks under .snakemake/conda/"
+            )
             name, bound = _split(item.replace("=", "==", 1) if re.match(r"^[\w.\-]+=\d", item) else item)
             specs[name] = bound
     return specs
@@ -71,7 +73,18 @@ def test_jobs_see_the_checkout_src_first_on_pythonpath(tmp_path: Path) -> None:
         'rule probe:\n    output: "pythonpath.txt"\n    shell: "echo $PYTHONPATH > {output}"\n'
     )
     run = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(snakefile), "--directory", str(tmp_path), "--cores", "1", "probe"],
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(snakefile),
+            "--directory",
+            str(tmp_path),
+            "--cores",
+            "1",
+            "probe",
+        ],
         capture_output=True,
         text=True,
         timeout=120,

@@ -29,17 +29,38 @@ def synthetic_goals(modeled: bool = True, zero_success_cell: bool = False) -> pd
                         ok = False
                     e = float(rng.uniform(5, 10) * (3 if mode == "agentic" else 1))
                     llm, tool = 0.7 * e, (0.1 * e if mode == "agentic" else 0.0)
-                    rows.append({
-                        "family": fam, "mode": mode, "goal_id": f"{fam}-{g}", "rep": 0, "attempt": a,
-                        "success": ok, "final_attempt": final, "t0": t, "t1": t + 1.0, "duration_s": 1.0,
-                        "raw_j": e * 2, "dynamic_j": e * 1.2, "attributed_j": e, "energy_j": e,
-                        "llm_j": llm, "tool_j": tool, "orchestration_j": e - llm - tool,
-                        "gap_j": 0.3 if a > 1 else 0.0, "coverage": 1.0,
-                        "llm_calls": 1, "tool_calls": 1 if mode == "agentic" else 0,
-                        "tokens_in": 10, "tokens_out": 5,
-                        "energy_source": "modeled" if modeled else "measured",
-                        "answer": "1", "expected": "1", "error": "", "run_id": "abcdef0123456789",
-                    })  # fmt: skip
+                    rows.append(
+                        {
+                            "family": fam,
+                            "mode": mode,
+                            "goal_id": f"{fam}-{g}",
+                            "rep": 0,
+                            "attempt": a,
+                            "success": ok,
+                            "final_attempt": final,
+                            "t0": t,
+                            "t1": t + 1.0,
+                            "duration_s": 1.0,
+                            "raw_j": e * 2,
+                            "dynamic_j": e * 1.2,
+                            "attributed_j": e,
+                            "energy_j": e,
+                            "llm_j": llm,
+                            "tool_j": tool,
+                            "orchestration_j": e - llm - tool,
+                            "gap_j": 0.3 if a > 1 else 0.0,
+                            "coverage": 1.0,
+                            "llm_calls": 1,
+                            "tool_calls": 1 if mode == "agentic" else 0,
+                            "tokens_in": 10,
+                            "tokens_out": 5,
+                            "energy_source": "modeled" if modeled else "measured",
+                            "answer": "1",
+                            "expected": "1",
+                            "error": "",
+                            "run_id": "abcdef0123456789",
+                        }
+                    )
                     t += 1.2
     return pd.DataFrame(rows)
 
@@ -53,11 +74,16 @@ def write_inputs(tmp_path: Path, goals: pd.DataFrame) -> dict[str, Path]:
     epg.to_csv(paths["epg"], index=False)
     ooi.to_csv(paths["ooi"], index=False)
     base = {
-        "status": "stable", "modeled": True, "power_w": {"cpu-model": 2.0}, "host_util": 0.015,
+        "status": "stable",
+        "modeled": True,
+        "power_w": {"cpu-model": 2.0},
+        "host_util": 0.015,
         "source": {"cpu-model": "modeled"},
         "stats": {"cpu-model": {"cv": 0.02, "judged": True}},
-        "windows": [{"index": i, "t0": i, "t1": i + 1, "power_w": {"cpu-model": 2.0 + 0.01 * i}} for i in range(10)],
-    }  # fmt: skip
+        "windows": [
+            {"index": i, "t0": i, "t1": i + 1, "power_w": {"cpu-model": 2.0 + 0.01 * i}} for i in range(10)
+        ],
+    }
     paths["baseline"] = tmp_path / "idle.json"
     paths["baseline"].write_text(json.dumps(base))
     return paths
@@ -67,25 +93,61 @@ def timeline(tmp_path: Path) -> tuple[pd.DataFrame, list[dict]]:
     t = np.arange(0, 4, 0.01)
     power = np.where((t > 0.5) & (t < 1.5), 20.0, 5.0)
     energy = np.concatenate([[0.0], np.cumsum(power[:-1] * 0.01)])
-    samples = pd.DataFrame({"t": t, "cpu-model": energy, "proc_cpu_s": t / 2, "sys_cpu_s": t, "boundary": False})
+    samples = pd.DataFrame(
+        {"t": t, "cpu-model": energy, "proc_cpu_s": t / 2, "sys_cpu_s": t, "boundary": False}
+    )
     ev = []
     for mode, s in (("linear", 0.2), ("agentic", 2.0)):
         ev += [
             {"t": s, "goal_id": "g0", "rep": 0, "mode": mode, "attempt": 0, "kind": "goal_start"},
             {"t": s + 0.1, "goal_id": "g0", "rep": 0, "mode": mode, "attempt": 1, "kind": "attempt_start"},
-            {"t": s + 0.3, "goal_id": "g0", "rep": 0, "mode": mode, "attempt": 1, "kind": "llm_start", "name": "answer"},
-            {"t": s + 1.0, "goal_id": "g0", "rep": 0, "mode": mode, "attempt": 1, "kind": "llm_end", "name": "answer"},
-            {"t": s + 1.1, "goal_id": "g0", "rep": 0, "mode": mode, "attempt": 1, "kind": "tool_start", "name": "calc"},
-            {"t": s + 1.2, "goal_id": "g0", "rep": 0, "mode": mode, "attempt": 1, "kind": "tool_end", "name": "calc"},
+            {
+                "t": s + 0.3,
+                "goal_id": "g0",
+                "rep": 0,
+                "mode": mode,
+                "attempt": 1,
+                "kind": "llm_start",
+                "name": "answer",
+            },
+            {
+                "t": s + 1.0,
+                "goal_id": "g0",
+                "rep": 0,
+                "mode": mode,
+                "attempt": 1,
+                "kind": "llm_end",
+                "name": "answer",
+            },
+            {
+                "t": s + 1.1,
+                "goal_id": "g0",
+                "rep": 0,
+                "mode": mode,
+                "attempt": 1,
+                "kind": "tool_start",
+                "name": "calc",
+            },
+            {
+                "t": s + 1.2,
+                "goal_id": "g0",
+                "rep": 0,
+                "mode": mode,
+                "attempt": 1,
+                "kind": "tool_end",
+                "name": "calc",
+            },
             {"t": s + 1.3, "goal_id": "g0", "rep": 0, "mode": mode, "attempt": 1, "kind": "attempt_end"},
             {"t": s + 1.4, "goal_id": "g0", "rep": 0, "mode": mode, "attempt": 1, "kind": "goal_end"},
-        ]  # fmt: skip
+        ]
     return samples, ev
 
 
 def test_all_six_figures_png_and_pdf(tmp_path: Path) -> None:
     paths = write_inputs(tmp_path, synthetic_goals())
-    inp = FigureInputs.load(**{k: paths[k] for k in ("goals", "epg", "ooi", "baseline")}, timeline_family="gsm8k_basic")
+    inp = FigureInputs.load(
+        **{k: paths[k] for k in ("goals", "epg", "ooi", "baseline")}, timeline_family="gsm8k_basic"
+    )
     inp.samples, inp.events = timeline(tmp_path)
     inp.sample_keys, inp.sample_sources = ["cpu-model"], {"cpu-model": "modeled"}
     out = tmp_path / "figs"
@@ -177,7 +239,9 @@ def test_dodge_spreads_coinciding_points_only() -> None:
     assert dx[:5] == [-14.0, -7.0, 0.0, 7.0, 14.0] and dx[5:] == [0.0, 0.0]
 
 
-def test_figures_mark_unbounded_and_missing_intervals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_figures_mark_unbounded_and_missing_intervals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import alems.figures as figmod
 
     paths = write_inputs(tmp_path, synthetic_goals())
@@ -185,12 +249,25 @@ def test_figures_mark_unbounded_and_missing_intervals(tmp_path: Path, monkeypatc
     ooi = pd.read_csv(paths["ooi"], dtype={"flags": str})
     cell = (epg["family"] == "gsm8k_basic") & (epg["mode"] == "agentic")
     epg.loc[cell, ["epg_ci_low", "epg_ci_high"]] = [1.0, np.inf]
-    epg.loc[(epg["family"] == "tg_single_calc") & (epg["mode"] == "linear"), ["epg_ci_low", "epg_ci_high"]] = np.nan
+    epg.loc[
+        (epg["family"] == "tg_single_calc") & (epg["mode"] == "linear"), ["epg_ci_low", "epg_ci_high"]
+    ] = np.nan
     fam = ooi["scope"] == "gsm8k_basic"
-    ooi.loc[fam, ["ooi", "ci_low", "ci_high", "ci_low_adj", "ci_high_adj"]] = [2.0, np.nan, np.nan, np.nan, np.nan]
+    ooi.loc[fam, ["ooi", "ci_low", "ci_high", "ci_low_adj", "ci_high_adj"]] = [
+        2.0,
+        np.nan,
+        np.nan,
+        np.nan,
+        np.nan,
+    ]
     ooi.loc[fam, "flags"] = "insufficient_data"
     ooi.loc[ooi["scope"] == "tg_single_calc", ["ooi", "ci_low", "ci_high", "ci_low_adj", "ci_high_adj"]] = [
-        2.0, 1.5, 3.0, 1.2, 4.0]  # fmt: skip
+        2.0,
+        1.5,
+        3.0,
+        1.2,
+        4.0,
+    ]
     epg.to_csv(paths["epg"], index=False)
     ooi.to_csv(paths["ooi"], index=False)
     inp = FigureInputs.load(**{k: paths[k] for k in ("goals", "epg", "ooi", "baseline")})
@@ -207,7 +284,9 @@ def test_figures_mark_unbounded_and_missing_intervals(tmp_path: Path, monkeypatc
     figmod.fig_epg(inp, tmp_path)
     figmod.fig_ooi(inp, tmp_path)
     figmod.fig_success_energy(inp, tmp_path)
-    assert "CI unbounded above" in seen["fig1_epg"] and "no CI: too few goals or successes" in seen["fig1_epg"]
+    assert (
+        "CI unbounded above" in seen["fig1_epg"] and "no CI: too few goals or successes" in seen["fig1_epg"]
+    )
     assert "insufficient data" in seen["fig2_ooi_forest"]
     label = next(t for t in seen["fig2_ooi_forest"] if t.startswith("OOI ="))
     assert "Bonferroni" in label and "hollow: no CI" in label and "ratio of mean family EpGs" in label
@@ -221,4 +300,7 @@ def test_an_undefined_ooi_row_says_why() -> None:
     assert _undefined_reason("zero_successes_linear") == "no linear success"
     assert _undefined_reason("zero_successes_agentic") == "no agentic success"
     # a pooled row whose every family was excluded has no success flags of its own
-    assert _undefined_reason("excluded:gsm8k_basic;excluded:tg_single_calc") == "no family with a defined OOI to pool"
+    assert (
+        _undefined_reason("excluded:gsm8k_basic;excluded:tg_single_calc")
+        == "no family with a defined OOI to pool"
+    )

@@ -28,7 +28,9 @@ def _stepwise_samples(watts: float = 80.0, idle_gpu: float = 80.0):
     t = np.round(np.arange(0.0, 3.0, 0.01), 6)
     gpu = np.floor(t * 10 + 1e-9) / 10 * watts
     cpu = 2.0 * t
-    return pd.DataFrame({"t": t, "gpu-0": gpu, "cpu-model": cpu, "proc_cpu_s": t, "sys_cpu_s": t, "boundary": False})
+    return pd.DataFrame(
+        {"t": t, "gpu-0": gpu, "cpu-model": cpu, "proc_cpu_s": t, "sys_cpu_s": t, "boundary": False}
+    )
 
 
 def test_binned_power_of_a_stepwise_counter_is_flat():
@@ -47,7 +49,7 @@ def _events():
             {"t": s + 0.05, "goal_id": "g0", "rep": 0, "mode": mode, "attempt": 1, "kind": "attempt_start"},
             {"t": s + 0.9, "goal_id": "g0", "rep": 0, "mode": mode, "attempt": 1, "kind": "attempt_end"},
             {"t": s + 1.0, "goal_id": "g0", "rep": 0, "mode": mode, "attempt": 1, "kind": "goal_end"},
-        ]  # fmt: skip
+        ]
     return ev
 
 
@@ -57,19 +59,51 @@ def _goals(negative: bool) -> pd.DataFrame:
         for mode in ("linear", "agentic"):
             for g in range(4):
                 e = -3.0 if (negative and fam == "gsm8k_basic" and mode == "linear") else 5.0 + g
-                rows.append({"family": fam, "mode": mode, "goal_id": f"g{g}", "rep": 0, "attempt": 1,
-                             "success": True, "final_attempt": True, "raw_j": e + 50, "dynamic_j": e,
-                             "attributed_j": e, "energy_j": e, "gap_j": 0.0, "llm_j": e, "tool_j": 0.0,
-                             "orchestration_j": 0.0, "energy_source": "mixed", "run_id": "r1"})  # fmt: skip
+                rows.append(
+                    {
+                        "family": fam,
+                        "mode": mode,
+                        "goal_id": f"g{g}",
+                        "rep": 0,
+                        "attempt": 1,
+                        "success": True,
+                        "final_attempt": True,
+                        "raw_j": e + 50,
+                        "dynamic_j": e,
+                        "attributed_j": e,
+                        "energy_j": e,
+                        "gap_j": 0.0,
+                        "llm_j": e,
+                        "tool_j": 0.0,
+                        "orchestration_j": 0.0,
+                        "energy_source": "mixed",
+                        "run_id": "r1",
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def _inputs(negative: bool) -> FigureInputs:
     goals = _goals(negative)
     epg, ooi = compute_tables(goals, MetricsConfig(bootstrap=100, energy_layer="dynamic"))
-    base = {"status": "stable", "power_w": {"gpu-0": 80.0, "cpu-model": 2.0}, "source": SOURCES, "windows": []}
-    return FigureInputs(goals, epg, ooi, base, _stepwise_samples(), ["gpu-0", "cpu-model"], dict(SOURCES),
-                        _events(), "gsm8k_basic", ["gpu-0"])  # fmt: skip
+    base = {
+        "status": "stable",
+        "power_w": {"gpu-0": 80.0, "cpu-model": 2.0},
+        "source": SOURCES,
+        "windows": [],
+    }
+    return FigureInputs(
+        goals,
+        epg,
+        ooi,
+        base,
+        _stepwise_samples(),
+        ["gpu-0", "cpu-model"],
+        dict(SOURCES),
+        _events(),
+        "gsm8k_basic",
+        ["gpu-0"],
+    )
 
 
 def test_negative_epg_stays_on_a_linear_axis_with_a_marker(tmp_path: Path, monkeypatch):
@@ -89,7 +123,9 @@ def test_negative_epg_stays_on_a_linear_axis_with_a_marker(tmp_path: Path, monke
     scale, (lo, _), texts = seen["fig1_epg"]
     assert scale == "linear" and lo < -3.0
     assert "<0" in texts
-    assert any("mixed: gpu-0 measured, cpu-model MODELED" in t and "energy layer: dynamic" in t for t in texts)
+    assert any(
+        "mixed: gpu-0 measured, cpu-model MODELED" in t and "energy layer: dynamic" in t for t in texts
+    )
 
 
 def test_power_timeline_plots_reconstructed_power(tmp_path: Path, monkeypatch):

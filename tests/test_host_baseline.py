@@ -19,7 +19,9 @@ from alems.study import job_baseline
 
 ENERGY = {"meter": "model", "calibrate": False, "model": {"p_idle_w": 3.0, "p_max_w": 15.0}}
 # Stability is not the subject here: the model meter follows this busy machine's CPU load.
-PROTOCOL = BaselineConfig(settle_s=0, windows=2, window_s=0.05, max_retries=0, max_host_util=1.0, cv_threshold=1e9)
+PROTOCOL = BaselineConfig(
+    settle_s=0, windows=2, window_s=0.05, max_retries=0, max_host_util=1.0, cv_threshold=1e9
+)
 
 
 def _reference(host: str, hw: str = "hw1"):  # type: ignore[no-untyped-def]
@@ -33,13 +35,21 @@ def test_the_reference_is_used_as_it_is_on_its_own_host(tmp_path: Path) -> None:
     base, info = job_baseline(ref, unusable, host="node-a", hw_hash="hw1", cache_root=tmp_path)
     assert base is ref
     assert info == {
-        "baseline_id": ref.baseline_id, "status": ref.status, "modeled": True, "host": "node-a", "hw_hash": "hw1",
-        "origin": "reference", "path": None, "power_w": ref.power_w,
-    }  # fmt: skip
+        "baseline_id": ref.baseline_id,
+        "status": ref.status,
+        "modeled": True,
+        "host": "node-a",
+        "hw_hash": "hw1",
+        "origin": "reference",
+        "path": None,
+        "power_w": ref.power_w,
+    }
     assert not (tmp_path / "hosts").exists()
 
 
-@pytest.mark.parametrize("host, hw", [("node-b", "hw1"), ("node-a", "hw2")], ids=["other-host", "other-hardware"])
+@pytest.mark.parametrize(
+    "host, hw", [("node-b", "hw1"), ("node-a", "hw2")], ids=["other-host", "other-hardware"]
+)
 def test_another_host_measures_its_own_then_reuses_it(tmp_path: Path, host: str, hw: str) -> None:
     ref = _reference("node-a")
     base, info = job_baseline(ref, ENERGY, host=host, hw_hash=hw, cache_root=tmp_path)

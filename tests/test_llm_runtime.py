@@ -121,16 +121,24 @@ def test_doctor_reports_the_crash_beside_the_meters(tmp_path: Path) -> None:
     model = fake_gguf(tmp_path)
     proc = subprocess.run(
         [sys.executable, "-m", "alems", "doctor", "--json", "--no-calibrate", "--model", str(model)],
-        capture_output=True, text=True, timeout=120, env=crash_env(), cwd=tmp_path,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=crash_env(),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["llm"]["status"] == "crashed" and report["llm"]["signal"] == "SIGSEGV"
     assert "make llama" in report["llm"]["fix"] and "findings" in report
     text = subprocess.run(
         [sys.executable, "-m", "alems", "doctor", "--no-calibrate", "--model", str(model)],
-        capture_output=True, text=True, timeout=120, env=crash_env(), cwd=tmp_path,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=crash_env(),
+        cwd=tmp_path,
+    ).stdout
     assert "[crashed   ] llm" in text and "SIGSEGV" in text and "fix: " in text
 
 
@@ -142,23 +150,41 @@ def test_the_real_build_generates_and_records_its_flags(tmp_path: Path) -> None:
     result = probe(LLMConfig(model="smollm2-135m", models_dir=str(SMOL.parent), n_ctx=256), threads=1)
     assert result.ok, result.render()
     assert result.tokens_out and 1 <= result.tokens_out <= 4
-    rec = write_build_record(tmp_path / "b.json", version="0.3.36", cpu_level="x86-64-v3",
-                             cmake_args="-DGGML_NATIVE=OFF", flags_hash="abc", wheel_dir="/w")  # fmt: skip
+    rec = write_build_record(
+        tmp_path / "b.json",
+        version="0.3.36",
+        cpu_level="x86-64-v3",
+        cmake_args="-DGGML_NATIVE=OFF",
+        flags_hash="abc",
+        wheel_dir="/w",
+    )
     assert rec["system_info"] and "CPU" in rec["system_info"] and rec["load_failure"] is None
     assert rec["native"] is False and json.loads((tmp_path / "b.json").read_text())["flags_hash"] == "abc"
 
 
 # --------------------------------------------------------------------------- the Makefile
 def make_flags(*assignments: str) -> str:
-    proc = subprocess.run(["make", "-s", "--no-print-directory", "llama-flags", *assignments],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    proc = subprocess.run(
+        ["make", "-s", "--no-print-directory", "llama-flags", *assignments],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return proc.stdout.strip()
 
 
 def make_dry_llama(*assignments: str) -> str:
     # WHEELS points at an empty directory, so the dry run shows the whole build
-    proc = subprocess.run(["make", "-n", "--no-print-directory", "-W", "pyproject.toml", "llama", *assignments],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    proc = subprocess.run(
+        ["make", "-n", "--no-print-directory", "-W", "pyproject.toml", "llama", *assignments],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return proc.stdout
 
 
@@ -181,7 +207,11 @@ def test_the_wheel_cache_is_keyed_by_flags_and_bypasses_pips_cache(tmp_path: Pat
     v4 = make_dry_llama(f"WHEELS={tmp_path}", "LLAMA_CPU=x86-64-v4")
 
     def wheel_dir(text: str) -> str:
-        return next(w for w in text.split() if w.startswith(f"{tmp_path}/llama_cpp_python-0.3.36-") and w.endswith(".tmp"))
+        return next(
+            w
+            for w in text.split()
+            if w.startswith(f"{tmp_path}/llama_cpp_python-0.3.36-") and w.endswith(".tmp")
+        )
 
     assert wheel_dir(v3) != wheel_dir(v4)
     assert "--no-cache-dir" in v3 and "PIP_NO_CACHE_DIR=1" in v3

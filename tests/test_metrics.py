@@ -13,7 +13,6 @@ import pytest
 from alems.cli import main
 from alems.errors import ConfigError
 from alems.metrics import (
-    flag_families,
     EPG_COLUMNS,
     OOI_COLUMNS,
     MetricsConfig,
@@ -23,6 +22,7 @@ from alems.metrics import (
     compute_tables,
     epg_table,
     executions,
+    flag_families,
     group_of,
     ooi_stat,
     ooi_table,
@@ -34,12 +34,22 @@ from alems.metrics import (
 )
 
 
-def row(family, mode, goal, energy, success, attempt=1, final=True, gap=0.0, rep=0, source="measured", flags=""):
+def row(
+    family, mode, goal, energy, success, attempt=1, final=True, gap=0.0, rep=0, source="measured", flags=""
+):
     return {
-        "family": family, "mode": mode, "goal_id": goal, "rep": rep, "attempt": attempt,
-        "success": success, "final_attempt": final, "energy_j": energy, "gap_j": gap,
-        "energy_source": source, "flags": flags,
-    }  # fmt: skip
+        "family": family,
+        "mode": mode,
+        "goal_id": goal,
+        "rep": rep,
+        "attempt": attempt,
+        "success": success,
+        "final_attempt": final,
+        "energy_j": energy,
+        "gap_j": gap,
+        "energy_source": source,
+        "flags": flags,
+    }
 
 
 def golden_goals() -> pd.DataFrame:
@@ -79,12 +89,29 @@ def test_executions_sum_attempts_and_gaps_and_take_the_final_success():
 
 def test_epg_golden_table():
     epg = epg_table(golden_goals(), CFG)
-    assert list(epg.columns[: len(EPG_COLUMNS)]) == (
-        "family, group, mode, executions, successes, success_rate, energy_total_j, epg_j, "
-        "epg_ci_low, epg_ci_high, epg_success_only_j, energy_source"
-    ).split(", ")
+    assert list(epg.columns[: len(EPG_COLUMNS)]) == [
+        "family",
+        "group",
+        "mode",
+        "executions",
+        "successes",
+        "success_rate",
+        "energy_total_j",
+        "epg_j",
+        "epg_ci_low",
+        "epg_ci_high",
+        "epg_success_only_j",
+        "energy_source",
+    ]
     got = {
-        (r.family, r.mode): (r.group, r.executions, r.successes, r.energy_total_j, r.epg_j, r.epg_success_only_j)
+        (r.family, r.mode): (
+            r.group,
+            r.executions,
+            r.successes,
+            r.energy_total_j,
+            r.epg_j,
+            r.epg_success_only_j,
+        )
         for r in epg.itertuples()
     }
     expected = {
@@ -118,8 +145,10 @@ def test_epg_golden_table():
 
 
 def test_zero_successes_give_inf_and_a_flag_never_a_crash_or_zero():
-    goals = pd.DataFrame([row("science_qa", "linear", f"g{i}", 5.0, False) for i in range(4)]
-                         + [row("science_qa", "agentic", f"g{i}", 7.0, i < 2) for i in range(4)])  # fmt: skip
+    goals = pd.DataFrame(
+        [row("science_qa", "linear", f"g{i}", 5.0, False) for i in range(4)]
+        + [row("science_qa", "agentic", f"g{i}", 7.0, i < 2) for i in range(4)]
+    )
     epg, ooi = compute_tables(goals, CFG)
     lin = epg[(epg["family"] == "science_qa") & (epg["mode"] == "linear")].iloc[0]
     assert lin["epg_j"] == math.inf and lin["epg_success_only_j"] == math.inf
@@ -127,7 +156,9 @@ def test_zero_successes_give_inf_and_a_flag_never_a_crash_or_zero():
     assert lin["n_degenerate_resamples"] == CFG.bootstrap
     assert math.isnan(lin["epg_ci_low"]) and math.isnan(lin["epg_ci_high"])  # every resample is degenerate
     fam = ooi[ooi["scope"] == "science_qa"].iloc[0]
-    assert math.isnan(fam["ooi"]) and math.isnan(fam["ci_low"]) and math.isnan(fam["ci_high"])  # not 0 = 3.5 / inf
+    assert (
+        math.isnan(fam["ooi"]) and math.isnan(fam["ci_low"]) and math.isnan(fam["ci_high"])
+    )  # not 0 = 3.5 / inf
     assert fam["method"] == "none" and fam["flags"] == "zero_successes_linear"
     assert fam["epg_linear_j"] == math.inf and fam["epg_agentic_j"] == 14.0
     doc = tables_to_json(epg, ooi)
@@ -148,7 +179,16 @@ def tiny_pairs() -> pd.DataFrame:
 def test_ooi_golden_on_a_tiny_paired_set():
     cfg = MetricsConfig(bootstrap=27_000, level=0.9, seed=1, min_goals=1)
     ooi = ooi_table(tiny_pairs(), cfg)
-    assert list(ooi.columns[: len(OOI_COLUMNS)]) == "scope, ooi, ci_low, ci_high, n_pairs, method, B, level".split(", ")
+    assert list(ooi.columns[: len(OOI_COLUMNS)]) == [
+        "scope",
+        "ooi",
+        "ci_low",
+        "ci_high",
+        "n_pairs",
+        "method",
+        "B",
+        "level",
+    ]
     fam = ooi[ooi["scope"] == "gsm8k_basic"].iloc[0]
     # EpG(agentic) = 120 / 3 = 40; EpG(linear) = 60 / 2 = 30; OOI = 4/3
     assert fam["ooi"] == pytest.approx(4.0 / 3.0)
@@ -242,8 +282,14 @@ def test_groups_mapping_and_default_rule():
     assert tool["executions"] == 3 and tool["energy_total_j"] == 23.0
     assert epg[epg["family"] == "my_family"]["group"].tolist() == ["tool"]
     pooled = ["ratio_of_means", "geomean_ooi", "pooled_ratio"]
-    assert ooi["scope"].tolist() == ["factual_qa", "tg_single_calc", "my_family", *["reasoning"] * 3, *["tool"] * 3,
-                                     *["overall"] * 3]  # fmt: skip
+    assert ooi["scope"].tolist() == [
+        "factual_qa",
+        "tg_single_calc",
+        "my_family",
+        *["reasoning"] * 3,
+        *["tool"] * 3,
+        *["overall"] * 3,
+    ]
     assert ooi["estimand"].tolist() == ["family"] * 3 + pooled * 3
 
 
@@ -285,7 +331,9 @@ def test_adding_a_family_leaves_the_others_resamples_alone():
 
 
 def test_config_validation():
-    assert MetricsConfig.from_dict({"bootstrap": 100, "level": "0.9", "seed": 3}) == MetricsConfig(100, 0.9, 3)
+    assert MetricsConfig.from_dict({"bootstrap": 100, "level": "0.9", "seed": 3}) == MetricsConfig(
+        100, 0.9, 3
+    )
     with pytest.raises(ConfigError, match="level is 1.5"):
         MetricsConfig(level=1.5)
     with pytest.raises(ConfigError, match="bootstrap is -1"):
@@ -309,7 +357,9 @@ def test_cli_json(tmp_path, capsys):
     assert main([*args, "--out-dir", str(tmp_path / "tables")]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert set(doc) == {"epg", "ooi"}
-    assert doc["ooi"][0]["scope"] == "factual_qa" and doc["ooi"][0]["B"] == 300 and doc["ooi"][0]["level"] == 0.9
+    assert (
+        doc["ooi"][0]["scope"] == "factual_qa" and doc["ooi"][0]["B"] == 300 and doc["ooi"][0]["level"] == 0.9
+    )
     epg, ooi = compute_tables(read_goals(path), MetricsConfig(300, 0.9, 5))
     assert doc == tables_to_json(epg, ooi)
     assert main(args) == 0
@@ -351,10 +401,12 @@ def test_quantile_across_infinities_matches_the_limit():
 
 
 def test_ooi_without_an_agentic_success_is_undefined_not_inf():
-    goals = pd.DataFrame([row("factual_qa", "linear", f"g{i}", 5.0, i < 3) for i in range(4)]
-                         + [row("factual_qa", "agentic", f"g{i}", 9.0, False) for i in range(4)]
-                         + [row("tg_single_db", "linear", f"g{i}", 5.0, i < 2) for i in range(4)]
-                         + [row("tg_single_db", "agentic", f"g{i}", 8.0, i < 3) for i in range(4)])  # fmt: skip
+    goals = pd.DataFrame(
+        [row("factual_qa", "linear", f"g{i}", 5.0, i < 3) for i in range(4)]
+        + [row("factual_qa", "agentic", f"g{i}", 9.0, False) for i in range(4)]
+        + [row("tg_single_db", "linear", f"g{i}", 5.0, i < 2) for i in range(4)]
+        + [row("tg_single_db", "agentic", f"g{i}", 8.0, i < 3) for i in range(4)]
+    )
     _, ooi = compute_tables(goals, CFG)
     fam = ooi.set_index("scope").loc["factual_qa"]
     assert math.isnan(fam["ooi"]) and fam["method"] == "none" and fam["flags"] == "zero_successes_agentic"
@@ -372,6 +424,12 @@ def test_flag_families_marks_the_family_its_group_and_overall_only():
     e2, o2 = flag_families(epg, ooi, ["tg_single_calc"], "baseline_unstable")
     hit = e2["flags"].str.contains("baseline_unstable")
     assert set(e2.loc[hit, "family"]) == {"tg_single_calc", "tool", "overall"}
-    assert set(o2.loc[o2["flags"].str.contains("baseline_unstable"), "scope"]) == {"tg_single_calc", "tool", "overall"}
-    assert (e2.loc[~hit, "flags"] == epg.loc[~hit, "flags"]).all() and not epg["flags"].str.contains("baseline").any()
+    assert set(o2.loc[o2["flags"].str.contains("baseline_unstable"), "scope"]) == {
+        "tg_single_calc",
+        "tool",
+        "overall",
+    }
+    assert (e2.loc[~hit, "flags"] == epg.loc[~hit, "flags"]).all() and not epg["flags"].str.contains(
+        "baseline"
+    ).any()
     assert flag_families(epg, ooi, [], "x")[0] is epg

@@ -66,9 +66,15 @@ def test_agrees_with_scipy_bootstrap_on_an_unstratified_paired_ratio(method):
         return (ea.sum(axis) / sa.sum(axis)) / (el.sum(axis) / sl.sum(axis))
 
     ref = stats.bootstrap(
-        tuple(data.T), ratio, paired=True, vectorized=True, n_resamples=b, confidence_level=0.95,
-        method=method, rng=np.random.default_rng(9),
-    )  # fmt: skip
+        tuple(data.T),
+        ratio,
+        paired=True,
+        vectorized=True,
+        n_resamples=b,
+        confidence_level=0.95,
+        method=method,
+        rng=np.random.default_rng(9),
+    )
     assert ours.estimate == pytest.approx(ratio(*data.T))
     width = ref.confidence_interval.high - ref.confidence_interval.low
     assert abs(ours_ci[0] - ref.confidence_interval.low) < 0.05 * width

@@ -28,8 +28,19 @@ from alems.metrics import (
 
 
 def row(family, mode, goal, energy, success, rep=0):
-    return {"family": family, "mode": mode, "goal_id": goal, "rep": rep, "attempt": 1, "success": success,
-            "final_attempt": True, "energy_j": energy, "gap_j": 0.0, "energy_source": "measured", "flags": ""}  # fmt: skip
+    return {
+        "family": family,
+        "mode": mode,
+        "goal_id": goal,
+        "rep": rep,
+        "attempt": 1,
+        "success": success,
+        "final_attempt": True,
+        "energy_j": energy,
+        "gap_j": 0.0,
+        "energy_source": "measured",
+        "flags": "",
+    }
 
 
 def simulated_goals(n_goals: int, seed: int, families=("factual_qa", "science_qa")) -> pd.DataFrame:
@@ -79,12 +90,17 @@ def test_the_pair_bootstrap_would_have_narrowed_that_interval():
 def small_table() -> pd.DataFrame:
     """Family OOIs 20/5 = 4 and 45/60 = 0.75; gsm8k_basic has no agentic success."""
     rows = [
-        row("factual_qa", "linear", "g1", 4.0, True), row("factual_qa", "linear", "g2", 6.0, True),
-        row("factual_qa", "agentic", "g1", 20.0, True), row("factual_qa", "agentic", "g2", 20.0, True),
-        row("science_qa", "linear", "g1", 30.0, True), row("science_qa", "linear", "g2", 30.0, False),
-        row("science_qa", "agentic", "g1", 45.0, True), row("science_qa", "agentic", "g2", 45.0, True),
-        row("gsm8k_basic", "linear", "g1", 1.0, True), row("gsm8k_basic", "agentic", "g1", 99.0, False),
-    ]  # fmt: skip
+        row("factual_qa", "linear", "g1", 4.0, True),
+        row("factual_qa", "linear", "g2", 6.0, True),
+        row("factual_qa", "agentic", "g1", 20.0, True),
+        row("factual_qa", "agentic", "g2", 20.0, True),
+        row("science_qa", "linear", "g1", 30.0, True),
+        row("science_qa", "linear", "g2", 30.0, False),
+        row("science_qa", "agentic", "g1", 45.0, True),
+        row("science_qa", "agentic", "g2", 45.0, True),
+        row("gsm8k_basic", "linear", "g1", 1.0, True),
+        row("gsm8k_basic", "agentic", "g1", 99.0, False),
+    ]
     return pd.DataFrame(rows)
 
 
@@ -100,7 +116,9 @@ def test_the_three_pooled_estimands_by_hand():
         # mean EpG: (20 + 45) / 2 over (5 + 60) / 2
         assert rows.loc["ratio_of_means", "ooi"] == pytest.approx(1.0)
         assert (rows.loc["ratio_of_means", "epg_agentic_j"], rows.loc["ratio_of_means", "epg_linear_j"]) == (
-            pytest.approx(32.5), pytest.approx(32.5))  # fmt: skip
+            pytest.approx(32.5),
+            pytest.approx(32.5),
+        )
         assert rows.loc["geomean_ooi", "ooi"] == pytest.approx(math.sqrt(4.0 * 0.75))
         assert rows.loc["geomean_ooi", "epg_agentic_j"] == pytest.approx(math.sqrt(20.0 * 45.0))
         # pooled: 130 J / 4 successes over 70 J / 3 successes; gsm8k_basic's 99 J is not in it
@@ -111,7 +129,11 @@ def test_the_three_pooled_estimands_by_hand():
 
 def test_the_headline_estimand_comes_first_and_is_validated():
     _, ooi = compute_tables(small_table(), MetricsConfig(bootstrap=0, pooled_estimand="geomean_ooi"))
-    assert ooi[ooi["scope"] == "overall"]["estimand"].tolist() == ["geomean_ooi", "ratio_of_means", "pooled_ratio"]
+    assert ooi[ooi["scope"] == "overall"]["estimand"].tolist() == [
+        "geomean_ooi",
+        "ratio_of_means",
+        "pooled_ratio",
+    ]
     with pytest.raises(ConfigError, match="pooled_estimand"):
         MetricsConfig(pooled_estimand="mean")
     with pytest.raises(ConfigError, match="min_goals"):

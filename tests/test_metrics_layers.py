@@ -13,10 +13,35 @@ from alems.errors import ConfigError
 from alems.metrics import ENERGY_LAYERS, MetricsConfig, compute_layer_tables, compute_tables
 
 ORIGINAL_COLUMNS = (
-    "family", "mode", "goal_id", "rep", "attempt", "success", "final_attempt", "t0", "t1", "duration_s",
-    "raw_j", "dynamic_j", "attributed_j", "energy_j", "llm_j", "tool_j", "orchestration_j", "gap_j", "coverage",
-    "llm_calls", "tool_calls", "tokens_in", "tokens_out", "energy_source", "answer", "expected", "error", "run_id",
-)  # fmt: skip
+    "family",
+    "mode",
+    "goal_id",
+    "rep",
+    "attempt",
+    "success",
+    "final_attempt",
+    "t0",
+    "t1",
+    "duration_s",
+    "raw_j",
+    "dynamic_j",
+    "attributed_j",
+    "energy_j",
+    "llm_j",
+    "tool_j",
+    "orchestration_j",
+    "gap_j",
+    "coverage",
+    "llm_calls",
+    "tool_calls",
+    "tokens_in",
+    "tokens_out",
+    "energy_source",
+    "answer",
+    "expected",
+    "error",
+    "run_id",
+)
 
 
 def goals(with_gap_layers: bool = True) -> pd.DataFrame:
@@ -31,17 +56,42 @@ def goals(with_gap_layers: bool = True) -> pd.DataFrame:
                     dur = float(rng.uniform(1, 3)) * (2 if mode == "agentic" else 1)
                     dyn = 5.0 * dur
                     gap_s = 0.5 if a > 1 else 0.0
-                    rows.append({
-                        "family": fam, "mode": mode, "goal_id": f"g{g}", "rep": 0, "attempt": a,
-                        "success": g != 3 or mode == "linear", "final_attempt": a == attempts,
-                        "t0": 0.0, "t1": dur, "duration_s": dur,
-                        "raw_j": dyn + 10.0 * dur, "dynamic_j": dyn, "attributed_j": 0.5 * dyn, "energy_j": 0.5 * dyn,
-                        "llm_j": 0.25 * dyn, "tool_j": 0.0, "orchestration_j": 0.25 * dyn,
-                        "gap_j": 0.5 * 2.0 * gap_s, "coverage": 1.0, "llm_calls": 1, "tool_calls": 0,
-                        "tokens_in": 1, "tokens_out": 1, "energy_source": "measured", "answer": "", "expected": "",
-                        "error": "", "run_id": "r", "alpha": 0.5, "flags": "",
-                        "gap_raw_j": (2.0 + 10.0) * gap_s, "gap_dynamic_j": 2.0 * gap_s,
-                    })  # fmt: skip
+                    rows.append(
+                        {
+                            "family": fam,
+                            "mode": mode,
+                            "goal_id": f"g{g}",
+                            "rep": 0,
+                            "attempt": a,
+                            "success": g != 3 or mode == "linear",
+                            "final_attempt": a == attempts,
+                            "t0": 0.0,
+                            "t1": dur,
+                            "duration_s": dur,
+                            "raw_j": dyn + 10.0 * dur,
+                            "dynamic_j": dyn,
+                            "attributed_j": 0.5 * dyn,
+                            "energy_j": 0.5 * dyn,
+                            "llm_j": 0.25 * dyn,
+                            "tool_j": 0.0,
+                            "orchestration_j": 0.25 * dyn,
+                            "gap_j": 0.5 * 2.0 * gap_s,
+                            "coverage": 1.0,
+                            "llm_calls": 1,
+                            "tool_calls": 0,
+                            "tokens_in": 1,
+                            "tokens_out": 1,
+                            "energy_source": "measured",
+                            "answer": "",
+                            "expected": "",
+                            "error": "",
+                            "run_id": "r",
+                            "alpha": 0.5,
+                            "flags": "",
+                            "gap_raw_j": (2.0 + 10.0) * gap_s,
+                            "gap_dynamic_j": 2.0 * gap_s,
+                        }
+                    )
     df = pd.DataFrame(rows)
     return df if with_gap_layers else df[list(ORIGINAL_COLUMNS)]
 
@@ -85,8 +135,9 @@ def test_original_columns_only_still_work_and_flag_an_approximated_gap():
 
 
 def test_a_minimal_table_without_raw_j_uses_attributed_and_says_so():
-    minimal = goals()[["family", "mode", "goal_id", "rep", "attempt", "success", "final_attempt", "energy_j",
-                       "gap_j"]]  # fmt: skip
+    minimal = goals()[
+        ["family", "mode", "goal_id", "rep", "attempt", "success", "final_attempt", "energy_j", "gap_j"]
+    ]
     epg, ooi = compute_tables(minimal, CFG)
     assert set(epg["energy_layer"]) == {"attributed"} and set(ooi["energy_layer"]) == {"attributed"}
 
@@ -104,4 +155,8 @@ def test_cli_layer_option(tmp_path, capsys):
         assert main(["metrics", str(path), "--bootstrap", "50", "--layer", layer, "--json"]) == 0
         out[layer] = json.loads(capsys.readouterr().out)
         assert {r["energy_layer"] for r in out[layer]["epg"]} == {layer}
-    assert out["total"]["epg"][0]["epg_j"] > out["dynamic"]["epg"][0]["epg_j"] > out["attributed"]["epg"][0]["epg_j"]
+    assert (
+        out["total"]["epg"][0]["epg_j"]
+        > out["dynamic"]["epg"][0]["epg_j"]
+        > out["attributed"]["epg"][0]["epg_j"]
+    )

@@ -32,10 +32,14 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
 FAMILIES = ["gsm8k_basic", "tg_single_calc"]
 P_IDLE_W, P_MAX_W = 3.0, 15.0
-RANGE_UJ = 10_000_000  # 10 J: the package counter wraps every second or two (safe poll 0.33 s at the declared 30 W)
+RANGE_UJ = (
+    10_000_000  # 10 J: the package counter wraps every second or two (safe poll 0.33 s at the declared 30 W)
+)
 
 
-def snakemake(workdir: Path, *args: str, configfile: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def snakemake(
+    workdir: Path, *args: str, configfile: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(workdir)]
     if configfile is not None:
         cmd += ["--configfile", str(configfile)]
@@ -44,7 +48,11 @@ def snakemake(workdir: Path, *args: str, configfile: Path | None = None, timeout
 
 def ci_config(powercap_root: Path | None, **over: Any) -> dict[str, Any]:
     """A seconds-long study: 2 families, 3 goals, scripted oracle, tiny baseline."""
-    energy: dict[str, Any] = {"meter": "model", "calibrate": False, "model": {"p_idle_w": P_IDLE_W, "p_max_w": P_MAX_W}}
+    energy: dict[str, Any] = {
+        "meter": "model",
+        "calibrate": False,
+        "model": {"p_idle_w": P_IDLE_W, "p_max_w": P_MAX_W},
+    }
     if powercap_root is not None:
         energy.update(meter="rapl", powercap_root=str(powercap_root))
     cfg: dict[str, Any] = {
@@ -84,17 +92,25 @@ def test_dry_run_lint_and_format_are_clean(tmp_path: Path) -> None:
     assert "Congratulations, your workflow is in a good condition!" in lint.stdout + lint.stderr
     fmt = subprocess.run(
         [str(Path(sys.executable).parent / "snakefmt"), "--check", "Snakefile", "workflow/rules"],
-        capture_output=True, text=True, cwd=REPO, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 
 def test_openai_backend_needs_no_model_fetch(tmp_path: Path) -> None:
-    cf = write_config(tmp_path / "c.yaml", {"llm": {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"}})
+    cf = write_config(
+        tmp_path / "c.yaml", {"llm": {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"}}
+    )
     dry = snakemake(tmp_path, "-n", "--cores", "1", configfile=cf)
     assert dry.returncode == 0, dry.stderr
     assert "fetch_model" not in dry.stdout + dry.stderr
-    cf = write_config(tmp_path / "d.yaml", {"llm": {"backend": "llamacpp", "model": "smollm2-135m", "models_dir": "nowhere"}})
+    cf = write_config(
+        tmp_path / "d.yaml",
+        {"llm": {"backend": "llamacpp", "model": "smollm2-135m", "models_dir": "nowhere"}},
+    )
     dry = snakemake(tmp_path, "-n", "--cores", "1", configfile=cf)
     assert "rule fetch_model:" in dry.stdout and "nowhere/smollm2-135m.gguf" in dry.stdout
 
@@ -107,8 +123,9 @@ def simulated_study(work: Path) -> Iterator[tuple[Path, Path, Any]]:
 
     root = work / "powercap"
     cf = write_config(work / "ci.yaml", ci_config(root))
-    sim = SimulatedRapl(root, "intel-1s", profile="model", p_idle_w=P_IDLE_W, p_max_w=P_MAX_W,
-                        range_uj=RANGE_UJ, tick_ms=1)  # fmt: skip
+    sim = SimulatedRapl(
+        root, "intel-1s", profile="model", p_idle_w=P_IDLE_W, p_max_w=P_MAX_W, range_uj=RANGE_UJ, tick_ms=1
+    )
     sim.start()
     try:
         yield cf, root, sim
@@ -147,14 +164,24 @@ def test_smoke_run_outputs_and_schemas(smoke_run: dict[str, Any]) -> None:
         df, domains = read_samples(str(d / "samples.parquet"))
         assert [x.key for x in domains] == ["package-0", "core-0", "uncore-0"]
         assert {x.source for x in domains} == {"measured"}
-        assert list(df.columns) == ["t", "package-0", "core-0", "uncore-0", "proc_cpu_s", "sys_cpu_s", "boundary"]
+        assert list(df.columns) == [
+            "t",
+            "package-0",
+            "core-0",
+            "uncore-0",
+            "proc_cpu_s",
+            "sys_cpu_s",
+            "boundary",
+        ]
         assert df["t"].is_monotonic_increasing and df["package-0"].is_monotonic_increasing
         assert df["boundary"].any() and (~df["boundary"]).any()
         # the job's package energy spans at least one wrap of the 10 J counter: wrap tracking works
         assert df["package-0"].iloc[-1] - df["package-0"].iloc[0] > RANGE_UJ / 1e6
         events = [json.loads(x) for x in (d / "events.jsonl").read_text().splitlines()]
         assert {e["kind"] for e in events} <= set(KINDS)
-        assert {"goal_start", "attempt_start", "llm_start", "tool_start", "attempt_end", "goal_end"} <= {e["kind"] for e in events}
+        assert {"goal_start", "attempt_start", "llm_start", "tool_start", "attempt_end", "goal_end"} <= {
+            e["kind"] for e in events
+        }
         goals = pd.read_csv(d / "goals.csv")
         assert list(goals.columns[: len(GOALS_COLUMNS)]) == list(GOALS_COLUMNS)
         assert set(goals["mode"]) == {"linear", "agentic"} and (goals["family"] == fam).all()
@@ -175,15 +202,23 @@ def test_smoke_run_outputs_and_schemas(smoke_run: dict[str, Any]) -> None:
     assert len(allg) == sum(len(pd.read_csv(r / "runs" / f / "rep0" / "goals.csv")) for f in FAMILIES)
     epg = pd.read_csv(r / "tables" / "epg.csv")
     assert list(epg.columns[: len(EPG_COLUMNS)]) == list(EPG_COLUMNS)
-    assert {(f, m) for f in FAMILIES for m in ("linear", "agentic")} <= set(zip(epg["family"], epg["mode"], strict=True))
+    assert {(f, m) for f in FAMILIES for m in ("linear", "agentic")} <= set(
+        zip(epg["family"], epg["mode"], strict=True)
+    )
     ooi = pd.read_csv(r / "tables" / "ooi.csv")
     assert list(ooi.columns[: len(OOI_COLUMNS)]) == list(OOI_COLUMNS)
     pooled = ["ratio_of_means", "geomean_ooi", "pooled_ratio"]  # metrics.pooled_estimand first
     assert list(ooi["scope"]) == [*FAMILIES, *[g for g in ("reasoning", "tool", "overall") for _ in pooled]]
     assert list(ooi["estimand"]) == ["family"] * len(FAMILIES) + pooled * 3
     # figures, PNG and PDF
-    for stem in ("fig1_epg", "fig2_ooi_forest", "fig3_phases", "fig4_power_timeline",
-                 "fig5_success_vs_energy", "fig6_idle_baseline"):  # fmt: skip
+    for stem in (
+        "fig1_epg",
+        "fig2_ooi_forest",
+        "fig3_phases",
+        "fig4_power_timeline",
+        "fig5_success_vs_energy",
+        "fig6_idle_baseline",
+    ):
         assert (r / "figures" / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
         assert (r / "figures" / f"{stem}.pdf").read_bytes()[:4] == b"%PDF"
     # logs and benchmarks for every job
@@ -200,17 +235,30 @@ def test_smoke_run_manifest(smoke_run: dict[str, Any]) -> None:
     for k in ("hw_hash", "env_hash", "config_hash", "run_id"):
         assert man[k] == hashes[k]
     listed = {e["path"]: e for e in man["files"]}
-    expected = {"provenance/hashes.json", "baseline/idle.json", "tables/epg.csv", "tables/ooi.csv",
-                "tables/goals.csv", "figures/fig1_epg.png", "figures/fig6_idle_baseline.pdf"}  # fmt: skip
+    expected = {
+        "provenance/hashes.json",
+        "baseline/idle.json",
+        "tables/epg.csv",
+        "tables/ooi.csv",
+        "tables/goals.csv",
+        "figures/fig1_epg.png",
+        "figures/fig6_idle_baseline.pdf",
+    }
     for fam in FAMILIES:
-        expected |= {f"runs/{fam}/rep0/{n}" for n in ("samples.parquet", "events.jsonl", "goals.csv", "run.json")}
+        expected |= {
+            f"runs/{fam}/rep0/{n}" for n in ("samples.parquet", "events.jsonl", "goals.csv", "run.json")
+        }
     assert expected <= set(listed)
     assert "manifest.json" not in listed
     for path, entry in listed.items():
         f = r / path
         assert entry["sha256"] == sha256(f) and entry["size"] == f.stat().st_size, path
-    verify = subprocess.run([sys.executable, "-m", "alems", "verify", "--manifest", str(r / "manifest.json"), "--json"],
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    verify = subprocess.run(
+        [sys.executable, "-m", "alems", "verify", "--manifest", str(r / "manifest.json"), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
@@ -221,7 +269,9 @@ def test_figures_alone_rerun_no_measurement(smoke_run: dict[str, Any]) -> None:
     fig = work / "results" / "figures" / "fig1_epg.png"
     fig_before = fig.stat().st_mtime_ns
     # the README's command: redraw every figure, never measure
-    res = snakemake(work, "--cores", "1", "figures", "--forcerun", "figures", "--rerun-triggers", "mtime", configfile=cf)
+    res = snakemake(
+        work, "--cores", "1", "figures", "--forcerun", "figures", "--rerun-triggers", "mtime", configfile=cf
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert "rule run_family" not in res.stdout + res.stderr
     assert fig.stat().st_mtime_ns > fig_before
@@ -233,9 +283,15 @@ def test_one_family_rerun_leaves_the_others(smoke_run: dict[str, Any]) -> None:
     r = work / "results"
     keep = r / "runs" / "tg_single_calc" / "rep0" / "goals.csv"
     redo = r / "runs" / "gsm8k_basic" / "rep0" / "goals.csv"
-    keep_m, redo_m, table_m = keep.stat().st_mtime_ns, redo.stat().st_mtime_ns, (r / "tables" / "epg.csv").stat().st_mtime_ns
+    keep_m, redo_m, table_m = (
+        keep.stat().st_mtime_ns,
+        redo.stat().st_mtime_ns,
+        (r / "tables" / "epg.csv").stat().st_mtime_ns,
+    )
     # the command the README documents
-    res = snakemake(work, "--cores", "1", "all", "--forcerun", "results/runs/gsm8k_basic/rep0/goals.csv", configfile=cf)
+    res = snakemake(
+        work, "--cores", "1", "all", "--forcerun", "results/runs/gsm8k_basic/rep0/goals.csv", configfile=cf
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert keep.stat().st_mtime_ns == keep_m
     assert redo.stat().st_mtime_ns > redo_m
@@ -280,10 +336,9 @@ def test_tables_refuse_mixed_provenance(smoke_run: dict[str, Any], tmp_path: Pat
     assert (mixed.goals["run_id"] == mixed.run_id).all()
 
 
-
-
-
-def test_tables_flag_runs_measured_against_an_unstable_baseline(smoke_run: dict[str, Any], tmp_path: Path) -> None:
+def test_tables_flag_runs_measured_against_an_unstable_baseline(
+    smoke_run: dict[str, Any], tmp_path: Path
+) -> None:
     from alems.study import aggregate
 
     r = smoke_run["work"] / "results"
@@ -310,7 +365,9 @@ def test_tables_flag_runs_measured_against_an_unstable_baseline(smoke_run: dict[
         assert set(df.loc[hit, col]) == {"gsm8k_basic", "reasoning", "overall"}
 
 
-def test_runs_use_their_own_hosts_baseline_and_tables_check_it(smoke_run: dict[str, Any], tmp_path: Path) -> None:
+def test_runs_use_their_own_hosts_baseline_and_tables_check_it(
+    smoke_run: dict[str, Any], tmp_path: Path
+) -> None:
     """On one machine every run uses the reference baseline (no extra measurement) and records its host;
     the tables refuse a run whose baseline came from another host and flag one that records none."""
     from alems.errors import ProvenanceError
@@ -324,7 +381,10 @@ def test_runs_use_their_own_hosts_baseline_and_tables_check_it(smoke_run: dict[s
     for fam in FAMILIES:
         meta = json.loads((r / "runs" / fam / "rep0" / "run.json").read_text())
         assert meta["host"] == host and meta["baseline"]["host"] == host
-        assert meta["baseline"]["origin"] == "reference" and meta["baseline"]["baseline_id"] == ref["baseline_id"]
+        assert (
+            meta["baseline"]["origin"] == "reference"
+            and meta["baseline"]["baseline_id"] == ref["baseline_id"]
+        )
         if fam == "gsm8k_basic":
             meta["baseline"]["host"] = "elsewhere"
         p = tmp_path / fam / "run.json"
@@ -332,7 +392,9 @@ def test_runs_use_their_own_hosts_baseline_and_tables_check_it(smoke_run: dict[s
         p.write_text(json.dumps(meta))
         metas.append(p)
     goals = [r / "runs" / f / "rep0" / "goals.csv" for f in FAMILIES]
-    with pytest.raises(ProvenanceError, match=f"gsm8k_basic ran on {host} with the idle baseline of elsewhere"):
+    with pytest.raises(
+        ProvenanceError, match=f"gsm8k_basic ran on {host} with the idle baseline of elsewhere"
+    ):
         aggregate(goals, metas, metrics={"bootstrap": 0}, groups={})
     t = aggregate(goals, metas, metrics={"bootstrap": 0}, groups={}, allow_mixed=True)
     hit = t.epg["flags"].fillna("").str.contains("baseline_foreign_host")
@@ -358,13 +420,30 @@ def test_a_crashing_llm_runtime_stops_the_study_before_any_measurement(tmp_path:
     cfg = ci_config(None, llm={"backend": "llamacpp", "model_path": str(model), "threads": 1})
     cfg["llm"].pop("oracle")
     cf = write_config(tmp_path / "crash.yaml", cfg)
-    env_path = os.pathsep.join([str(REPO / "tests" / "fakes" / "crashing_llama"), os.environ.get("PYTHONPATH", "")])
+    env_path = os.pathsep.join(
+        [str(REPO / "tests" / "fakes" / "crashing_llama"), os.environ.get("PYTHONPATH", "")]
+    )
     proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path),
-         "--configfile", str(cf), "--cores", "1", "all"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(SNAKEFILE),
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(cf),
+            "--cores",
+            "1",
+            "all",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": env_path.rstrip(os.pathsep), "ALEMS_FAKE_LLAMA": "segv"},
-    )  # fmt: skip
+    )
     assert proc.returncode != 0
     log = (tmp_path / "logs" / "baseline" / "baseline.log").read_text()
     assert "killed by SIGSEGV" in log and "make llama" in log and "LLMRuntimeError" in log

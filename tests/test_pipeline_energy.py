@@ -18,6 +18,7 @@ complete, and a rerun (after ``snakemake --unlock``) finishes the study.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -29,7 +30,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from test_pipeline import SNAKEFILE, ci_config, snakemake, write_config
 
 #: The fake /proc/stat counts in jiffies SCALE times finer than the kernel's (as if
@@ -103,26 +103,39 @@ def test_epg_simulated_rapl_matches_cpu_model(tmp_path: Path) -> None:
     cfg = validate_config(
         {
             "study": {"families": ["gsm8k_basic"], "tasks": 4, "seed": 0},
-            "llm": {"backend": "scripted", "oracle": {"fail_rate": 0.3, "seed": 2, "cost_s_per_token": 0.002,
-                                                         "sleep_s_per_call": 0.1}},
+            "llm": {
+                "backend": "scripted",
+                "oracle": {"fail_rate": 0.3, "seed": 2, "cost_s_per_token": 0.002, "sleep_s_per_call": 0.1},
+            },
             "agents": {"backoff_s": 0.0},
             "energy": {"meter": "rapl", "model": params},
         }
     )
-    sim = SimulatedRapl(tmp_path / "powercap", "intel-1s", profile="model", range_uj=5_000_000, tick_ms=0.5,
-                        max_power_w=20.0, **params)  # fmt: skip
+    sim = SimulatedRapl(
+        tmp_path / "powercap",
+        "intel-1s",
+        profile="model",
+        range_uj=5_000_000,
+        tick_ms=0.5,
+        max_power_w=20.0,
+        **params,
+    )
     with OwnCpuStat(stat), sim:
         assert sim.proc is not None
-        try:  # like firmware, the writer should not queue behind a busy machine (needs root)
+        # like firmware, the writer should not queue behind a busy machine (needs root)
+        with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, sim.proc.pid, -10)
-        except OSError:
-            pass
         meter = CompositeMeter(
-            [open_meter("rapl", powercap_root=str(tmp_path / "powercap")), open_meter("model", model_params=params)]
+            [
+                open_meter("rapl", powercap_root=str(tmp_path / "powercap")),
+                open_meter("model", model_params=params),
+            ]
         )
         base = measure_baseline(meter, BaselineConfig(settle_s=0.2, windows=4, window_s=0.5))
         paths = RunPaths.in_dir(tmp_path / "run")
-        job = run_family(cfg, "gsm8k_basic", 0, paths, idle_power_w=base.power_w, meter=meter, workdir=tmp_path / "w")
+        job = run_family(
+            cfg, "gsm8k_basic", 0, paths, idle_power_w=base.power_w, meter=meter, workdir=tmp_path / "w"
+        )
     assert job.executions == 8
     samples, domains = read_samples(str(paths.samples))
     events = [json.loads(x) for x in paths.events.read_text().splitlines()]
@@ -148,9 +161,23 @@ def test_killed_job_leaves_nothing_complete_and_a_rerun_finishes(tmp_path: Path)
     cf = write_config(tmp_path / "ci.yaml", cfg)
     run_dir = tmp_path / "results" / "runs" / "gsm8k_basic" / "rep0"
     partial = run_dir / ".events.jsonl.partial"
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(tmp_path),
-           "--configfile", str(cf), "--cores", "1", "all"]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(SNAKEFILE),
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(cf),
+        "--cores",
+        "1",
+        "all",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:

@@ -40,9 +40,10 @@ def test_oracle_linear_answers_and_fails_by_design() -> None:
     again = OracleBackend(goals, fail_rate=0.3, seed=0)
     g = goals[0]
     msgs = [{"role": "system", "content": prompts.LINEAR_SYSTEM}, {"role": "user", "content": g.prompt}]
-    assert again.complete(msgs, max_tokens=100).text == OracleBackend(goals, fail_rate=0.3, seed=0).complete(
-        msgs, max_tokens=100
-    ).text  # deterministic
+    assert (
+        again.complete(msgs, max_tokens=100).text
+        == OracleBackend(goals, fail_rate=0.3, seed=0).complete(msgs, max_tokens=100).text
+    )  # deterministic
 
 
 def test_oracle_reps_draw_their_own_failures() -> None:
@@ -55,8 +56,13 @@ def test_oracle_reps_draw_their_own_failures() -> None:
         oracle = OracleBackend(goals, fail_rate=0.3, seed=0)
         out = []
         for g in goals:
-            msgs = [{"role": "system", "content": prompts.LINEAR_SYSTEM}, {"role": "user", "content": g.prompt}]
-            out.append(oracle.complete(msgs, max_tokens=100, seed=seed).text.endswith(f"Answer: {g.expected}"))
+            msgs = [
+                {"role": "system", "content": prompts.LINEAR_SYSTEM},
+                {"role": "user", "content": g.prompt},
+            ]
+            out.append(
+                oracle.complete(msgs, max_tokens=100, seed=seed).text.endswith(f"Answer: {g.expected}")
+            )
         return out
 
     assert right_answers(0) == right_answers(0)
@@ -69,9 +75,13 @@ def test_oracle_plans_with_the_goals_real_tools() -> None:
 
     (g,) = _goal("tg_sequential_2")
     oracle = OracleBackend([g], fail_rate=0.0)
-    msgs = [{"role": "system", "content": prompts.agentic_system(g, 5)},
-            {"role": "user", "content": prompts.plan_request(g, None)}]  # fmt: skip
-    steps = parse_plan(oracle.complete(msgs, max_tokens=200, json_schema={"properties": {"steps": {}}}).text, g.tools, 5)
+    msgs = [
+        {"role": "system", "content": prompts.agentic_system(g, 5)},
+        {"role": "user", "content": prompts.plan_request(g, None)},
+    ]
+    steps = parse_plan(
+        oracle.complete(msgs, max_tokens=200, json_schema={"properties": {"steps": {}}}).text, g.tools, 5
+    )
     assert [s.tool for s in steps] == ["sql", "write_file"]
     assert steps[0].input == g.db_query and steps[1].file == g.output_file and steps[1].input == g.expected
     msgs += [{"role": "assistant", "content": "{}"}, {"role": "user", "content": prompts.VERIFY}]
@@ -82,9 +92,13 @@ def test_oracle_says_no_to_its_own_wrong_answer() -> None:
     from alems.agents import prompts
 
     (g,) = _goal("gsm8k_basic")
-    oracle = OracleBackend([g], fail_rate=1.0)  # every answer wrong, every plan unparseable a third of the time
-    msgs = [{"role": "system", "content": prompts.agentic_system(g, 5)},
-            {"role": "user", "content": prompts.plan_request(g, None)}]  # fmt: skip
+    oracle = OracleBackend(
+        [g], fail_rate=1.0
+    )  # every answer wrong, every plan unparseable a third of the time
+    msgs = [
+        {"role": "system", "content": prompts.agentic_system(g, 5)},
+        {"role": "user", "content": prompts.plan_request(g, None)},
+    ]
     oracle.complete(msgs, max_tokens=200)
     msgs += [{"role": "assistant", "content": "{}"}, {"role": "user", "content": prompts.SYNTHESISE}]
     assert f"Answer: {g.expected}" not in oracle.complete(msgs, max_tokens=100).text
@@ -100,8 +114,26 @@ def test_alems_run_carries_energy_columns(tmp_path: Path, monkeypatch: pytest.Mo
     cfg = tmp_path / "c.yaml"
     cfg.write_text("llm: {oracle: {fail_rate: 0.3}}\nbaseline: {settle_s: 0, windows: 2, window_s: 0.2}\n")
     out = tmp_path / "out"
-    rc = main(["run", "--family", "gsm8k_basic", "--tasks", "2", "--backend", "scripted", "--meter", "model",
-               "--config", str(cfg), "--out", str(out), "--no-progress", "--backoff", "0"])  # fmt: skip
+    rc = main(
+        [
+            "run",
+            "--family",
+            "gsm8k_basic",
+            "--tasks",
+            "2",
+            "--backend",
+            "scripted",
+            "--meter",
+            "model",
+            "--config",
+            str(cfg),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--backoff",
+            "0",
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     assert "EpG" in text and "(modeled)" in text

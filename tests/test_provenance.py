@@ -140,50 +140,50 @@ class FakeNVML:
         self.fail_init = fail_init
         self.shutdowns = 0
 
-    def nvmlInit(self) -> None:  # noqa: N802 - pynvml names
+    def nvmlInit(self) -> None:
         if self.fail_init:
             raise RuntimeError("NVML Shared Library Not Found")
 
-    def nvmlShutdown(self) -> None:  # noqa: N802
+    def nvmlShutdown(self) -> None:
         self.shutdowns += 1
 
-    def nvmlSystemGetDriverVersion(self) -> str:  # noqa: N802
+    def nvmlSystemGetDriverVersion(self) -> str:
         return "550.54.15"
 
-    def nvmlSystemGetCudaDriverVersion(self) -> int:  # noqa: N802
+    def nvmlSystemGetCudaDriverVersion(self) -> int:
         return 12040
 
-    def nvmlDeviceGetCount(self) -> int:  # noqa: N802
+    def nvmlDeviceGetCount(self) -> int:
         return 1
 
-    def nvmlDeviceGetHandleByIndex(self, i: int) -> object:  # noqa: N802
+    def nvmlDeviceGetHandleByIndex(self, i: int) -> object:
         return ("h", i)
 
-    def nvmlDeviceGetName(self, h: object) -> bytes:  # noqa: N802
+    def nvmlDeviceGetName(self, h: object) -> bytes:
         return self.name.encode()
 
-    def nvmlDeviceGetMemoryInfo(self, h: object) -> object:  # noqa: N802
+    def nvmlDeviceGetMemoryInfo(self, h: object) -> object:
         return type("Mem", (), {"total": 85_520_809_984, "used": 5})()
 
-    def nvmlDeviceGetEnforcedPowerLimit(self, h: object) -> int:  # noqa: N802
+    def nvmlDeviceGetEnforcedPowerLimit(self, h: object) -> int:
         return self.limit_mw
 
-    def nvmlDeviceGetPowerManagementDefaultLimit(self, h: object) -> int:  # noqa: N802
+    def nvmlDeviceGetPowerManagementDefaultLimit(self, h: object) -> int:
         return 700_000
 
-    def nvmlDeviceGetArchitecture(self, h: object) -> int:  # noqa: N802
+    def nvmlDeviceGetArchitecture(self, h: object) -> int:
         return 9
 
-    def nvmlDeviceGetCudaComputeCapability(self, h: object) -> tuple[int, int]:  # noqa: N802
+    def nvmlDeviceGetCudaComputeCapability(self, h: object) -> tuple[int, int]:
         return (9, 0)
 
-    def nvmlDeviceGetTemperature(self, h: object, sensor: int) -> int:  # noqa: N802
+    def nvmlDeviceGetTemperature(self, h: object, sensor: int) -> int:
         return self.temp
 
-    def nvmlDeviceGetPowerUsage(self, h: object) -> int:  # noqa: N802
+    def nvmlDeviceGetPowerUsage(self, h: object) -> int:
         return self.power_mw
 
-    def nvmlDeviceGetUUID(self, h: object) -> str:  # noqa: N802
+    def nvmlDeviceGetUUID(self, h: object) -> str:
         return self.uuid
 
 

@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 import pytest
+from fake_openai import COMPLETION_TOKENS, PROMPT_TOKENS, STREAM_PIECES, closed_port, upstream  # noqa: F401 - fixture
 
 from alems.agents.events import EventLog, read_events
 from alems.proxy import EventLogSink, LlmProxy, Upstream, redact, serve, usage_tokens
-from fake_openai import COMPLETION_TOKENS, PROMPT_TOKENS, STREAM_PIECES, closed_port, upstream  # noqa: F401 - fixture
 
 SECRET = "sk-test-SECRET-0123456789"
 
@@ -43,8 +43,12 @@ def recorded(tmp_path: Path):
 def post(proxy: LlmProxy, path: str, body: dict, timeout: float = 10.0) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=timeout)
     try:
-        conn.request("POST", path, body=json.dumps(body),
-                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {SECRET}"})  # fmt: skip
+        conn.request(
+            "POST",
+            path,
+            body=json.dumps(body),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {SECRET}"},
+        )
         resp = conn.getresponse()
         return resp.status, resp.read()
     finally:
@@ -69,7 +73,11 @@ def test_non_streaming_chat_records_usage_and_passes_authorization(upstream, rec
     assert [e["kind"] for e in ev] == ["llm_start", "llm_end"]
     end = ev[1]
     assert (end["tokens_in"], end["tokens_out"], end["status"], end["name"]) == (
-        PROMPT_TOKENS, COMPLETION_TOKENS, 200, "fake-model")
+        PROMPT_TOKENS,
+        COMPLETION_TOKENS,
+        200,
+        "fake-model",
+    )
     assert "error" not in end
     assert ev[0]["t"] <= end["t"]
     assert (end["goal_id"], end["mode"], end["attempt"]) == ("g1", "agentic", 1)
@@ -82,9 +90,12 @@ def test_streaming_chat_is_relayed_as_it_comes_and_tokens_come_from_final_chunk(
     upstream.gate = threading.Event()
     with LlmProxy(upstream.url, sink) as proxy:
         conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
-        conn.request("POST", "/v1/chat/completions",
-                     body=json.dumps({"model": "fake-model", "messages": [], "stream": True}),
-                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {SECRET}"})  # fmt: skip
+        conn.request(
+            "POST",
+            "/v1/chat/completions",
+            body=json.dumps({"model": "fake-model", "messages": [], "stream": True}),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {SECRET}"},
+        )
         resp = conn.getresponse()
         assert resp.status == 200
         assert "text/event-stream" in resp.getheader("Content-Type")
@@ -140,7 +151,9 @@ def test_unreachable_upstream_is_a_recorded_error_with_a_clean_message(recorded)
     assert time.monotonic() - t0 < 8.0
     assert status == 502
     msg = json.loads(body)["error"]["message"]
-    assert msg.startswith(f"alems proxy: upstream http://127.0.0.1:{port} unreachable: ConnectionRefusedError")
+    assert msg.startswith(
+        f"alems proxy: upstream http://127.0.0.1:{port} unreachable: ConnectionRefusedError"
+    )
     assert "Traceback" not in msg
     (end,) = ends(events())
     assert end["status"] == 502 and "unreachable" in end["error"]
@@ -171,8 +184,12 @@ def test_alems_proxy_serve_writes_the_event_file(upstream, tmp_path: Path) -> No
         ready.set()
 
     out = tmp_path / "proxy-events.jsonl"
-    th = threading.Thread(target=serve, args=(upstream.url, str(out)),
-                          kwargs={"ready": on_ready, "stop": stop, "goal_id": "q7", "mode": "linear"}, daemon=True)  # fmt: skip
+    th = threading.Thread(
+        target=serve,
+        args=(upstream.url, str(out)),
+        kwargs={"ready": on_ready, "stop": stop, "goal_id": "q7", "mode": "linear"},
+        daemon=True,
+    )
     th.start()
     assert ready.wait(10)
     assert box["proxy"].host == "127.0.0.1"  # loopback by default
@@ -210,15 +227,23 @@ def test_alems_proxy_command_stops_cleanly_on_sigint(upstream, tmp_path: Path) -
     from alems.energy.childproc import child_env, terminate
 
     events = tmp_path / "llm.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "alems", "proxy", "--upstream", upstream.url, "--events", str(events)],
-                            stderr=subprocess.PIPE, text=True, env=child_env())  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alems", "proxy", "--upstream", upstream.url, "--events", str(events)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+    )
     try:
         line = proc.stderr.readline()  # the first line names the URL (bounded by the pytest timeout)
         m = re.search(r"http://127\.0\.0\.1:(\d+)/v1 -> ", line)
         assert m, line
         conn = http.client.HTTPConnection("127.0.0.1", int(m.group(1)), timeout=10)
-        conn.request("POST", "/v1/chat/completions", body=json.dumps({"model": "m", "messages": []}),
-                     headers={"Authorization": f"Bearer {SECRET}"})  # fmt: skip
+        conn.request(
+            "POST",
+            "/v1/chat/completions",
+            body=json.dumps({"model": "m", "messages": []}),
+            headers={"Authorization": f"Bearer {SECRET}"},
+        )
         assert conn.getresponse().status == 200
         conn.close()
         proc.send_signal(signal.SIGINT)

@@ -49,7 +49,9 @@ class ConstantPowerMeter(Meter):
         self.t0 = clock()
 
     def domains(self) -> list[Domain]:
-        return [Domain(key="package-0", kind="package", source="measured", meter="fake", max_power_w=self.watts)]
+        return [
+            Domain(key="package-0", kind="package", source="measured", meter="fake", max_power_w=self.watts)
+        ]
 
     def read_raw(self) -> dict[str, float]:
         return {"package-0": self.watts * (self.clock() - self.t0)}
@@ -60,7 +62,9 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def test_two_goals_model_meter_metrics_equals_hand_epg(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_two_goals_model_meter_metrics_equals_hand_epg(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "run"
     with Session(out, meter="model", baseline="none") as s:
         with s.goal("g1", family="support_bot", mode="agentic", rep=0, expected="42") as g:
@@ -77,12 +81,11 @@ def test_two_goals_model_meter_metrics_equals_hand_epg(tmp_path: Path, capsys: p
                 with a.tool("search"):
                     burn(0.02)
                 a.succeed(answer="42")
-        with s.goal("g2", family="support_bot", mode="agentic", rep=0) as g:
-            with g.attempt() as a:
-                with a.llm(model="gpt-x") as call:
-                    burn(0.05)
-                    call.tokens(tokens_in=20, tokens_out=3)
-                a.succeed()
+        with s.goal("g2", family="support_bot", mode="agentic", rep=0) as g, g.attempt() as a:
+            with a.llm(model="gpt-x") as call:
+                burn(0.05)
+                call.tokens(tokens_in=20, tokens_out=3)
+            a.succeed()
     for name in ("samples.parquet", "events.jsonl", "goals.csv", "run.json"):
         assert (out / name).is_file(), name
     rows = read_rows(out / "goals.csv")
@@ -92,7 +95,10 @@ def test_two_goals_model_meter_metrics_equals_hand_epg(tmp_path: Path, capsys: p
         ("g2", "1", "True", "True", ""),
     ]
     assert [(r["llm_calls"], r["tool_calls"], r["tokens_in"], r["tokens_out"]) for r in rows] == [
-        ("1", "0", "30", "5"), ("1", "1", "40", "6"), ("1", "0", "20", "3")]  # fmt: skip
+        ("1", "0", "30", "5"),
+        ("1", "1", "40", "6"),
+        ("1", "0", "20", "3"),
+    ]
     assert {r["energy_source"] for r in rows} == {"modeled"}
     assert all(float(r["coverage"]) == 1.0 for r in rows)  # boundary reads at every edge
     assert all(float(r["energy_j"]) > 0 for r in rows)
@@ -104,13 +110,21 @@ def test_two_goals_model_meter_metrics_equals_hand_epg(tmp_path: Path, capsys: p
     # EpG by hand, in each energy layer: every attempt's energy plus its gap, failed attempt
     # included, over the successes
     successes = sum(r["final_attempt"] == "True" and r["success"] == "True" for r in rows)
-    columns = {"total": ("raw_j", "gap_raw_j"), "dynamic": ("dynamic_j", "gap_dynamic_j"),
-               "attributed": ("energy_j", "gap_j")}  # fmt: skip
+    columns = {
+        "total": ("raw_j", "gap_raw_j"),
+        "dynamic": ("dynamic_j", "gap_dynamic_j"),
+        "attributed": ("energy_j", "gap_j"),
+    }
     for layer, (energy, gap) in columns.items():
         total = sum(float(r[energy]) + float(r[gap]) for r in rows)
         assert main(["metrics", str(out / "goals.csv"), "--json", "--bootstrap", "0", "--layer", layer]) == 0
         (cell,) = [c for c in json.loads(capsys.readouterr().out)["epg"] if c["family"] == "support_bot"]
-        assert (cell["family"], cell["mode"], cell["executions"], cell["successes"]) == ("support_bot", "agentic", 2, 2)
+        assert (cell["family"], cell["mode"], cell["executions"], cell["successes"]) == (
+            "support_bot",
+            "agentic",
+            2,
+            2,
+        )
         assert cell["epg_j"] == pytest.approx(total / successes, rel=1e-12, abs=1e-12), layer
         assert cell["energy_source"] == "modeled" and cell["energy_layer"] == layer
 
@@ -134,8 +148,17 @@ def test_constant_power_truth(tmp_path: Path, clock) -> None:
                 clock.advance(0.125)
                 a.succeed()
     rows = read_rows(tmp_path / "run" / "goals.csv")
-    got = [(float(r["duration_s"]), float(r["energy_j"]), float(r["llm_j"]), float(r["tool_j"]),
-            float(r["orchestration_j"]), float(r["gap_j"])) for r in rows]  # fmt: skip
+    got = [
+        (
+            float(r["duration_s"]),
+            float(r["energy_j"]),
+            float(r["llm_j"]),
+            float(r["tool_j"]),
+            float(r["orchestration_j"]),
+            float(r["gap_j"]),
+        )
+        for r in rows
+    ]
     want = [(2.25, 22.5, 20.0, 0.0, 2.5, 0.0), (1.125, 11.25, 0.0, 10.0, 1.25, 5.0)]
     assert got == [pytest.approx(w, rel=1e-12, abs=1e-9) for w in want]
     assert [r["raw_j"] == r["dynamic_j"] for r in rows] == [True, True]  # baseline none: P_idle = 0
@@ -159,18 +182,17 @@ def test_measured_baseline_is_stored_and_reusable(tmp_path: Path) -> None:
 
 
 def test_exception_in_attempt_is_recorded_and_reraised(tmp_path: Path) -> None:
-    with Session(tmp_path / "run", meter=None) as s:
-        with s.goal("g1", family="f", mode="agentic") as g:
-            with pytest.raises(ZeroDivisionError):
-                with g.attempt() as a:
-                    with a.llm(model="m") as call:
-                        call.tokens(tokens_in=5)
-                        1 / 0  # noqa: B018
-            with g.attempt() as a:
-                a.succeed()
+    with Session(tmp_path / "run", meter=None) as s, s.goal("g1", family="f", mode="agentic") as g:
+        with pytest.raises(ZeroDivisionError), g.attempt() as a, a.llm(model="m") as call:
+            call.tokens(tokens_in=5)
+            1 / 0  # noqa: B018
+        with g.attempt() as a:
+            a.succeed()
     rows = read_rows(tmp_path / "run" / "goals.csv")
-    assert [(r["attempt"], r["success"], r["error"]) for r in rows] == [("1", "False", "ZeroDivisionError"),
-                                                                       ("2", "True", "")]  # fmt: skip
+    assert [(r["attempt"], r["success"], r["error"]) for r in rows] == [
+        ("1", "False", "ZeroDivisionError"),
+        ("2", "True", ""),
+    ]
     events = [json.loads(x) for x in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
     llm_end = next(e for e in events if e["kind"] == "llm_end")
     assert llm_end["error"] == "ZeroDivisionError" and llm_end["tokens_in"] == 5
@@ -192,24 +214,27 @@ def test_exception_leaving_the_session_still_writes_an_aborted_run(tmp_path: Pat
 
 
 def test_attempt_without_verdict_fails(tmp_path: Path) -> None:
-    with Session(tmp_path / "run", meter=None) as s:
-        with s.goal("g1", family="f", mode="linear") as g:
-            with g.attempt():
-                pass
+    with Session(tmp_path / "run", meter=None) as s, s.goal("g1", family="f", mode="linear") as g:
+        with g.attempt():
+            pass
     (row,) = read_rows(tmp_path / "run" / "goals.csv")
     assert (row["success"], row["final_attempt"], row["error"]) == ("False", "True", "no verdict")
 
 
 def test_dry_run_has_times_and_work_but_no_energy(tmp_path: Path) -> None:
-    with Session(tmp_path / "run", meter=None) as s:
-        with s.goal("g1", family="f", mode="linear") as g:
-            with g.attempt() as a:
-                for n in (3, 4):
-                    with a.llm() as call:
-                        call.tokens(tokens_in=n, tokens_out=1)
-                a.succeed()
+    with Session(tmp_path / "run", meter=None) as s, s.goal("g1", family="f", mode="linear") as g:
+        with g.attempt() as a:
+            for n in (3, 4):
+                with a.llm() as call:
+                    call.tokens(tokens_in=n, tokens_out=1)
+            a.succeed()
     (row,) = read_rows(tmp_path / "run" / "goals.csv")
-    assert (row["llm_calls"], row["tokens_in"], row["tokens_out"], row["energy_source"]) == ("2", "7", "2", "none")
+    assert (row["llm_calls"], row["tokens_in"], row["tokens_out"], row["energy_source"]) == (
+        "2",
+        "7",
+        "2",
+        "none",
+    )
     assert row["energy_j"] == "" and float(row["duration_s"]) >= 0
     assert "no_energy" in row["flags"]
     assert not (tmp_path / "run" / "samples.parquet").exists()
@@ -254,10 +279,16 @@ def test_ooi_of_a_known_workload_through_alems_metrics(tmp_path: Path, clock, ca
     agentic: g1 fails after 1 s, waits 0.5 s, succeeds after 2 s; g2 succeeds after 2 s
     -> (10 + 5 + 20 + 20) J / 2 = 27.5 J, so OOI = 2.75.
     """
-    plan = {("g1", "linear"): [(1.0, True)], ("g2", "linear"): [(1.0, True)],
-            ("g1", "agentic"): [(1.0, False), (2.0, True)], ("g2", "agentic"): [(2.0, True)]}  # fmt: skip
+    plan = {
+        ("g1", "linear"): [(1.0, True)],
+        ("g2", "linear"): [(1.0, True)],
+        ("g1", "agentic"): [(1.0, False), (2.0, True)],
+        ("g2", "agentic"): [(2.0, True)],
+    }
     out = tmp_path / "run"
-    with Session(out, meter=ConstantPowerMeter(10.0, clock), baseline="none", attribution="none", clock=clock) as s:
+    with Session(
+        out, meter=ConstantPowerMeter(10.0, clock), baseline="none", attribution="none", clock=clock
+    ) as s:
         for (goal_id, mode), attempts in plan.items():
             with s.goal(goal_id, family="support_bot", mode=mode) as g:
                 for k, (seconds, ok) in enumerate(attempts):

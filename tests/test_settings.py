@@ -33,10 +33,19 @@ def test_defaults_and_conversion() -> None:
     assert settings_from_dict(Demo, {}, "demo") == Demo()
     cfg = settings_from_dict(
         Demo,
-        {"flag": True, "count": 3, "rate": 2, "name": "y", "limit": 4, "path": None,
-         "items": ["a", "b"], "table": {"k": 1}, "extra": {"z": [1]}},
+        {
+            "flag": True,
+            "count": 3,
+            "rate": 2,
+            "name": "y",
+            "limit": 4,
+            "path": None,
+            "items": ["a", "b"],
+            "table": {"k": 1},
+            "extra": {"z": [1]},
+        },
         "demo",
-    )  # fmt: skip
+    )
     assert cfg == Demo(True, 3, 2.0, "y", 4, None, ("a", "b"), {"k": 1}, {"z": [1]})
     assert isinstance(cfg.rate, float) and isinstance(cfg.items, tuple) and isinstance(cfg.table, dict)
     assert settings_from_dict(Demo, {"items": ("c",), "extra": None, "limit": None}, "demo").items == ("c",)

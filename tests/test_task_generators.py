@@ -49,7 +49,18 @@ def test_word_problems_are_integer_deterministic_and_prefix_stable(family: str) 
 def test_problems_mix_quantity_kinds_and_carry_irrelevant_sentences() -> None:
     goals = get_family("gsm8k_multi_step").generate(0, 200) + get_family("gsm8k_basic").generate(0, 200)
     text = " ".join(g.prompt for g in goals)
-    for cue in ("$", "%", "per hour", "a third", "two thirds", "litre", "hour", "dozen", "millilitres", "minutes"):
+    for cue in (
+        "$",
+        "%",
+        "per hour",
+        "a third",
+        "two thirds",
+        "litre",
+        "hour",
+        "dozen",
+        "millilitres",
+        "minutes",
+    ):
         assert cue in text, cue
     ops = Counter(o for g in goals for o in g.template.split("/")[1].split("+"))
     assert set(ops) == set(OPS)
@@ -105,11 +116,22 @@ def _user(tmp_path, name, **entry):
 
 def test_gsm8k_format(tmp_path) -> None:
     f = tmp_path / "test.jsonl"
-    f.write_text("\n".join(json.dumps(x) for x in [
-        {"question": "Natalia sold clips to 48 friends in April, and half as many in May. How many in all?",
-         "answer": "In May she sold 48/2 = <<48/2=24>>24.\nIn all 48+24 = <<48+24=72>>72.\n#### 72"},
-        {"question": "A shop sells 1,000 pens a day. How many in 2 days?", "answer": "1000*2=2000\n#### 2,000"},
-    ]) + "\n")
+    f.write_text(
+        "\n".join(
+            json.dumps(x)
+            for x in [
+                {
+                    "question": "Natalia sold clips to 48 friends in April, and half as many in May. How many in all?",
+                    "answer": "In May she sold 48/2 = <<48/2=24>>24.\nIn all 48+24 = <<48+24=72>>72.\n#### 72",
+                },
+                {
+                    "question": "A shop sells 1,000 pens a day. How many in 2 days?",
+                    "answer": "1000*2=2000\n#### 2,000",
+                },
+            ]
+        )
+        + "\n"
+    )
     fam = _user(tmp_path, "gsm", path=str(f), format="gsm8k")
     goals = fam.generate(0, 2)
     by = {g.goal_id: g for g in goals}
@@ -124,8 +146,12 @@ def test_gsm8k_format(tmp_path) -> None:
 
 def _rows():
     return [
-        {"qid": "a1", "q": "What gas do plants absorb?", "right": "carbon dioxide",
-         "opts": ["oxygen", "carbon dioxide", "nitrogen"]},
+        {
+            "qid": "a1",
+            "q": "What gas do plants absorb?",
+            "right": "carbon dioxide",
+            "opts": ["oxygen", "carbon dioxide", "nitrogen"],
+        },
         {"qid": "a2", "q": "How many legs has an insect?", "right": "6", "opts": ["4", "6", "8"]},
     ]
 
@@ -137,33 +163,57 @@ def test_jsonl_format_with_a_column_mapping(tmp_path) -> None:
     fam = _user(tmp_path, "mc", path=str(f), format="jsonl", columns=cols)
     by = {g.goal_id: g for g in fam.generate(1, 2)}
     g = by["a1"]
-    assert g.choices == ("oxygen", "carbon dioxide", "nitrogen") and "Choices: oxygen; carbon dioxide; nitrogen" in g.prompt
+    assert (
+        g.choices == ("oxygen", "carbon dioxide", "nitrogen")
+        and "Choices: oxygen; carbon dioxide; nitrogen" in g.prompt
+    )
     assert fam.check(g, "Answer: carbon dioxide") and not fam.check(g, "Answer: oxygen or carbon dioxide")
     assert fam.check(by["a2"], "Answer: 6") and not fam.check(by["a2"], "Answer: 8")
     with pytest.raises(ConfigError, match="columns"):
         _user(tmp_path, "mc", path=str(f), format="jsonl")
     with pytest.raises(ConfigError, match="no column"):
-        _user(tmp_path, "mc", path=str(f), format="jsonl", columns={"question": "question", "answer": "right"})
+        _user(
+            tmp_path, "mc", path=str(f), format="jsonl", columns={"question": "question", "answer": "right"}
+        )
 
 
 def test_parquet_format_with_choice_columns(tmp_path) -> None:
     import pandas as pd
 
-    rows = [{"question": "Largest planet?", "correct_answer": "Jupiter", "distractor1": "Mars",
-             "distractor2": "Venus"},
-            {"question": "Boiling point of water at sea level in C?", "correct_answer": "100",
-             "distractor1": "90", "distractor2": "120"}]
+    rows = [
+        {
+            "question": "Largest planet?",
+            "correct_answer": "Jupiter",
+            "distractor1": "Mars",
+            "distractor2": "Venus",
+        },
+        {
+            "question": "Boiling point of water at sea level in C?",
+            "correct_answer": "100",
+            "distractor1": "90",
+            "distractor2": "120",
+        },
+    ]
     f = tmp_path / "sciq.parquet"
     pd.DataFrame(rows).to_parquet(f)
-    cols = {"question": "question", "answer": "correct_answer", "choices": ["correct_answer", "distractor1", "distractor2"]}
+    cols = {
+        "question": "question",
+        "answer": "correct_answer",
+        "choices": ["correct_answer", "distractor1", "distractor2"],
+    }
     fam = _user(tmp_path, "sciq", path=str(f), format="parquet", columns=cols)
     by = {g.goal_id: g for g in fam.generate(0, 2)}
     assert set(by) == {"sciq-00001", "sciq-00002"}
     g = by["sciq-00001"]
     assert g.expected == "Jupiter" and fam.check(g, "Answer: Jupiter") and not fam.check(g, "Answer: Mars")
     # without choices a numeric answer is judged as a number
-    fam2 = _user(tmp_path, "sciq2", path=str(f), format="parquet",
-                 columns={"question": "question", "answer": "correct_answer"})
+    fam2 = _user(
+        tmp_path,
+        "sciq2",
+        path=str(f),
+        format="parquet",
+        columns={"question": "question", "answer": "correct_answer"},
+    )
     g2 = {g.goal_id: g for g in fam2.generate(0, 2)}["sciq2-00002"]
     assert g2.answer_kind == "numeric" and fam2.check(g2, "Answer: 100 degrees")
     bad = tmp_path / "bad.parquet"

@@ -9,8 +9,14 @@ import pytest
 
 from alems.errors import ConfigError
 from alems.tasks import FAMILIES, Goal, get_family, load_jsonl_family, materialise_db
-from alems.tasks.checkers import check_answer, check_choice, check_numeric, check_string, normalize, query_value
-
+from alems.tasks.checkers import (
+    check_answer,
+    check_choice,
+    check_numeric,
+    check_string,
+    normalize,
+    query_value,
+)
 
 # --------------------------------------------------------------------------- checkers
 # The table of tricky outputs is tests/test_checkers.py.
@@ -25,13 +31,21 @@ def test_normalize() -> None:
 
 # --------------------------------------------------------------------------- db and file checkers
 def _db_goal(kind: str = "db", **kw) -> Goal:
-    sql = (
-        "CREATE TABLE t (name TEXT, v INTEGER);"
-        "INSERT INTO t VALUES ('a', 10), ('b', 32), ('c', 5);"
+    sql = "CREATE TABLE t (name TEXT, v INTEGER);INSERT INTO t VALUES ('a', 10), ('b', 32), ('c', 5);"
+    return Goal(
+        family="x",
+        goal_id="g",
+        prompt="p",
+        expected="999",
+        answer_kind=kind,
+        value_kind="numeric",
+        rel_tol=0,
+        abs_tol=0,
+        db_sql=sql,
+        db_query="SELECT SUM(v) FROM t",
+        output_file="out.txt" if kind == "file" else None,
+        **kw,
     )
-    return Goal(family="x", goal_id="g", prompt="p", expected="999", answer_kind=kind,
-                value_kind="numeric", rel_tol=0, abs_tol=0, db_sql=sql,
-                db_query="SELECT SUM(v) FROM t", output_file="out.txt" if kind == "file" else None, **kw)
 
 
 def test_db_checker_uses_the_real_database() -> None:
@@ -103,7 +117,11 @@ def test_expected_answers_pass_their_own_checker(name: str, tmp_path) -> None:
 
 def test_groups_and_unknown_family() -> None:
     groups = {n: get_family(n).group for n in FAMILIES}
-    assert [n for n, g in groups.items() if g == "tool"] == ["tg_single_calc", "tg_single_db", "tg_sequential_2"]
+    assert [n for n, g in groups.items() if g == "tool"] == [
+        "tg_single_calc",
+        "tg_single_db",
+        "tg_sequential_2",
+    ]
     with pytest.raises(ConfigError, match="unknown task family 'nope'") as exc:
         get_family("nope")
     assert "factual_qa" in exc.value.fix
@@ -150,7 +168,9 @@ def test_db_goals_build_a_real_database(tmp_path) -> None:
             if g.value_kind == "string":
                 assert g.expected in g.choices
     seq = get_family("tg_sequential_2").generate(0, 3)
-    assert all(g.answer_kind == "file" and g.output_file == "result.txt" and "write_file" in g.tools for g in seq)
+    assert all(
+        g.answer_kind == "file" and g.output_file == "result.txt" and "write_file" in g.tools for g in seq
+    )
 
 
 def test_logic_answers_are_definite_choices() -> None:
@@ -185,7 +205,10 @@ def test_user_jsonl_family(tmp_path) -> None:
     ("content", "message"),
     [
         ('{"id": 1, "prompt": "x"}\n', r"missing key\(s\) answer"),
-        ('{"id": 1, "prompt": "x", "answer": 1}\n{"id": 1, "prompt": "y", "answer": 2}\n', "duplicate id '1'"),
+        (
+            '{"id": 1, "prompt": "x", "answer": 1}\n{"id": 1, "prompt": "y", "answer": 2}\n',
+            "duplicate id '1'",
+        ),
         ("not json\n", "not valid JSON"),
         ("[1, 2]\n", "expected a JSON object"),
         ('{"id": 1, "prompt": "x", "answer": "abc", "kind": "numeric"}\n', "is not a number"),

@@ -45,9 +45,23 @@ def test_show(capsys) -> None:
     [
         (["--expected", "39", "--", "The answer is 39. Check: 39+1=40"], True, "correct"),
         (["--expected", "39", "--", "Answer: 36, 39"], False, "ambiguous"),
-        (["--expected", "Canberra", "--choices", "Sydney,Canberra", "--", "Answer: It is not Canberra; it is Sydney."],
-         False, "negated"),
-        (["--expected", "Leonardo da Vinci", "--aliases", "da Vinci", "--", "Answer: da Vinci"], True, "correct"),
+        (
+            [
+                "--expected",
+                "Canberra",
+                "--choices",
+                "Sydney,Canberra",
+                "--",
+                "Answer: It is not Canberra; it is Sydney.",
+            ],
+            False,
+            "negated",
+        ),
+        (
+            ["--expected", "Leonardo da Vinci", "--aliases", "da Vinci", "--", "Answer: da Vinci"],
+            True,
+            "correct",
+        ),
         (["--expected", "42", "--kind", "string", "--", "Answer: 42"], True, "correct"),
         (["--expected", "42", "--truncated", "--", "Let me think"], False, "truncated"),
         (["--expected", "42", "--", "no marker 42"], False, "no_marker"),

@@ -16,12 +16,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from fake_openai import AGENT_SCRIPT, COMPLETION_TOKENS, PROMPT_TOKENS, upstream  # noqa: F401 - fixture
 
 from alems.cli import main
 from alems.errors import ConfigError
 from alems.session import DirLock, SessionLockedError
 from alems.track import judge, track_command
-from fake_openai import AGENT_SCRIPT, COMPLETION_TOKENS, PROMPT_TOKENS, upstream  # noqa: F401 - fixture
 
 QUICK_BASELINE = {"settle_s": 0.0, "windows": 2, "window_s": 0.2, "max_retries": 0}
 
@@ -42,19 +42,35 @@ def test_track_two_chat_calls_through_the_proxy(tmp_path: Path, upstream, agent:
     out = tmp_path / "run"
     sink = io.BytesIO()
     res = track_command(
-        [sys.executable, str(agent)], out_dir=out, family="my_agent", mode="agentic", goal_id="q1",
-        expect="42", kind="numeric", proxy_upstream=upstream.url, meter="model",
-        baseline_config=QUICK_BASELINE, stdout=sink,
-    )  # fmt: skip
+        [sys.executable, str(agent)],
+        out_dir=out,
+        family="my_agent",
+        mode="agentic",
+        goal_id="q1",
+        expect="42",
+        kind="numeric",
+        proxy_upstream=upstream.url,
+        meter="model",
+        baseline_config=QUICK_BASELINE,
+        stdout=sink,
+    )
     assert sink.getvalue().decode().strip() == "Answer: 42"  # the command's stdout is passed on
     assert (res.exit_code, res.success, res.llm_calls, res.call) == (0, True, 2, "0001")
     assert [r["path"] for r in upstream.requests] == ["/v1/chat/completions"] * 2
     assert {r["auth"] for r in upstream.requests} == {"Bearer sk-local-test"}
     (row,) = rows(out / "goals.csv")
     assert (row["family"], row["mode"], row["goal_id"], row["success"], row["final_attempt"]) == (
-        "my_agent", "agentic", "q1", "True", "True")
+        "my_agent",
+        "agentic",
+        "q1",
+        "True",
+        "True",
+    )
     assert (row["llm_calls"], row["tokens_in"], row["tokens_out"]) == (
-        "2", str(2 * PROMPT_TOKENS), str(2 * COMPLETION_TOKENS))
+        "2",
+        str(2 * PROMPT_TOKENS),
+        str(2 * COMPLETION_TOKENS),
+    )
     assert row["answer"] == "Answer: 42" and row["expected"] == "42"
     assert row["energy_source"] == "modeled" and row["llm_j"] not in ("", "nan")
     assert (out / "idle.json").is_file()
@@ -69,14 +85,37 @@ def test_track_two_chat_calls_through_the_proxy(tmp_path: Path, upstream, agent:
 
     # a second call through the command line: reuses DIR/idle.json, appends to DIR/goals.csv
     capsys.readouterr()
-    rc = main(["track", "--out", str(out), "--family", "my_agent", "--mode", "agentic", "--goal-id", "q2",
-               "--expect", "41", "--kind", "numeric", "--proxy-upstream", upstream.url, "--meter", "model",
-               "--", sys.executable, str(agent)])  # fmt: skip
+    rc = main(
+        [
+            "track",
+            "--out",
+            str(out),
+            "--family",
+            "my_agent",
+            "--mode",
+            "agentic",
+            "--goal-id",
+            "q2",
+            "--expect",
+            "41",
+            "--kind",
+            "numeric",
+            "--proxy-upstream",
+            upstream.url,
+            "--meter",
+            "model",
+            "--",
+            sys.executable,
+            str(agent),
+        ]
+    )
     assert rc == 0  # the command's exit code; the verdict is in goals.csv
     assert "q2 agentic rep 0: failed (wrong answer), 2 LLM call(s)" in capsys.readouterr().err
     got = rows(out / "goals.csv")
     assert [(r["goal_id"], r["success"], r["error"], r["llm_calls"]) for r in got] == [
-        ("q1", "True", "", "2"), ("q2", "False", "wrong answer", "2")]
+        ("q1", "True", "", "2"),
+        ("q2", "False", "wrong answer", "2"),
+    ]
     calls = [json.loads((out / "calls" / c / "run.json").read_text()) for c in ("0001", "0002")]
     assert calls[0]["baseline"]["baseline_id"] == calls[1]["baseline"]["baseline_id"]
     assert calls[1]["baseline"]["path"] == str(out / "idle.json")
@@ -102,7 +141,9 @@ def test_track_success_is_exit_code_without_expect(tmp_path: Path) -> None:
     assert (ok.success, ok.exit_code) == (True, 0)
     assert (bad.success, bad.exit_code, bad.error) == (False, 3, "exit code 3")
     assert [(r["goal_id"], r["success"], r["energy_source"]) for r in rows(out / "goals.csv")] == [
-        ("a", "True", "none"), ("b", "False", "none")]
+        ("a", "True", "none"),
+        ("b", "False", "none"),
+    ]
 
 
 def test_track_refuses_duplicates_locks_and_bad_input(tmp_path: Path) -> None:
@@ -111,7 +152,7 @@ def test_track_refuses_duplicates_locks_and_bad_input(tmp_path: Path) -> None:
     track_command([sys.executable, "-c", "pass"], goal_id="a", **common)
     with pytest.raises(ConfigError, match="already holds goal a"):
         track_command([sys.executable, "-c", "pass"], goal_id="a", **common)
-    track_command([sys.executable, "-c", "pass"], goal_id="a", rep=1, **{**common})
+    track_command([sys.executable, "-c", "pass"], goal_id="a", rep=1, **common)
     with DirLock(out), pytest.raises(SessionLockedError):
         track_command([sys.executable, "-c", "pass"], goal_id="c", **common)
     with pytest.raises(ConfigError, match="not found"):
@@ -122,7 +163,10 @@ def test_track_refuses_duplicates_locks_and_bad_input(tmp_path: Path) -> None:
 
 
 def test_judge_uses_the_project_checker() -> None:
-    assert judge("thinking...\nAnswer: 1,234 apples", 0, "1234", "numeric", family="f", goal_id="g") == (True, "")
+    assert judge("thinking...\nAnswer: 1,234 apples", 0, "1234", "numeric", family="f", goal_id="g") == (
+        True,
+        "",
+    )
     assert judge("Answer: Paris", 0, "paris", "string", family="f", goal_id="g") == (True, "")
     assert judge("Answer: Lyon", 0, "paris", "string", family="f", goal_id="g") == (False, "wrong answer")
     assert judge("Answer: 42", 1, "42", "numeric", family="f", goal_id="g") == (False, "exit code 1")
@@ -145,5 +189,8 @@ def test_track_keeps_one_baseline_per_run(tmp_path: Path) -> None:
     track_command([sys.executable, "-c", "pass"], goal_id="b", **common)
     with pytest.raises(ConfigError, match="one run must use one baseline"):
         track_command([sys.executable, "-c", "pass"], goal_id="c", baseline=files[1], **common)
-    ids = {json.loads((out / "calls" / c / "run.json").read_text())["baseline"]["baseline_id"] for c in ("0001", "0002")}
+    ids = {
+        json.loads((out / "calls" / c / "run.json").read_text())["baseline"]["baseline_id"]
+        for c in ("0001", "0002")
+    }
     assert len(ids) == 1

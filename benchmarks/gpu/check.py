@@ -80,7 +80,12 @@ def crosscheck(loaded: bool) -> dict[str, float]:
     nv.nvmlShutdown()
     p_alems = res.energy_j["gpu-0"] / res.duration_s
     p_direct = _direct_power(rows)
-    return {"alems_w": p_alems, "direct_w": p_direct, "ratio": p_alems / p_direct, "duration_s": res.duration_s}
+    return {
+        "alems_w": p_alems,
+        "direct_w": p_direct,
+        "ratio": p_alems / p_direct,
+        "duration_s": res.duration_s,
+    }
 
 
 def summary(results: Path, figure: Path | None = None) -> list[str]:
@@ -90,24 +95,38 @@ def summary(results: Path, figure: Path | None = None) -> list[str]:
     fails: list[str] = []
     layers = pd.read_csv(results / "tables" / "epg_layers.csv", keep_default_na=False, na_values=[""])
     print("\nEpG per cell and layer (J per successful goal):")
-    cols = ["energy_layer", "family", "mode", "successes", "executions", "epg_j", "epg_ci_low", "epg_ci_high",
-            "energy_source", "flags"]  # fmt: skip
+    cols = [
+        "energy_layer",
+        "family",
+        "mode",
+        "successes",
+        "executions",
+        "epg_j",
+        "epg_ci_low",
+        "epg_ci_high",
+        "energy_source",
+        "flags",
+    ]
     print(layers[[c for c in cols if c in layers.columns]].to_string(index=False))
     for layer in ("total", "attributed"):
         sub = layers[layers["energy_layer"] == layer]
         neg = sub[pd.to_numeric(sub["epg_j"], errors="coerce") < 0]
         if len(neg):
-            fails.append(f"negative {layer} EpG in {len(neg)} row(s): {list(neg['family'] + '/' + neg['mode'])}")
+            fails.append(
+                f"negative {layer} EpG in {len(neg)} row(s): {list(neg['family'] + '/' + neg['mode'])}"
+            )
     base = json.loads((results / "baseline" / "idle.json").read_text())
-    print(f"\nidle baseline: {json.dumps(base.get('power_w'))} W, status {base.get('status')}, "
-          f"host_util {base.get('host_util')}")  # fmt: skip
+    print(
+        f"\nidle baseline: {json.dumps(base.get('power_w'))} W, status {base.get('status')}, "
+        f"host_util {base.get('host_util')}"
+    )
     runs = sorted((results / "runs").glob("*/rep0/samples.parquet"))
     if not runs:
-        return fails + ["no samples.parquet under results/runs"]
+        return [*fails, "no samples.parquet under results/runs"]
     df, domains = read_samples(str(runs[0]))
     gpus = [d.key for d in domains if d.kind == "gpu"]
     if not gpus:
-        return fails + [f"no GPU domain in {runs[0]} (meter auto found {[d.key for d in domains]})"]
+        return [*fails, f"no GPU domain in {runs[0]} (meter auto found {[d.key for d in domains]})"]
     events = [json.loads(x) for x in (runs[0].parent / "events.jsonl").read_text().splitlines() if x.strip()]
     first = [e for e in events if e["goal_id"] == events[0]["goal_id"]]
     t0, t1 = min(e["t"] for e in first), max(e["t"] for e in first)
@@ -117,12 +136,20 @@ def summary(results: Path, figure: Path | None = None) -> list[str]:
         _, raw = binned_power(df, [key], t0, t1, dt)
         rec, raw = rec[np.isfinite(rec)], raw[np.isfinite(raw)]
         q = np.percentile(rec, [1, 50, 99])
-        print(f"\n{key} over the first goal pair ({t1 - t0:.2f} s, {dt * 1000:.0f} ms bins, {runs[0].parent}):")
-        print(f"  reconstructed power: median {q[1]:.1f} W, 1-99 % {q[0]:.1f}-{q[2]:.1f} W, "
-              f"min {rec.min():.1f} max {rec.max():.1f}")  # fmt: skip
-        print(f"  raw staircase:       median {np.median(raw):.1f} W, min {raw.min():.1f} max {raw.max():.1f}")
+        print(
+            f"\n{key} over the first goal pair ({t1 - t0:.2f} s, {dt * 1000:.0f} ms bins, {runs[0].parent}):"
+        )
+        print(
+            f"  reconstructed power: median {q[1]:.1f} W, 1-99 % {q[0]:.1f}-{q[2]:.1f} W, "
+            f"min {rec.min():.1f} max {rec.max():.1f}"
+        )
+        print(
+            f"  raw staircase:       median {np.median(raw):.1f} W, min {raw.min():.1f} max {raw.max():.1f}"
+        )
         if not (q[2] - q[0] <= 0.15 * q[1]):
-            fails.append(f"{key}: reconstructed idle power not flat (1-99 % spread {q[2] - q[0]:.1f} W at {q[1]:.1f} W)")
+            fails.append(
+                f"{key}: reconstructed idle power not flat (1-99 % spread {q[2] - q[0]:.1f} W at {q[1]:.1f} W)"
+            )
     if figure is not None:
         _figure4(results, runs[0].parent, figure)
     return fails
@@ -140,9 +167,15 @@ def _figure4(results: Path, run: Path, target: Path) -> None:
     from alems.figures import FigureInputs, fig_timeline
 
     t = results / "tables"
-    inp = FigureInputs.load(goals=t / "goals.csv", epg=t / "epg.csv", ooi=t / "ooi.csv",
-                            baseline=results / "baseline" / "idle.json", samples=run / "samples.parquet",
-                            events=run / "events.jsonl", timeline_family=run.parent.name)  # fmt: skip
+    inp = FigureInputs.load(
+        goals=t / "goals.csv",
+        epg=t / "epg.csv",
+        ooi=t / "ooi.csv",
+        baseline=results / "baseline" / "idle.json",
+        samples=run / "samples.parquet",
+        events=run / "events.jsonl",
+        timeline_family=run.parent.name,
+    )
     with tempfile.TemporaryDirectory() as d:
         for p in fig_timeline(inp, Path(d)):
             if p.suffix == ".png":
@@ -154,7 +187,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("what", choices=["crosscheck", "summary"])
     ap.add_argument("--results", default="results")
-    ap.add_argument("--figure", default=None, help="also draw figure 4 here (PNG) where matplotlib is installed")
+    ap.add_argument(
+        "--figure", default=None, help="also draw figure 4 here (PNG) where matplotlib is installed"
+    )
     args = ap.parse_args()
     if args.what == "summary":
         fails = summary(Path(args.results), Path(args.figure) if args.figure else None)
@@ -162,10 +197,14 @@ def main() -> int:
         fails = []
         for loaded in (False, True):
             r = crosscheck(loaded)
-            print(f"NVML cross-check, {'bf16 matmul load' if loaded else 'idle'}: alems {r['alems_w']:.2f} W, "
-                  f"direct {r['direct_w']:.2f} W, ratio {r['ratio']:.4f} ({r['duration_s']:.2f} s window)")  # fmt: skip
+            print(
+                f"NVML cross-check, {'bf16 matmul load' if loaded else 'idle'}: alems {r['alems_w']:.2f} W, "
+                f"direct {r['direct_w']:.2f} W, ratio {r['ratio']:.4f} ({r['duration_s']:.2f} s window)"
+            )
             if not abs(r["ratio"] - 1.0) <= 0.03:
-                fails.append(f"alems/direct NVML power ratio {r['ratio']:.4f} ({'load' if loaded else 'idle'})")
+                fails.append(
+                    f"alems/direct NVML power ratio {r['ratio']:.4f} ({'load' if loaded else 'idle'})"
+                )
     for f in fails:
         print(f"FAIL: {f}")
     print("PASS" if not fails else f"{len(fails)} check(s) failed")

@@ -19,8 +19,14 @@ ROOTS = ("snakemake", "jsonschema", "scipy", "pyyaml", "psutil", "rich", "nvidia
 
 
 def closure(roots: list[str], skip: set[str]) -> dict[str, str]:
-    env = {**default_environment(), "python_version": "3.12", "python_full_version": "3.12.0",
-           "sys_platform": "linux", "platform_machine": "x86_64", "implementation_name": "cpython"}  # fmt: skip
+    env = {
+        **default_environment(),
+        "python_version": "3.12",
+        "python_full_version": "3.12.0",
+        "sys_platform": "linux",
+        "platform_machine": "x86_64",
+        "implementation_name": "cpython",
+    }
     seen: dict[str, str] = {}
     stack = [(r, "") for r in roots]
     while stack:

@@ -70,6 +70,7 @@ tells tables and figures when to say so.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -87,16 +88,38 @@ from alems.io import atomic_write_with
 
 GOALS_COLUMNS: tuple[str, ...] = (
     # identity and outcome
-    "family", "mode", "goal_id", "rep", "attempt", "success", "final_attempt",
-    "t0", "t1", "duration_s",
+    "family",
+    "mode",
+    "goal_id",
+    "rep",
+    "attempt",
+    "success",
+    "final_attempt",
+    "t0",
+    "t1",
+    "duration_s",
     # energy
-    "raw_j", "dynamic_j", "attributed_j", "energy_j", "llm_j", "tool_j",
-    "orchestration_j", "gap_j", "coverage",
+    "raw_j",
+    "dynamic_j",
+    "attributed_j",
+    "energy_j",
+    "llm_j",
+    "tool_j",
+    "orchestration_j",
+    "gap_j",
+    "coverage",
     # work done
-    "llm_calls", "tool_calls", "tokens_in", "tokens_out",
+    "llm_calls",
+    "tool_calls",
+    "tokens_in",
+    "tokens_out",
     # provenance
-    "energy_source", "answer", "expected", "error", "run_id",
-)  # fmt: skip
+    "energy_source",
+    "answer",
+    "expected",
+    "error",
+    "run_id",
+)
 """The ``goals.csv`` contract (DESIGN.md), in order."""
 
 EXTRA_COLUMNS: tuple[str, ...] = ("alpha", "flags", "gap_raw_j", "gap_dynamic_j")
@@ -107,18 +130,34 @@ TASK_COLUMNS: tuple[str, ...] = ("check_reason", "truncated", "steps", "template
 outcomes have them (DESIGN.md, goals.csv contract: readers default them when absent)."""
 
 OUTCOME_COLUMNS: tuple[str, ...] = (
-    "family", "mode", "goal_id", "rep", "attempt", "success", "final_attempt",
-    "answer", "expected", "error",
-)  # fmt: skip
+    "family",
+    "mode",
+    "goal_id",
+    "rep",
+    "attempt",
+    "success",
+    "final_attempt",
+    "answer",
+    "expected",
+    "error",
+)
 
 ATTRIBUTIONS: tuple[str, ...] = ("cpu_share", "none")
 GPU_ATTRIBUTIONS: tuple[str, ...] = ("exclusive", "cpu_share", "none")
 ALPHA_SLACK = 0.02
 """α up to 1 + this (or two CPU-time ticks of the window's net busy time) is clipped unflagged."""
 EVENT_KINDS: frozenset[str] = frozenset(
-    {"goal_start", "goal_end", "attempt_start", "attempt_end",
-     "llm_start", "llm_end", "tool_start", "tool_end"}
-)  # fmt: skip
+    {
+        "goal_start",
+        "goal_end",
+        "attempt_start",
+        "attempt_end",
+        "llm_start",
+        "llm_end",
+        "tool_start",
+        "tool_end",
+    }
+)
 
 
 WINDOW_KINDS: frozenset[str] = EVENT_KINDS - {"goal_start", "goal_end"}
@@ -179,8 +218,10 @@ def attribution_modes(attribution: str | Mapping[str, str]) -> tuple[str, str]:
     ``cpu`` (package, dram, psys, cpu-model: ``cpu_share`` | ``none``) and ``gpu``
     (``exclusive`` | ``cpu_share`` | ``none``); a kind left out takes the default.
     """
-    fix = ("set `accounting: {attribution: cpu_share}` (or `none`), or per domain kind "
-           "`accounting: {attribution: {cpu: cpu_share, gpu: exclusive}}`")  # fmt: skip
+    fix = (
+        "set `accounting: {attribution: cpu_share}` (or `none`), or per domain kind "
+        "`accounting: {attribution: {cpu: cpu_share, gpu: exclusive}}`"
+    )
     if isinstance(attribution, str):
         if attribution not in ATTRIBUTIONS:
             raise ConfigError(
@@ -299,7 +340,9 @@ class CounterSeries:
                 energy[:, i] = rec.values
                 bracket[i] = rec.span if rec.span is not None else (np.inf, -np.inf)
         foreign = df["gpu_foreign"].to_numpy(dtype=float) if "gpu_foreign" in df.columns else None
-        return cls(t=t, energy=energy, proc=proc, sys=sys_, keys=tuple(keys), bracket=bracket, foreign=foreign)
+        return cls(
+            t=t, energy=energy, proc=proc, sys=sys_, keys=tuple(keys), bracket=bracket, foreign=foreign
+        )
 
     @property
     def span(self) -> tuple[float, float]:
@@ -440,7 +483,9 @@ def window_energy(
         alpha = np.clip(a, 0.0, 1.0)
     alpha_cpu = np.ones(m) if cpu_mode == "none" else alpha
     alpha_gpu = alpha if gpu_mode == "cpu_share" else np.ones(m)
-    attributed = alpha_cpu * dynamic_by_domain[:, ~gpu].sum(axis=1) + alpha_gpu * dynamic_by_domain[:, gpu].sum(axis=1)
+    attributed = alpha_cpu * dynamic_by_domain[:, ~gpu].sum(axis=1) + alpha_gpu * dynamic_by_domain[
+        :, gpu
+    ].sum(axis=1)
     shared = series.gpu_shared(t0, t1) if (gpu_mode == "exclusive" and gpu.any()) else np.zeros(m, dtype=bool)
     return WindowEnergy(
         raw_by_domain=raw_by_domain,
@@ -603,7 +648,7 @@ def parse_events(events: Any) -> dict[AttemptKey, AttemptWindows]:
                 w.flags.add("phase_outside_attempt")
             windows[:] = [(a, max(a, b)) for a, b in clipped]
         both = sorted(w.llm + w.tool)
-        if any(b[0] < a[1] for a, b in zip(both, both[1:], strict=False)):
+        if any(b[0] < a[1] for a, b in itertools.pairwise(both)):
             w.flags.add("overlapping_phases")
     return out
 
@@ -721,8 +766,9 @@ def account(
     busy_b = float(idle_busy_cpu_per_s or 0.0)
 
     def energy(a: np.ndarray, b: np.ndarray, fallback: float | np.ndarray) -> WindowEnergy:
-        return window_energy(series, a, b, idle, cfg.attribution, fallback,
-                             gpu_mask=gpu_mask, idle_busy_cpu_per_s=busy_b)  # fmt: skip
+        return window_energy(
+            series, a, b, idle, cfg.attribution, fallback, gpu_mask=gpu_mask, idle_busy_cpu_per_s=busy_b
+        )
 
     source = energy_source_of(domains, keys)
     outcomes = _outcome_frame(outcomes_df)
@@ -739,8 +785,9 @@ def account(
     n = len(outcomes)
     okeys: list[AttemptKey] = [
         (str(g), int(r), str(m), int(a))
-        for g, r, m, a in zip(outcomes["goal_id"], outcomes["rep"], outcomes["mode"], outcomes["attempt"],
-                              strict=True)
+        for g, r, m, a in zip(
+            outcomes["goal_id"], outcomes["rep"], outcomes["mode"], outcomes["attempt"], strict=True
+        )
     ]
     if len(set(okeys)) != n:
         dup = pd.Series(okeys)[pd.Series(okeys).duplicated()].iloc[0]
@@ -821,7 +868,7 @@ def account(
         by_exec.setdefault(okeys[i][:3], []).append(int(i))
     for members in by_exec.values():
         members.sort(key=lambda i: okeys[i][3])
-        for prev, cur in zip(members, members[1:], strict=False):
+        for prev, cur in itertools.pairwise(members):
             a, b = t1[prev], t0[cur]
             if b < a:
                 flags[cur].add("overlapping_attempts")
@@ -928,10 +975,16 @@ def account_config(
 ) -> AccountingResult:
     """:func:`account` with settings from an :class:`AccountingConfig`."""
     return account(
-        samples_df, domains, events, outcomes_df, idle_power_w,
-        attribution=cfg.attribution, min_coverage=cfg.min_coverage, run_id=run_id,
+        samples_df,
+        domains,
+        events,
+        outcomes_df,
+        idle_power_w,
+        attribution=cfg.attribution,
+        min_coverage=cfg.min_coverage,
+        run_id=run_id,
         idle_busy_cpu_per_s=idle_busy_cpu_per_s,
-    )  # fmt: skip
+    )
 
 
 def write_goals(goals: pd.DataFrame, path: str | os.PathLike[str]) -> None:

@@ -103,7 +103,14 @@ class BaselineConfig:
     max_host_util: float = 0.10
 
     def __post_init__(self) -> None:
-        for key in ("settle_s", "window_s", "cv_threshold", "max_age_s", "poll_s", "max_host_util"):  # one type
+        for key in (
+            "settle_s",
+            "window_s",
+            "cv_threshold",
+            "max_age_s",
+            "poll_s",
+            "max_host_util",
+        ):  # one type
             value = getattr(self, key)
             if isinstance(value, int) and not isinstance(value, bool):
                 object.__setattr__(self, key, float(value))
@@ -305,9 +312,15 @@ class Baseline:
             raise ValueError(f"schema is {schema!r}, expected {SCHEMA!r}")
         stats = {
             k: DomainStats(
-                key=str(v["key"]), kind=str(v["kind"]), source=str(v["source"]), mean_w=float(v["mean_w"]),
-                std_w=float(v["std_w"]), cv=float(v["cv"]), judged=bool(v["judged"]), stable=bool(v["stable"]),
-            )  # fmt: skip
+                key=str(v["key"]),
+                kind=str(v["kind"]),
+                source=str(v["source"]),
+                mean_w=float(v["mean_w"]),
+                std_w=float(v["std_w"]),
+                cv=float(v["cv"]),
+                judged=bool(v["judged"]),
+                stable=bool(v["stable"]),
+            )
             for k, v in data["stats"].items()
         }
         windows = [
@@ -491,7 +504,9 @@ def measure_baseline(
         sleep(cfg.settle_s)
     tracker = TrackerSet(domains)
 
-    Kept = tuple[tuple[bool, float, float], list[BaselineWindow], dict[str, tuple[float, float, float]], float | None]
+    Kept = tuple[
+        tuple[bool, float, float], list[BaselineWindow], dict[str, tuple[float, float, float]], float | None
+    ]
     best: Kept | None = None
     attempts: list[dict[str, Any]] = []
     for attempt in range(1 + cfg.max_retries):

@@ -102,7 +102,7 @@ def _error_to_config_error(err: Any, schema: Mapping[str, Any]) -> ConfigError:
             f"add it; see {DOCS}",
         )
     if err.validator in ("type", "enum"):
-        want = _describe_type(sub if err.validator == "type" or not path else sub)
+        want = _describe_type(sub)
         return ConfigError(
             f"config key '{where}' must be {want}, got {err.instance!r}",
             f"set '{where}' to {want} (see {DOCS})",
@@ -115,7 +115,9 @@ def _error_to_config_error(err: Any, schema: Mapping[str, Any]) -> ConfigError:
 
 def fill_defaults(data: Any, schema: Mapping[str, Any]) -> Any:
     """Return ``data`` with every missing key that has a schema default filled in, recursively."""
-    if isinstance(data, dict) and ("properties" in schema or isinstance(schema.get("additionalProperties"), Mapping)):
+    if isinstance(data, dict) and (
+        "properties" in schema or isinstance(schema.get("additionalProperties"), Mapping)
+    ):
         out = dict(data)
         props = schema.get("properties", {})
         for key, sub in props.items():

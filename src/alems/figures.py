@@ -40,7 +40,12 @@ from alems.io import atomic_path
 MODES = ("linear", "agentic")
 COLORS = {"linear": "#4C72B0", "agentic": "#DD8452"}
 PHASE_COLORS = {"llm_j": "#4C72B0", "tool_j": "#DD8452", "orchestration_j": "#8C8C8C", "gap_j": "#C9C9C9"}
-PHASE_LABELS = {"llm_j": "LLM", "tool_j": "tool", "orchestration_j": "orchestration", "gap_j": "between attempts"}
+PHASE_LABELS = {
+    "llm_j": "LLM",
+    "tool_j": "tool",
+    "orchestration_j": "orchestration",
+    "gap_j": "between attempts",
+}
 GROUP_SCOPES = ("reasoning", "tool", "overall")
 FAMILY_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">")
 WIDTH_IN = 7.0  # two-column figure width
@@ -111,7 +116,9 @@ class FigureInputs:
         return ids[0] if len(ids) == 1 else "mixed: " + ", ".join(ids)
 
     def table_modeled(self) -> bool:
-        return _any_modeled(self.goals.get("energy_source", [])) or _any_modeled(self.epg.get("energy_source", []))
+        return _any_modeled(self.goals.get("energy_source", [])) or _any_modeled(
+            self.epg.get("energy_source", [])
+        )
 
     def domain_sources(self) -> dict[str, str]:
         """Source per domain: the samples' domains where loaded, else the idle baseline's."""
@@ -121,8 +128,12 @@ class FigureInputs:
 
     def provenance(self) -> str:
         """The tables' energy label: ``measured``, ``modeled`` or ``mixed: <domain> <source>, ...``."""
-        labels = {str(v) for df in (self.goals, self.epg) for v in df.get("energy_source", pd.Series(dtype=str))
-                  if str(v) in ("measured", "modeled", "mixed")}  # fmt: skip
+        labels = {
+            str(v)
+            for df in (self.goals, self.epg)
+            for v in df.get("energy_source", pd.Series(dtype=str))
+            if str(v) in ("measured", "modeled", "mixed")
+        }
         doms = self.domain_sources()
         if not labels:
             labels = set(doms.values())
@@ -261,9 +272,18 @@ def _mark_nonpositive(ax: Any, xs: Sequence[float], values: Sequence[float], col
     """A marker on bars at or below zero, so they stay visible (on a linear axis a zero bar has no height)."""
     for x, v in zip(xs, values, strict=True):
         if _finite(v) and float(v) <= 0:
-            ax.plot(x, float(v), marker="v" if float(v) < 0 else "o", color=color, mec="#AA0000", ms=5, zorder=4)
-            ax.annotate("<0" if float(v) < 0 else "0", (x, float(v)), xytext=(0, -9), textcoords="offset points",
-                        ha="center", fontsize=FONT - 2, color="#AA0000")  # fmt: skip
+            ax.plot(
+                x, float(v), marker="v" if float(v) < 0 else "o", color=color, mec="#AA0000", ms=5, zorder=4
+            )
+            ax.annotate(
+                "<0" if float(v) < 0 else "0",
+                (x, float(v)),
+                xytext=(0, -9),
+                textcoords="offset points",
+                ha="center",
+                fontsize=FONT - 2,
+                color="#AA0000",
+            )
 
 
 def _epg_cells(inp: FigureInputs) -> pd.DataFrame:
@@ -303,15 +323,33 @@ def fig_epg(inp: FigureInputs, out_dir: Path) -> list[Path]:
                     open_ci.append((xi, v, float(lo)))
                 else:
                     no_ci.append((xi, v))
-                ax.bar(xi, v, width, color=COLORS[mode], yerr=err, capsize=2, ecolor="#333333",
-                       label=mode if i == 0 else None)  # fmt: skip
+                ax.bar(
+                    xi,
+                    v,
+                    width,
+                    color=COLORS[mode],
+                    yerr=err,
+                    capsize=2,
+                    ecolor="#333333",
+                    label=mode if i == 0 else None,
+                )
             else:
                 ax.bar(xi, 0, width, color=COLORS[mode], label=mode if i == 0 else None)
-                ax.text(xi, top * 0.02 if finite_vals and top > 0 else 0.02, "no success", ha="center", va="bottom",
-                        rotation=90, fontsize=FONT - 2, color=COLORS[mode])  # fmt: skip
+                ax.text(
+                    xi,
+                    top * 0.02 if finite_vals and top > 0 else 0.02,
+                    "no success",
+                    ha="center",
+                    va="bottom",
+                    rotation=90,
+                    fontsize=FONT - 2,
+                    color=COLORS[mode],
+                )
     for j, mode in enumerate(MODES):
         sub = cells[cells["mode"] == mode].set_index("family")
-        shown = [(x[i] + (j - 0.5) * width, sub.loc[f, "epg_j"]) for i, f in enumerate(fams) if f in sub.index]
+        shown = [
+            (x[i] + (j - 0.5) * width, sub.loc[f, "epg_j"]) for i, f in enumerate(fams) if f in sub.index
+        ]
         _mark_nonpositive(ax, [a for a, _ in shown], [b for _, b in shown], COLORS[mode])
     if any(float(v) < 0 for v in finite_vals):
         ax.axhline(0.0, color="#333333", lw=0.6)
@@ -324,7 +362,7 @@ def fig_epg(inp: FigureInputs, out_dir: Path) -> list[Path]:
         y0, y1 = ax.get_ylim()
         y_top = y1 * 1.6 if ax.get_yscale() == "log" else y1 * 1.12
         ax.set_ylim(y0, y_top)
-        for xi, v, lo in open_ci:
+        for xi, _v, lo in open_ci:
             ax.plot([xi, xi], [max(lo, y0), y_top], color="#333333", lw=1.0, zorder=4)
             ax.plot(xi, y_top, marker="^", color="#333333", ms=4, clip_on=False, zorder=4)
     for xi, v in no_ci:  # a hollow dot on the bar: the estimate has no interval
@@ -342,7 +380,9 @@ def fig_epg(inp: FigureInputs, out_dir: Path) -> list[Path]:
         handles.append(Line2D([], [], ls="none", marker="o", mfc="white", mec="#333333", ms=4))
         labels.append("no CI: too few goals or successes")
     if handles:
-        ax.legend(handles, labels, frameon=False, ncols=len(handles), loc="upper center", bbox_to_anchor=(0.5, -0.2))
+        ax.legend(
+            handles, labels, frameon=False, ncols=len(handles), loc="upper center", bbox_to_anchor=(0.5, -0.2)
+        )
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     return _save(fig, out_dir, "fig1_epg", inp.run_id, _label(inp.provenance(), inp.layer()))
@@ -375,7 +415,11 @@ def _undefined_reason(flags: str) -> str:
     """Why an OOI row has no value: a mode without success, or (pooled rows) no family to pool."""
     lin, agt = "zero_successes_linear" in flags, "zero_successes_agentic" in flags
     if lin or agt:
-        return "no success in either mode" if lin and agt else ("no linear success" if lin else "no agentic success")
+        return (
+            "no success in either mode"
+            if lin and agt
+            else ("no linear success" if lin else "no agentic success")
+        )
     if "excluded:" in flags:
         return "no family with a defined OOI to pool"
     return "no goal pairs" if "no_pairs" in flags else "no value"
@@ -426,13 +470,27 @@ def fig_ooi(inp: FigureInputs, out_dir: Path) -> list[Path]:
                 why = "insufficient data" if "insufficient_data" in flags else "no interval"
                 ax.text(float(v), y + 0.3, why, ha="center", va="bottom", fontsize=FONT - 3, color="#555555")
         elif _finite(v):  # zero or negative (an energy layer below idle): no place on a log axis, so said
-            ax.text(0.02, y, f"OOI {float(v):.3g} (not > 0: an EpG at or below 0)", va="center",
-                    fontsize=FONT - 2, color="#AA0000", transform=ax.get_yaxis_transform(),
-                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.0})  # fmt: skip
+            ax.text(
+                0.02,
+                y,
+                f"OOI {float(v):.3g} (not > 0: an EpG at or below 0)",
+                va="center",
+                fontsize=FONT - 2,
+                color="#AA0000",
+                transform=ax.get_yaxis_transform(),
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.0},
+            )
         else:
-            ax.text(0.02, y, f"undefined ({_undefined_reason(flags)})", va="center", fontsize=FONT - 2,
-                    color="#AA0000", transform=ax.get_yaxis_transform(),
-                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.0})  # fmt: skip
+            ax.text(
+                0.02,
+                y,
+                f"undefined ({_undefined_reason(flags)})",
+                va="center",
+                fontsize=FONT - 2,
+                color="#AA0000",
+                transform=ax.get_yaxis_transform(),
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.0},
+            )
     ax.axvline(1.0, color="#AA0000", ls="--", lw=0.8)
     if len(groups) and len(fams):
         ax.axhline(len(groups) - 0.5, color="#999999", lw=0.5)
@@ -442,7 +500,7 @@ def fig_ooi(inp: FigureInputs, out_dir: Path) -> list[Path]:
             lbl.set_fontweight("bold")
     ax.set_ylim(-0.6, len(order) - 0.4)
     ax.set_xscale("log")
-    lo_x, hi_x = (min(finite_x + [1.0]), max(finite_x + [1.0])) if finite_x else (0.5, 2.0)
+    lo_x, hi_x = (min([*finite_x, 1.0]), max([*finite_x, 1.0])) if finite_x else (0.5, 2.0)
     x0, x1 = lo_x / 1.5, hi_x * 1.5
     ax.set_xlim(x0, x1)
     _ratio_ticks(ax, x0, x1)
@@ -514,11 +572,28 @@ def fig_phases(inp: FigureInputs, out_dir: Path) -> list[Path]:
             vals = np.array([float(sub.loc[f, ph]) if f in sub.index else 0.0 for f in fams])
             pos = np.clip(vals, 0, None)
             neg = np.clip(vals, None, 0)
-            ax.bar(xs, pos, width, bottom=bottom, color=PHASE_COLORS[ph], edgecolor="white", lw=0.3,
-                   hatch="//" if mode == "agentic" else None, label=PHASE_LABELS[ph] if j == 0 else None)  # fmt: skip
+            ax.bar(
+                xs,
+                pos,
+                width,
+                bottom=bottom,
+                color=PHASE_COLORS[ph],
+                edgecolor="white",
+                lw=0.3,
+                hatch="//" if mode == "agentic" else None,
+                label=PHASE_LABELS[ph] if j == 0 else None,
+            )
             if (neg < 0).any():
-                ax.bar(xs, neg, width, bottom=below, color=PHASE_COLORS[ph], edgecolor="#AA0000", lw=0.6,
-                       hatch="//" if mode == "agentic" else None)  # fmt: skip
+                ax.bar(
+                    xs,
+                    neg,
+                    width,
+                    bottom=below,
+                    color=PHASE_COLORS[ph],
+                    edgecolor="#AA0000",
+                    lw=0.6,
+                    hatch="//" if mode == "agentic" else None,
+                )
                 below += neg
             bottom += pos
         lows.append(float(below.min(initial=0.0)))
@@ -555,7 +630,7 @@ def binned_power(
         if k in set(stepwise):
             cols[:, i] = reconstruct(t, cols[:, i]).values
     e = cols.sum(axis=1) if keys else np.zeros_like(t)
-    n = max(1, int(math.ceil((t1 - t0) / dt)))
+    n = max(1, math.ceil((t1 - t0) / dt))
     edges = np.linspace(t0, t0 + n * dt, n + 1)
     edges = np.clip(edges, t[0], t[-1]) if len(t) else edges
     ce = np.interp(edges, t, e) if len(t) else np.zeros_like(edges)
@@ -583,7 +658,9 @@ def fig_timeline(inp: FigureInputs, out_dir: Path) -> list[Path]:
     span = (t_hi - t_lo) + 2 * pad
     dt = max(span / 400.0, 0.02)
     mid, p = binned_power(inp.samples, inp.sample_keys, t_lo - pad, t_hi + pad, dt, inp.sample_stepwise)
-    label = "power" + (f" ({', '.join(inp.sample_stepwise)} from counter updates)" if inp.sample_stepwise else "")
+    label = "power" + (
+        f" ({', '.join(inp.sample_stepwise)} from counter updates)" if inp.sample_stepwise else ""
+    )
     ax.plot(mid - t_lo, p, color="#222222", lw=0.8, drawstyle="steps-mid", label=label)
     opened: dict[tuple[Any, ...], float] = {}
     shaded = set()
@@ -594,16 +671,29 @@ def fig_timeline(inp: FigureInputs, out_dir: Path) -> list[Path]:
             opened[key] = t
         elif kind in ("llm_end", "tool_end") and key in opened:
             ph = kind.split("_")[0]
-            ax.axvspan(opened.pop(key), t, color=PHASE_COLORS[f"{ph}_j"], alpha=0.25, lw=0,
-                       label=f"{PHASE_LABELS[f'{ph}_j']} call" if ph not in shaded else None)  # fmt: skip
+            ax.axvspan(
+                opened.pop(key),
+                t,
+                color=PHASE_COLORS[f"{ph}_j"],
+                alpha=0.25,
+                lw=0,
+                label=f"{PHASE_LABELS[f'{ph}_j']} call" if ph not in shaded else None,
+            )
             shaded.add(ph)
         elif kind == "attempt_start":
             ax.axvline(t, color=COLORS.get(e.get("mode"), "#000000"), lw=0.9)
         elif kind == "attempt_end":
             ax.axvline(t, color=COLORS.get(e.get("mode"), "#000000"), lw=0.9, ls="--")
         elif kind == "goal_start":
-            ax.text(t, 1.0, f" {e.get('mode')}", transform=ax.get_xaxis_transform(), va="top",
-                    fontsize=FONT - 1, color=COLORS.get(e.get("mode"), "#000000"))  # fmt: skip
+            ax.text(
+                t,
+                1.0,
+                f" {e.get('mode')}",
+                transform=ax.get_xaxis_transform(),
+                va="top",
+                fontsize=FONT - 1,
+                color=COLORS.get(e.get("mode"), "#000000"),
+            )
     idle = sum(float((inp.baseline.get("power_w") or {}).get(k, float("nan"))) for k in inp.sample_keys)
     if math.isfinite(idle):
         ax.axhline(idle, color="#555555", ls=":", lw=0.9, label="idle baseline")
@@ -636,7 +726,10 @@ def _dodge(x: pd.Series, y: pd.Series, step_pt: float = 7.0) -> list[float]:
     ys = pd.to_numeric(y, errors="coerce").to_numpy(float)
     with np.errstate(all="ignore"):
         kx = np.where(xs > 0, np.round(np.log10(np.where(xs > 0, xs, 1.0)) / 0.0086), np.nan)
-    keys = [(a, round(b / 0.02)) if np.isfinite(a) and np.isfinite(b) else (i,) for i, (a, b) in enumerate(zip(kx, ys, strict=True))]
+    keys = [
+        (a, round(b / 0.02)) if np.isfinite(a) and np.isfinite(b) else (i,)
+        for i, (a, b) in enumerate(zip(kx, ys, strict=True))
+    ]
     out = [0.0] * len(keys)
     for key in dict.fromkeys(keys):
         members = [i for i, k in enumerate(keys) if k == key]
@@ -658,20 +751,36 @@ def fig_success_energy(inp: FigureInputs, out_dir: Path) -> list[Path]:
     fams = [f for f in _families(inp) if f in set(cells["family"].astype(str))]
     fams += sorted(set(cells["family"].astype(str)) - set(fams))
     marker = {f: FAMILY_MARKERS[i % len(FAMILY_MARKERS)] for i, f in enumerate(fams)}
-    for fam, sub in cells.groupby("family"):
+    for _fam, sub in cells.groupby("family"):
         sub = sub.set_index("mode")
         if all(m in sub.index for m in MODES):
-            ax.plot([sub.loc[m, "per_exec"] for m in MODES], [sub.loc[m, "success_rate"] for m in MODES],
-                    color="#BBBBBB", lw=0.6, zorder=1)  # fmt: skip
+            ax.plot(
+                [sub.loc[m, "per_exec"] for m in MODES],
+                [sub.loc[m, "success_rate"] for m in MODES],
+                color="#BBBBBB",
+                lw=0.6,
+                zorder=1,
+            )
     from matplotlib.transforms import offset_copy
 
     for (_, r), dx in zip(cells.iterrows(), _dodge(cells["per_exec"], cells["success_rate"]), strict=True):
-        ax.scatter(r["per_exec"], r["success_rate"], marker=marker[str(r["family"])], s=30, zorder=3,
-                   facecolors="none" if r["mode"] == "linear" else COLORS[str(r["mode"])],
-                   edgecolors=COLORS.get(str(r["mode"]), "#444444"), linewidths=1.1, alpha=0.9, clip_on=False,
-                   transform=offset_copy(ax.transData, fig=fig, x=dx, y=0.0, units="points"))  # fmt: skip
-    handles = [Line2D([], [], ls="none", marker="s", mfc="none", mec=COLORS["linear"], label="linear (hollow)"),
-               Line2D([], [], ls="none", marker="s", color=COLORS["agentic"], label="agentic (filled)")]  # fmt: skip
+        ax.scatter(
+            r["per_exec"],
+            r["success_rate"],
+            marker=marker[str(r["family"])],
+            s=30,
+            zorder=3,
+            facecolors="none" if r["mode"] == "linear" else COLORS[str(r["mode"])],
+            edgecolors=COLORS.get(str(r["mode"]), "#444444"),
+            linewidths=1.1,
+            alpha=0.9,
+            clip_on=False,
+            transform=offset_copy(ax.transData, fig=fig, x=dx, y=0.0, units="points"),
+        )
+    handles = [
+        Line2D([], [], ls="none", marker="s", mfc="none", mec=COLORS["linear"], label="linear (hollow)"),
+        Line2D([], [], ls="none", marker="s", color=COLORS["agentic"], label="agentic (filled)"),
+    ]
     handles += [Line2D([], [], ls="none", marker=marker[f], mfc="none", mec="#444444", label=f) for f in fams]
     if _needs_log(cells["per_exec"].dropna()):
         ax.set_xscale("log")
@@ -679,7 +788,9 @@ def fig_success_energy(inp: FigureInputs, out_dir: Path) -> list[Path]:
     ax.set_xlabel("energy per execution (J, failed executions included)")
     ax.set_ylabel("success rate")
     ax.set_title("Success against energy (grey line joins a family's two modes)")
-    ax.legend(handles=handles, frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=FONT - 2)
+    ax.legend(
+        handles=handles, frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=FONT - 2
+    )
     ax.grid(alpha=0.3)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return _save(fig, out_dir, "fig5_success_vs_energy", inp.run_id, _label(inp.provenance(), inp.layer()))
@@ -705,7 +816,9 @@ def fig_baseline(inp: FigureInputs, out_dir: Path) -> list[Path]:
     worst = max((float(s.get("cv", 0.0)) for s in cv.values() if s.get("judged", True)), default=float("nan"))
     util = base.get("host_util")
     busy = "" if util is None else f", host {float(util):.1%} busy"
-    ax.set_title(f"Idle baseline: {base.get('status', '?')}\nmax CV {worst:.3f}, {len(windows)} windows{busy}")
+    ax.set_title(
+        f"Idle baseline: {base.get('status', '?')}\nmax CV {worst:.3f}, {len(windows)} windows{busy}"
+    )
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     src = {str(k): str(v) for k, v in (base.get("source") or {}).items()}

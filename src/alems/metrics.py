@@ -116,17 +116,38 @@ from alems.errors import AlemsError, ConfigError
 from alems.io import atomic_write_with
 
 EPG_COLUMNS: tuple[str, ...] = (
-    "family", "group", "mode", "executions", "successes", "success_rate", "energy_total_j",
-    "epg_j", "epg_ci_low", "epg_ci_high", "epg_success_only_j", "energy_source",
-)  # fmt: skip
+    "family",
+    "group",
+    "mode",
+    "executions",
+    "successes",
+    "success_rate",
+    "energy_total_j",
+    "epg_j",
+    "epg_ci_low",
+    "epg_ci_high",
+    "epg_success_only_j",
+    "energy_source",
+)
 EPG_EXTRA_COLUMNS: tuple[str, ...] = ("ci_method", "B", "level", "n_degenerate_resamples", "flags")
 OOI_COLUMNS: tuple[str, ...] = ("scope", "ooi", "ci_low", "ci_high", "n_pairs", "method", "B", "level")
 OOI_EXTRA_COLUMNS: tuple[str, ...] = (
-    "n_missing_pairs", "n_degenerate_resamples", "epg_agentic_j", "epg_linear_j",
-    "energy_source", "flags",
-)  # fmt: skip
+    "n_missing_pairs",
+    "n_degenerate_resamples",
+    "epg_agentic_j",
+    "epg_linear_j",
+    "energy_source",
+    "flags",
+)
 # Added by the goal-level cluster bootstrap (issue 13); optional for readers of older tables.
-OOI_STAT_COLUMNS: tuple[str, ...] = ("estimand", "n_goals", "ci_low_adj", "ci_high_adj", "p_value", "p_value_holm")
+OOI_STAT_COLUMNS: tuple[str, ...] = (
+    "estimand",
+    "n_goals",
+    "ci_low_adj",
+    "ci_high_adj",
+    "p_value",
+    "p_value_holm",
+)
 EPG_STAT_COLUMNS: tuple[str, ...] = ("n_goals",)
 EPG_TASK_COLUMNS: tuple[str, ...] = ("truncation_rate",)
 
@@ -135,8 +156,12 @@ POOLED_ESTIMANDS: tuple[str, ...] = ("ratio_of_means", "geomean_ooi", "pooled_ra
 MAX_DEGENERATE_SHARE = 0.05  # more degenerate resamples than this: no interval (insufficient_data)
 
 REASONING_FAMILIES: tuple[str, ...] = (
-    "factual_qa", "science_qa", "logical_reasoning", "gsm8k_basic", "gsm8k_multi_step",
-)  # fmt: skip
+    "factual_qa",
+    "science_qa",
+    "logical_reasoning",
+    "gsm8k_basic",
+    "gsm8k_multi_step",
+)
 TOOL_FAMILIES: tuple[str, ...] = ("tg_single_calc", "tg_single_db", "tg_sequential_2")
 KNOWN_FAMILIES: tuple[str, ...] = REASONING_FAMILIES + TOOL_FAMILIES
 KNOWN_GROUPS: tuple[str, ...] = ("reasoning", "tool")
@@ -144,8 +169,16 @@ KNOWN_MODES: tuple[str, ...] = ("linear", "agentic")
 OVERALL = "overall"
 
 GOALS_REQUIRED: tuple[str, ...] = (
-    "family", "mode", "goal_id", "rep", "attempt", "success", "final_attempt", "energy_j", "gap_j",
-)  # fmt: skip
+    "family",
+    "mode",
+    "goal_id",
+    "rep",
+    "attempt",
+    "success",
+    "final_attempt",
+    "energy_j",
+    "gap_j",
+)
 
 ENERGY_LAYERS: tuple[str, ...] = ("total", "dynamic", "attributed")
 #: goals.csv columns of each energy layer: (attempt energy, energy between attempts).
@@ -184,7 +217,11 @@ class MetricsConfig:
     energy_layer: str = "total"
 
     def __post_init__(self) -> None:
-        if isinstance(self.min_goals, bool) or not isinstance(self.min_goals, int | np.integer) or self.min_goals < 1:
+        if (
+            isinstance(self.min_goals, bool)
+            or not isinstance(self.min_goals, int | np.integer)
+            or self.min_goals < 1
+        ):
             raise ConfigError(
                 f"metrics.min_goals is {self.min_goals!r}; it must be an integer >= 1",
                 "set `metrics: {min_goals: 10}` in the config (or pass --min-goals 10)",
@@ -199,7 +236,11 @@ class MetricsConfig:
                 f"metrics.energy_layer is {self.energy_layer!r}; it must be one of {list(ENERGY_LAYERS)}",
                 "set `metrics: {energy_layer: total}` in the config (or pass --layer total)",
             )
-        if isinstance(self.bootstrap, bool) or not isinstance(self.bootstrap, int | np.integer) or self.bootstrap < 0:
+        if (
+            isinstance(self.bootstrap, bool)
+            or not isinstance(self.bootstrap, int | np.integer)
+            or self.bootstrap < 0
+        ):
             raise ConfigError(
                 f"metrics.bootstrap is {self.bootstrap!r}; it must be an integer >= 0",
                 "set `metrics: {bootstrap: 10000}` in the config (or pass --bootstrap 10000)",
@@ -276,8 +317,10 @@ def layer_energy(goals: pd.DataFrame, layer: str) -> tuple[pd.Series, str, list[
     ``gap_j`` stands in, flagged ``gap_attributed``.
     """
     if layer not in ENERGY_LAYERS:
-        raise ConfigError(f"energy layer {layer!r} is not one of {list(ENERGY_LAYERS)}",
-                          "pass --layer total|dynamic|attributed")  # fmt: skip
+        raise ConfigError(
+            f"energy layer {layer!r} is not one of {list(ENERGY_LAYERS)}",
+            "pass --layer total|dynamic|attributed",
+        )
     flags: list[str] = []
     col, gap_col = LAYER_SOURCE_COLUMNS[layer]
     if col not in goals.columns:
@@ -320,7 +363,10 @@ def executions(goals: pd.DataFrame, layer: str = "attributed") -> pd.DataFrame:
             "e": e_layer,
             "src": goals["energy_source"].astype(str) if "energy_source" in goals.columns else "unknown",
             "lowcov": (
-                goals["flags"].astype(object).where(goals["flags"].notna(), "").astype(str)
+                goals["flags"]
+                .astype(object)
+                .where(goals["flags"].notna(), "")
+                .astype(str)
                 .str.contains(r"(?:^|;)low_coverage(?:;|$)", regex=True)
                 if "flags" in goals.columns
                 else False
@@ -433,7 +479,7 @@ def _quantile(sorted_x: np.ndarray, q: float) -> float:
     """Linear-interpolated quantile (NumPy's default rule) that is exact across ``inf`` ties."""
     n = len(sorted_x)
     h = (n - 1) * q
-    lo = int(math.floor(h))
+    lo = math.floor(h)
     hi = min(lo + 1, n - 1)
     a, b = float(sorted_x[lo]), float(sorted_x[hi])
     if a == b or h == lo:
@@ -443,7 +489,9 @@ def _quantile(sorted_x: np.ndarray, q: float) -> float:
     return a + (h - lo) * (b - a)
 
 
-def _acceleration(strata: Sequence[Stratum], total: np.ndarray, stat: Callable[[np.ndarray], np.ndarray]) -> float:
+def _acceleration(
+    strata: Sequence[Stratum], total: np.ndarray, stat: Callable[[np.ndarray], np.ndarray]
+) -> float:
     """BCa acceleration of a statistic of the summed totals (see :func:`_grouped_acceleration`)."""
     return _grouped_acceleration(strata, lambda t: stat(t.sum(axis=-2)))
 
@@ -491,7 +539,7 @@ def bootstrap_scope(
     """
     return bootstrap_strata(
         strata, lambda t: stat(t.sum(axis=-2)), lambda t: degenerate(t.sum(axis=-2)), level
-    )  # fmt: skip
+    )
 
 
 def bootstrap_strata(
@@ -531,8 +579,17 @@ def bootstrap_strata(
             z0, accel, method = float(ndtri(share_below)), a, "BCa"
     res = BootstrapResult(estimate, math.nan, math.nan, method, b, n_degenerate, theta, z0, accel)
     lo, hi, method = _interval(res, level)
-    return BootstrapResult(estimate, lo, hi, method, b, n_degenerate, theta, res.z0 if method == "BCa" else 0.0,
-                           res.accel if method == "BCa" else 0.0)  # fmt: skip
+    return BootstrapResult(
+        estimate,
+        lo,
+        hi,
+        method,
+        b,
+        n_degenerate,
+        theta,
+        res.z0 if method == "BCa" else 0.0,
+        res.accel if method == "BCa" else 0.0,
+    )
 
 
 def _bca_quantile(z0: float, accel: float, z: float) -> float:
@@ -657,12 +714,16 @@ def _count_flag(name: str, n: int) -> str | None:
     return f"{name}:{n}" if n else None
 
 
-def epg_table(goals: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[str, str] | None = None) -> pd.DataFrame:
+def epg_table(
+    goals: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[str, str] | None = None
+) -> pd.DataFrame:
     """The epg.csv table (contract columns, then :data:`EPG_EXTRA_COLUMNS`)."""
     return _epg_from_executions(executions(goals, cfg.energy_layer), cfg, groups)
 
 
-def _epg_from_executions(ex: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[str, str] | None) -> pd.DataFrame:
+def _epg_from_executions(
+    ex: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[str, str] | None
+) -> pd.DataFrame:
     families = _ordered(ex["family"], KNOWN_FAMILIES)
     modes = _ordered(ex["mode"], KNOWN_MODES)
     fam_group = {f: group_of(f, groups) for f in families}
@@ -716,7 +777,9 @@ def _epg_from_executions(ex: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[s
                 "level": float(cfg.level),
                 "n_degenerate_resamples": res.n_degenerate,
                 "n_goals": sum(n_goals),
-                "truncation_rate": float(cell["truncated"].mean()) if cell["truncated"].notna().all() else math.nan,
+                "truncation_rate": float(cell["truncated"].mean())
+                if cell["truncated"].notna().all()
+                else math.nan,
                 "flags": _flags(
                     "zero_successes" if s == 0 else None,
                     "insufficient_data" if short else None,
@@ -737,8 +800,16 @@ def _epg_from_executions(ex: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[s
             add_row(gname, gname, m, [f for f in families if fam_group[f] == gname])
     for m in modes:
         add_row(OVERALL, OVERALL, m, families)
-    return pd.DataFrame(rows, columns=[*EPG_COLUMNS, *EPG_EXTRA_COLUMNS, *EPG_STAT_COLUMNS, *LAYER_EXTRA_COLUMNS,
-                                       *EPG_TASK_COLUMNS])
+    return pd.DataFrame(
+        rows,
+        columns=[
+            *EPG_COLUMNS,
+            *EPG_EXTRA_COLUMNS,
+            *EPG_STAT_COLUMNS,
+            *LAYER_EXTRA_COLUMNS,
+            *EPG_TASK_COLUMNS,
+        ],
+    )
 
 
 def _layer_of(ex: pd.DataFrame) -> str:
@@ -766,7 +837,9 @@ def goal_clusters(goal_ids: Iterable[str], values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _sufficient(res: BootstrapResult, n_goals: Sequence[int], cfg: MetricsConfig) -> tuple[BootstrapResult, bool]:
+def _sufficient(
+    res: BootstrapResult, n_goals: Sequence[int], cfg: MetricsConfig
+) -> tuple[BootstrapResult, bool]:
     """``(res, False)`` with the interval expanded for the goal counts (:func:`expanded_level`),
     or ``res`` without its interval and ``True`` when the data cannot support one.
 
@@ -789,14 +862,22 @@ def _pairs(ex: pd.DataFrame, families: Sequence[str]) -> dict[str, tuple[np.ndar
     values (E_agentic, S_agentic, E_linear, S_linear), the number of complete pairs, the
     number of incomplete pairs (a mode missing) and the energy source of the complete ones."""
     sub = ex[ex["mode"].isin(KNOWN_MODES)]
-    wide = sub.set_index(["family", "goal_id", "rep", "mode"])[["energy_j", "success", "energy_source"]].unstack("mode")
+    wide = sub.set_index(["family", "goal_id", "rep", "mode"])[
+        ["energy_j", "success", "energy_source"]
+    ].unstack("mode")
     fam_of = wide.index.get_level_values("family")
-    has = {m: wide[("success", m)].notna().to_numpy() if ("success", m) in wide.columns else np.zeros(len(wide), bool)
-           for m in KNOWN_MODES}  # fmt: skip
+    has = {
+        m: wide[("success", m)].notna().to_numpy()
+        if ("success", m) in wide.columns
+        else np.zeros(len(wide), bool)
+        for m in KNOWN_MODES
+    }
     both = has["agentic"] & has["linear"]
     goal_ids = wide.index.get_level_values("goal_id").to_numpy()
     cols = [("energy_j", "agentic"), ("success", "agentic"), ("energy_j", "linear"), ("success", "linear")]
-    vals_all = np.column_stack([wide[c].to_numpy(float) for c in cols]) if both.any() else np.zeros((len(wide), 4))
+    vals_all = (
+        np.column_stack([wide[c].to_numpy(float) for c in cols]) if both.any() else np.zeros((len(wide), 4))
+    )
     src_a = wide[("energy_source", "agentic")].to_numpy(object) if both.any() else np.zeros(0, object)
     src_l = wide[("energy_source", "linear")].to_numpy(object) if both.any() else np.zeros(0, object)
     out: dict[str, tuple[np.ndarray, int, int, str]] = {}
@@ -869,12 +950,16 @@ def estimand_order(headline: str) -> list[str]:
     return [headline, *(e for e in POOLED_ESTIMANDS if e != headline)]
 
 
-def ooi_table(goals: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[str, str] | None = None) -> pd.DataFrame:
+def ooi_table(
+    goals: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[str, str] | None = None
+) -> pd.DataFrame:
     """The ooi.csv table (contract columns, then :data:`OOI_EXTRA_COLUMNS`, :data:`OOI_STAT_COLUMNS`)."""
     return ooi_from_executions(executions(goals, cfg.energy_layer), cfg, groups)
 
 
-def ooi_from_executions(ex: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[str, str] | None = None) -> pd.DataFrame:
+def ooi_from_executions(
+    ex: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[str, str] | None = None
+) -> pd.DataFrame:
     """The ooi.csv table from an :func:`executions` frame (what :func:`ooi_table` returns)."""
     families = _ordered(ex["family"], KNOWN_FAMILIES)
     fam_group = {f: group_of(f, groups) for f in families}
@@ -966,11 +1051,15 @@ def ooi_from_executions(ex: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[st
     ]:
         for estimand in estimand_order(cfg.pooled_estimand):
             add_row(scope, estimand, members)
-    out = pd.DataFrame(rows, columns=[*OOI_COLUMNS, *OOI_EXTRA_COLUMNS, *OOI_STAT_COLUMNS, *LAYER_EXTRA_COLUMNS])
+    out = pd.DataFrame(
+        rows, columns=[*OOI_COLUMNS, *OOI_EXTRA_COLUMNS, *OOI_STAT_COLUMNS, *LAYER_EXTRA_COLUMNS]
+    )
     return _adjust_families(out, results, level)
 
 
-def _adjust_families(ooi: pd.DataFrame, results: Sequence[BootstrapResult | None], level: float) -> pd.DataFrame:
+def _adjust_families(
+    ooi: pd.DataFrame, results: Sequence[BootstrapResult | None], level: float
+) -> pd.DataFrame:
     """Bonferroni-simultaneous intervals and Holm p-values over the family rows that have an interval."""
     tested = [i for i, r in enumerate(results) if r is not None]
     m = len(tested)
@@ -1045,7 +1134,10 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
 
 
 def write_tables(
-    epg_df: pd.DataFrame, ooi_df: pd.DataFrame, epg_path: str | os.PathLike[str], ooi_path: str | os.PathLike[str]
+    epg_df: pd.DataFrame,
+    ooi_df: pd.DataFrame,
+    epg_path: str | os.PathLike[str],
+    ooi_path: str | os.PathLike[str],
 ) -> None:
     write_table(epg_df, epg_path)
     write_table(ooi_df, ooi_path)
@@ -1090,10 +1182,30 @@ def _fmt(v: Any) -> str:
 
 def format_tables(epg_df: pd.DataFrame, ooi_df: pd.DataFrame) -> str:
     """A readable text rendering of both tables (for the terminal)."""
-    epg_cols = ["family", "mode", "executions", "successes", "success_rate", "epg_j", "epg_ci_low",
-                "epg_ci_high", "epg_success_only_j", "energy_source", "flags"]  # fmt: skip
-    ooi_cols = ["scope", "ooi", "ci_low", "ci_high", "n_pairs", "n_missing_pairs", "method",
-                "n_degenerate_resamples", "flags"]  # fmt: skip
+    epg_cols = [
+        "family",
+        "mode",
+        "executions",
+        "successes",
+        "success_rate",
+        "epg_j",
+        "epg_ci_low",
+        "epg_ci_high",
+        "epg_success_only_j",
+        "energy_source",
+        "flags",
+    ]
+    ooi_cols = [
+        "scope",
+        "ooi",
+        "ci_low",
+        "ci_high",
+        "n_pairs",
+        "n_missing_pairs",
+        "method",
+        "n_degenerate_resamples",
+        "flags",
+    ]
     if "estimand" in ooi_df.columns:
         ooi_cols[1:1] = ["estimand"]
         ooi_cols[-1:-1] = ["n_goals", "ci_low_adj", "ci_high_adj", "p_value_holm"]
@@ -1103,10 +1215,14 @@ def format_tables(epg_df: pd.DataFrame, ooi_df: pd.DataFrame) -> str:
         parts.append(f"{title}\n{shown.to_string(index=False) if len(df) else '(no rows)'}")
     if len(epg_df):
         b, level = int(epg_df["B"].iloc[0]), float(epg_df["level"].iloc[0])
-        parts.append(f"bootstrap: B={b}, level={level:g} (paired; goals resampled within each family; "
-                     "*_adj: Bonferroni over families, p_value_holm: Holm)")
+        parts.append(
+            f"bootstrap: B={b}, level={level:g} (paired; goals resampled within each family; "
+            "*_adj: Bonferroni over families, p_value_holm: Holm)"
+        )
         if "energy_layer" in epg_df.columns:
-            parts.append(f"energy layer: {epg_df['energy_layer'].iloc[0]} (alems metrics --layer total|dynamic|attributed)")
+            parts.append(
+                f"energy layer: {epg_df['energy_layer'].iloc[0]} (alems metrics --layer total|dynamic|attributed)"
+            )
     srcs = list(epg_df["energy_source"]) + list(ooi_df["energy_source"])
     if any(s in ("modeled", "mixed") for s in srcs):
         parts.append("note: these tables contain modeled energy (energy_source modeled/mixed)")

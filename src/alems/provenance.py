@@ -39,7 +39,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +127,7 @@ def _uniform(values: Iterable[Any]) -> Any:
 def _try(fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return fn(*args)
-    except Exception:  # noqa: BLE001 - optional NVML queries: unsupported means unknown
+    except Exception:
         return None
 
 
@@ -136,7 +136,7 @@ def _text(value: Any) -> Any:
 
 
 def _utc_iso(t: float) -> str:
-    return datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(t, tz=UTC).isoformat(timespec="seconds")
 
 
 # =========================================================================== hardware
@@ -349,7 +349,7 @@ def collect_gpus(nvml: Any = None) -> tuple[list[dict[str, Any]], list[dict[str,
             return [], [], "pynvml is not installed"
     try:
         nvml.nvmlInit()
-    except Exception as exc:  # noqa: BLE001 - any NVML init failure means "no GPUs here"
+    except Exception as exc:
         return [], [], f"NVML unavailable: {exc}"
     stable: list[dict[str, Any]] = []
     volatile: list[dict[str, Any]] = []

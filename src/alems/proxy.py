@@ -54,10 +54,22 @@ log = logging.getLogger("alems.proxy")
 
 #: Paths whose POST is an LLM call (recorded as an LLM phase).
 RECORDED_SUFFIXES: tuple[str, ...] = ("/chat/completions", "/completions")
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-    "transfer-encoding", "upgrade", "host", "content-length", "accept-encoding", "expect",
-})  # fmt: skip
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+        "accept-encoding",
+        "expect",
+    }
+)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _KEYLIKE = re.compile(r"\b(?:sk|pk|rk|key|api)[-_][A-Za-z0-9_\-*.]{6,}", re.IGNORECASE)
 MAX_ERROR_CHARS = 300
@@ -68,16 +80,24 @@ class LlmSink(Protocol):
 
     def llm_start(self, name: str | None = None) -> Any: ...
 
-    def llm_end(self, phase: Any, *, tokens_in: int | None = None, tokens_out: int | None = None,
-                error: str | None = None, status: int | None = None) -> None: ...  # fmt: skip
+    def llm_end(
+        self,
+        phase: Any,
+        *,
+        tokens_in: int | None = None,
+        tokens_out: int | None = None,
+        error: str | None = None,
+        status: int | None = None,
+    ) -> None: ...
 
 
 class EventLogSink:
     """Records each call as an ``llm_start``/``llm_end`` pair of one fixed execution
     ``(goal_id, rep, mode, attempt)`` in an :class:`~alems.agents.events.EventLog`."""
 
-    def __init__(self, events: Any, *, goal_id: str = "proxy", rep: int = 0, mode: str = "agentic",
-                 attempt: int = 1) -> None:  # fmt: skip
+    def __init__(
+        self, events: Any, *, goal_id: str = "proxy", rep: int = 0, mode: str = "agentic", attempt: int = 1
+    ) -> None:
         self.events = events
         self.ident = {"goal_id": goal_id, "rep": int(rep), "mode": mode, "attempt": int(attempt)}
         self._lock = threading.Lock()
@@ -87,14 +107,28 @@ class EventLogSink:
             self.events.emit("llm_start", name=name, **self.ident)
         return {"name": name, "closed": False}
 
-    def llm_end(self, phase: Any, *, tokens_in: int | None = None, tokens_out: int | None = None,
-                error: str | None = None, status: int | None = None) -> None:  # fmt: skip
+    def llm_end(
+        self,
+        phase: Any,
+        *,
+        tokens_in: int | None = None,
+        tokens_out: int | None = None,
+        error: str | None = None,
+        status: int | None = None,
+    ) -> None:
         with self._lock:
             if phase is None or phase["closed"]:
                 return
             phase["closed"] = True
-            self.events.emit("llm_end", name=phase["name"], tokens_in=tokens_in, tokens_out=tokens_out,
-                             error=error, status=status, **self.ident)  # fmt: skip
+            self.events.emit(
+                "llm_end",
+                name=phase["name"],
+                tokens_in=tokens_in,
+                tokens_out=tokens_out,
+                error=error,
+                status=status,
+                **self.ident,
+            )
 
 
 @dataclass(frozen=True)
@@ -111,9 +145,17 @@ class Upstream:
     def parse(cls, url: str) -> Upstream:
         u = urlsplit(url.strip())
         if u.scheme not in ("http", "https") or not u.hostname:
-            raise ConfigError(f"upstream {url!r} is not an http(s) URL", "pass e.g. --upstream http://127.0.0.1:8080")
+            raise ConfigError(
+                f"upstream {url!r} is not an http(s) URL", "pass e.g. --upstream http://127.0.0.1:8080"
+            )
         port = u.port or (443 if u.scheme == "https" else 80)
-        return cls(u.scheme, u.hostname, port, u.path.rstrip("/"), f"{u.scheme}://{u.hostname}:{port}{u.path.rstrip('/')}")
+        return cls(
+            u.scheme,
+            u.hostname,
+            port,
+            u.path.rstrip("/"),
+            f"{u.scheme}://{u.hostname}:{port}{u.path.rstrip('/')}",
+        )
 
     def target(self, path: str) -> str:
         """The upstream path for a client path: ``/v1/x`` on base ``/v1`` stays ``/v1/x``."""
@@ -215,7 +257,9 @@ class LlmProxy:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if connect_timeout_s <= 0 or read_timeout_s <= 0:
-            raise ConfigError("proxy timeouts must be positive", "pass e.g. --connect-timeout 10 --read-timeout 600")
+            raise ConfigError(
+                "proxy timeouts must be positive", "pass e.g. --connect-timeout 10 --read-timeout 600"
+            )
         self.upstream = Upstream.parse(upstream)
         self.sink = sink
         self.host = host
@@ -230,7 +274,9 @@ class LlmProxy:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         if host not in LOOPBACK:
-            log.warning("proxy listening on %s, not loopback: anyone who can reach it can use the upstream", host)
+            log.warning(
+                "proxy listening on %s, not loopback: anyone who can reach it can use the upstream", host
+            )
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -251,12 +297,15 @@ class LlmProxy:
 
         server_cls = ThreadingHTTPServer
         if ":" in self.host:
-            server_cls = type("ThreadingHTTPServer6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
+            server_cls = type(
+                "ThreadingHTTPServer6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6}
+            )
         self._server = server_cls((self.host, self.port), Handler)
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="alems-proxy", daemon=True)  # fmt: skip
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="alems-proxy", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -302,19 +351,21 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "alems-proxy"
     timeout = 120.0  # seconds a client socket may stay silent (an idle keep-alive connection closes)
-    disable_nagle_algorithm = True  # small writes (headers, stream chunks) leave at once, no 40 ms delayed-ACK stall
+    disable_nagle_algorithm = (
+        True  # small writes (headers, stream chunks) leave at once, no 40 ms delayed-ACK stall
+    )
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         # the request line only, never headers; a query string may carry a key, so it is blanked
         log.debug("%s %s", self.address_string(), re.sub(r"\?\S*", "?***", format % args))
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:
         self._forward()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._forward()
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._forward()
 
     # ------------------------------------------------------------------ request
@@ -335,7 +386,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _secrets(self) -> tuple[str, ...]:
         auth = self.headers.get("Authorization", "")
         token = auth.split(None, 1)[1] if " " in auth else auth
-        return tuple(s for s in (auth, token, self.headers.get("api-key", ""), self.headers.get("x-api-key", "")) if s)
+        return tuple(
+            s for s in (auth, token, self.headers.get("api-key", ""), self.headers.get("x-api-key", "")) if s
+        )
 
     def _send_json(self, status: int, message: str, kind: str) -> None:
         body = json.dumps({"error": {"message": message, "type": kind, "code": status}}).encode()
@@ -372,8 +425,15 @@ class _Handler(BaseHTTPRequestHandler):
                     result["error"] = redact(str(result["error"]), self._secrets())
                 p.sink.llm_end(phase, **result)
                 p._leave_call(bool(result["error"]))
-                log.info("%s %s -> %s (tokens %s/%s)%s", self.command, path, result["status"], result["tokens_in"],
-                         result["tokens_out"], f" error: {result['error']}" if result["error"] else "")  # fmt: skip
+                log.info(
+                    "%s %s -> %s (tokens %s/%s)%s",
+                    self.command,
+                    path,
+                    result["status"],
+                    result["tokens_in"],
+                    result["tokens_out"],
+                    f" error: {result['error']}" if result["error"] else "",
+                )
 
     def _relay(self, body: bytes, result: dict[str, Any]) -> None:
         p = self.owner
@@ -389,7 +449,7 @@ class _Handler(BaseHTTPRequestHandler):
                 conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 conn.request(self.command, up.target(self.path), body=body or None, headers=headers)
                 resp = conn.getresponse()
-            except (TimeoutError, socket.timeout) as exc:
+            except TimeoutError as exc:
                 what = "connect" if conn.sock is None else "response"
                 limit = p.connect_timeout_s if conn.sock is None else p.read_timeout_s
                 msg = f"upstream {up.url} timed out ({what}, {limit:g} s): {type(exc).__name__}"
@@ -413,8 +473,10 @@ class _Handler(BaseHTTPRequestHandler):
                     self._relay_stream(resp, result)
                 else:
                     self._relay_body(resp, result)
-            except (TimeoutError, socket.timeout):
-                result["error"] = f"upstream {up.url} timed out mid-response ({p.read_timeout_s:g} s between reads)"
+            except TimeoutError:
+                result["error"] = (
+                    f"upstream {up.url} timed out mid-response ({p.read_timeout_s:g} s between reads)"
+                )
                 self.close_connection = True
             except (BrokenPipeError, ConnectionResetError) as exc:
                 result["error"] = f"connection lost mid-response: {type(exc).__name__}"
@@ -483,8 +545,14 @@ def serve(
     stop = stop or threading.Event()
     with EventLog(events_path) as events:
         sink = EventLogSink(events, goal_id=goal_id, rep=rep, mode=mode, attempt=attempt)
-        proxy = LlmProxy(upstream, sink, host=host, port=port, connect_timeout_s=connect_timeout_s,
-                         read_timeout_s=read_timeout_s)  # fmt: skip
+        proxy = LlmProxy(
+            upstream,
+            sink,
+            host=host,
+            port=port,
+            connect_timeout_s=connect_timeout_s,
+            read_timeout_s=read_timeout_s,
+        )
         with proxy:
             if ready is not None:
                 ready(proxy)

@@ -49,7 +49,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -187,8 +187,13 @@ class Attempt:
         try:
             yield call
         except BaseException as exc:
-            self._emit("llm_end", name=model, tokens_in=call.tokens_in, tokens_out=call.tokens_out,
-                       error=type(exc).__name__)  # fmt: skip
+            self._emit(
+                "llm_end",
+                name=model,
+                tokens_in=call.tokens_in,
+                tokens_out=call.tokens_out,
+                error=type(exc).__name__,
+            )
             raise
         self._emit("llm_end", name=model, tokens_in=call.tokens_in, tokens_out=call.tokens_out)
 
@@ -210,14 +215,24 @@ class Attempt:
         with self.goal.session._lock:
             if not self.open:
                 self.dropped += 1
-                log.warning("an LLM call arrived after attempt %d of %s ended; not recorded",
-                            self.number, self.goal.goal_id)  # fmt: skip
+                log.warning(
+                    "an LLM call arrived after attempt %d of %s ended; not recorded",
+                    self.number,
+                    self.goal.goal_id,
+                )
                 return None
             t = self._emit("llm_start", name=name)
             return _Phase(name, t)
 
-    def llm_end(self, phase: _Phase | None, *, tokens_in: int | None = None, tokens_out: int | None = None,
-                error: str | None = None, status: int | None = None) -> None:  # fmt: skip
+    def llm_end(
+        self,
+        phase: _Phase | None,
+        *,
+        tokens_in: int | None = None,
+        tokens_out: int | None = None,
+        error: str | None = None,
+        status: int | None = None,
+    ) -> None:
         """Close a phase opened by :meth:`llm_start` (idempotent; thread-safe)."""
         if phase is None:
             return
@@ -228,8 +243,14 @@ class Attempt:
             if not self.open:
                 self.dropped += 1
                 return
-            self._emit("llm_end", name=phase.name, tokens_in=tokens_in, tokens_out=tokens_out, error=error,
-                       status=status)  # fmt: skip
+            self._emit(
+                "llm_end",
+                name=phase.name,
+                tokens_in=tokens_in,
+                tokens_out=tokens_out,
+                error=error,
+                status=status,
+            )
 
     def _check_open(self, what: str) -> None:
         if not self.open:
@@ -244,7 +265,9 @@ class Attempt:
         self._emit("attempt_start")
         return self
 
-    def __exit__(self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
+    def __exit__(
+        self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
         if exc is not None:
             self.success, self.error = False, type(exc).__name__
         elif self.success is None:
@@ -259,7 +282,9 @@ class Attempt:
 class Goal:
     """One goal execution ``(goal_id, rep, mode)``. Use it through ``with session.goal(...) as g:``."""
 
-    def __init__(self, session: Session, goal_id: str, family: str, mode: str, rep: int, expected: str) -> None:
+    def __init__(
+        self, session: Session, goal_id: str, family: str, mode: str, rep: int, expected: str
+    ) -> None:
         self.session = session
         self.goal_id = str(goal_id)
         self.family = str(family)
@@ -277,7 +302,9 @@ class Goal:
     def attempt(self) -> Attempt:
         """A new attempt (numbered from 1); attempts of one goal run one after the other."""
         if self.session._goal is not self:
-            raise SessionError(f"goal {self.goal_id} is not open", "use `with s.goal(...) as g:` around its attempts")
+            raise SessionError(
+                f"goal {self.goal_id} is not open", "use `with s.goal(...) as g:` around its attempts"
+            )
         if self._current is not None:
             raise SessionError(
                 f"attempt {self._current.number} of goal {self.goal_id} is still open",
@@ -296,7 +323,9 @@ class Goal:
         self.session._emit("goal_start", self, 0)
         return self
 
-    def __exit__(self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
+    def __exit__(
+        self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
         self.session._emit("goal_end", self, 0)
         self.session._leave_goal(self)
         if not self.attempts and exc is None:
@@ -314,7 +343,9 @@ def _open_meter(meter: Any, powercap_root: str | None) -> tuple[Any, bool]:
     if meter is None or not isinstance(meter, str):
         return meter, False
     if meter not in METERS:
-        raise ConfigError(f"unknown meter {meter!r}", f"use one of {', '.join(METERS)}, or None for no energy")
+        raise ConfigError(
+            f"unknown meter {meter!r}", f"use one of {', '.join(METERS)}, or None for no energy"
+        )
     from alems.energy import open_meter
 
     return open_meter(meter, powercap_root=powercap_root), True
@@ -369,7 +400,9 @@ class Session:
         self.baseline_arg = baseline
         self.interval_s = float(interval_ms) / 1000.0
         if self.interval_s <= 0:
-            raise ConfigError(f"interval_ms is {interval_ms!r}; it must be positive", "use e.g. interval_ms=10")
+            raise ConfigError(
+                f"interval_ms is {interval_ms!r}; it must be positive", "use e.g. interval_ms=10"
+            )
         self.accounting = AccountingConfig(attribution=attribution, min_coverage=float(min_coverage))
         self.baseline_config = dict(SESSION_BASELINE if baseline_config is None else baseline_config)
         self.baseline_out = Path(baseline_out) if baseline_out is not None else self.out_dir / "idle.json"
@@ -411,13 +444,21 @@ class Session:
         domains = self._meter.domains()
         b = self.baseline_arg
         if isinstance(b, str) and b == "none":
-            return {d.key: 0.0 for d in domains}, {"status": "none", "note": "no idle baseline: dynamic_j = raw_j"}
+            return {d.key: 0.0 for d in domains}, {
+                "status": "none",
+                "note": "no idle baseline: dynamic_j = raw_j",
+            }
         if isinstance(b, str) and b == "measure":
             from alems.provenance import HostPaths, cpu_power_state
 
             governor, turbo = cpu_power_state(HostPaths())
-            base = measure_baseline(self._meter, BaselineConfig.from_dict(self.baseline_config),
-                                    hw_hash=self._hashes.get("hw_hash"), governor=governor, turbo=turbo)  # fmt: skip
+            base = measure_baseline(
+                self._meter,
+                BaselineConfig.from_dict(self.baseline_config),
+                hw_hash=self._hashes.get("hw_hash"),
+                governor=governor,
+                turbo=turbo,
+            )
             write_baseline(self.baseline_out, base)
             path: str | None = str(self.baseline_out)
         elif isinstance(b, Baseline):
@@ -425,8 +466,10 @@ class Session:
         elif isinstance(b, str | os.PathLike):
             base, path = load_baseline(b), str(b)
         else:
-            raise ConfigError(f"baseline {b!r} is not understood",
-                              'use "measure", "none", a path to an idle.json, or an alems.baseline.Baseline')  # fmt: skip
+            raise ConfigError(
+                f"baseline {b!r} is not understood",
+                'use "measure", "none", a path to an idle.json, or an alems.baseline.Baseline',
+            )
         missing = sorted({d.key for d in domains} - set(base.power_w))
         if missing:
             raise SessionError(
@@ -434,18 +477,31 @@ class Session:
                 'measure a baseline with the same meter: baseline="measure"',
             )
         if not base.stable:
-            log.warning("the idle baseline %s is unstable (%s): dynamic and attributed energy are unreliable; "
-                        "quiet the machine and measure again", base.baseline_id,
-                        "; ".join(base.unstable_reasons) or base.status)  # fmt: skip
+            log.warning(
+                "the idle baseline %s is unstable (%s): dynamic and attributed energy are unreliable; "
+                "quiet the machine and measure again",
+                base.baseline_id,
+                "; ".join(base.unstable_reasons) or base.status,
+            )
         info = {"baseline_id": base.baseline_id, "status": base.status, "modeled": base.modeled, "path": path}
         return dict(base.power_w), info
 
     def _session_config(self) -> dict[str, Any]:
-        meter = self.meter_arg if isinstance(self.meter_arg, str) or self.meter_arg is None else \
-            str(getattr(self.meter_arg, "name", type(self.meter_arg).__name__))  # fmt: skip
-        return {"session": {"meter": meter, "interval_ms": self.interval_s * 1000.0,
-                            "accounting": {"attribution": self.accounting.attribution,
-                                           "min_coverage": self.accounting.min_coverage}}}  # fmt: skip
+        meter = (
+            self.meter_arg
+            if isinstance(self.meter_arg, str) or self.meter_arg is None
+            else str(getattr(self.meter_arg, "name", type(self.meter_arg).__name__))
+        )
+        return {
+            "session": {
+                "meter": meter,
+                "interval_ms": self.interval_s * 1000.0,
+                "accounting": {
+                    "attribution": self.accounting.attribution,
+                    "min_coverage": self.accounting.min_coverage,
+                },
+            }
+        }
 
     def start(self) -> Session:
         """Lock the directory, open the meter, take the baseline, start the sampler and the event log."""
@@ -470,8 +526,13 @@ class Session:
                 from alems.energy.sampler import Sampler
 
                 self._idle_w, self._baseline_info = self._resolve_baseline()
-                self._sampler = Sampler(self._meter, interval_s=self.interval_s, clock=self.clock, pid=os.getpid(),
-                                        mode=self.sampler_mode)  # fmt: skip
+                self._sampler = Sampler(
+                    self._meter,
+                    interval_s=self.interval_s,
+                    clock=self.clock,
+                    pid=os.getpid(),
+                    mode=self.sampler_mode,
+                )
                 self._sampler.start()
                 clock = self._sampler.boundary_t
             else:
@@ -487,10 +548,8 @@ class Session:
 
     def _abort_start(self) -> None:
         if self._sampler is not None:
-            try:
+            with suppress(Exception):
                 self._sampler.stop()
-            except Exception:  # noqa: BLE001 - already failing; the first error is the one to report
-                pass
         if self._own_meter and self._meter is not None:
             self._meter.close()
         self._dir_lock.release()
@@ -500,35 +559,55 @@ class Session:
         status = fields.pop("status", None)
         with self._lock:
             if self._log is None or self._log.closed:
-                raise SessionError("the session is not running", "use the session inside `with Session(...) as s:`")
+                raise SessionError(
+                    "the session is not running", "use the session inside `with Session(...) as s:`"
+                )
             fields = {k: v for k, v in fields.items() if v is not None}
             if status is None:
-                return self._log.emit(kind, goal_id=goal.goal_id, rep=goal.rep, mode=goal.mode, attempt=attempt,
-                                      **fields)  # fmt: skip
-            return self._log.emit(kind, goal_id=goal.goal_id, rep=goal.rep, mode=goal.mode, attempt=attempt,
-                                  status=status, **fields)  # fmt: skip
+                return self._log.emit(
+                    kind, goal_id=goal.goal_id, rep=goal.rep, mode=goal.mode, attempt=attempt, **fields
+                )
+            return self._log.emit(
+                kind,
+                goal_id=goal.goal_id,
+                rep=goal.rep,
+                mode=goal.mode,
+                attempt=attempt,
+                status=status,
+                **fields,
+            )
 
     def goal(self, goal_id: str, *, family: str, mode: str, rep: int = 0, expected: str = "") -> Goal:
         """A goal execution; ``mode`` is ``linear`` or ``agentic`` (the OOI compares the two)."""
         from alems.agents.events import MODES
 
         if not self.started:
-            raise SessionError("the session is not running", "use the session inside `with Session(...) as s:`")
+            raise SessionError(
+                "the session is not running", "use the session inside `with Session(...) as s:`"
+            )
         if mode not in MODES:
-            raise ConfigError(f"mode {mode!r} is not one of {list(MODES)}",
-                              "use mode='linear' or mode='agentic' (OOI = EpG agentic / EpG linear)")  # fmt: skip
+            raise ConfigError(
+                f"mode {mode!r} is not one of {list(MODES)}",
+                "use mode='linear' or mode='agentic' (OOI = EpG agentic / EpG linear)",
+            )
         if not str(goal_id) or not str(family):
-            raise ConfigError("goal_id and family must be non-empty", "pass e.g. s.goal('q1', family='support_bot', ...)")
+            raise ConfigError(
+                "goal_id and family must be non-empty", "pass e.g. s.goal('q1', family='support_bot', ...)"
+            )
         return Goal(self, str(goal_id), str(family), mode, int(rep), expected)
 
     def _enter_goal(self, g: Goal) -> None:
         if self._goal is not None:
-            raise SessionError(f"goal {self._goal.goal_id} is still open",
-                               "finish one goal before starting the next (goals do not nest)")  # fmt: skip
+            raise SessionError(
+                f"goal {self._goal.goal_id} is still open",
+                "finish one goal before starting the next (goals do not nest)",
+            )
         key = (g.goal_id, g.rep, g.mode)
         if key in self._seen:
-            raise SessionError(f"goal {g.goal_id} ({g.mode}, rep {g.rep}) was already executed in this session",
-                               "give a repetition its own rep number")  # fmt: skip
+            raise SessionError(
+                f"goal {g.goal_id} ({g.mode}, rep {g.rep}) was already executed in this session",
+                "give a repetition its own rep number",
+            )
         self._seen.add(key)
         self._goal = g
 
@@ -536,11 +615,20 @@ class Session:
         self._goal = None
         self._goals.append(g)
         for a in g.attempts:
-            self._outcomes.append(AttemptOutcome(
-                family=g.family, mode=g.mode, goal_id=g.goal_id, rep=g.rep, attempt=a.number,
-                success=bool(a.success), final_attempt=a is g.attempts[-1], answer=a.answer,
-                expected=g.expected, error=a.error,
-            ))  # fmt: skip
+            self._outcomes.append(
+                AttemptOutcome(
+                    family=g.family,
+                    mode=g.mode,
+                    goal_id=g.goal_id,
+                    rep=g.rep,
+                    attempt=a.number,
+                    success=bool(a.success),
+                    final_attempt=a is g.attempts[-1],
+                    answer=a.answer,
+                    expected=g.expected,
+                    error=a.error,
+                )
+            )
 
     # ------------------------------------------------------------------ finish
     def finish(self, error: BaseException | None = None) -> SessionResult:
@@ -577,13 +665,24 @@ class Session:
         outcomes = outcomes_frame(self._outcomes)
         acct: AccountingResult | None = None
         if samples is not None and len(outcomes):
-            acct = account(samples, domains, events, outcomes, self._idle_w,
-                           attribution=self.accounting.attribution, min_coverage=self.accounting.min_coverage,
-                           run_id=str(self._hashes.get("run_id") or ""))  # fmt: skip
+            acct = account(
+                samples,
+                domains,
+                events,
+                outcomes,
+                self._idle_w,
+                attribution=self.accounting.attribution,
+                min_coverage=self.accounting.min_coverage,
+                run_id=str(self._hashes.get("run_id") or ""),
+            )
             goals = acct.goals
         else:
-            goals = _goals_without_energy(outcomes, parse_events(events), str(self._hashes.get("run_id") or ""),
-                                          "none" if samples is None else "unknown")  # fmt: skip
+            goals = _goals_without_energy(
+                outcomes,
+                parse_events(events),
+                str(self._hashes.get("run_id") or ""),
+                "none" if samples is None else "unknown",
+            )
         wall_s = t_end - self._t_start
         in_s, share = window_share(goals, wall_s)
         final = goals[goals["final_attempt"].astype(bool)] if len(goals) else goals
@@ -596,9 +695,9 @@ class Session:
             "families": sorted({g.family for g in self._goals}),
             "modes": sorted({g.mode for g in self._goals}),
             "goals": len({g.goal_id for g in self._goals}),
-            "executions": int(len(final)),
+            "executions": len(final),
             "successes": int(final["success"].astype(bool).sum()) if len(final) else 0,
-            "attempts": int(len(goals)),
+            "attempts": len(goals),
             "wall_s": wall_s,
             "in_window_s": in_s,
             "in_window_share": share,
@@ -606,11 +705,18 @@ class Session:
             "overhead_s": None if acct is None else float(acct.overhead_s),
             "energy_source": "none" if samples is None else (acct.energy_source if acct else "unknown"),
             "modeled": bool(acct is not None and contains_modeled(acct.energy_source)),
-            "domains": [{"key": d.key, "kind": d.kind, "source": d.source, "meter": d.meter} for d in domains or []],
-            "samples": 0 if samples is None else int(len(samples)),
-            "meter": None if self._meter is None else str(getattr(self._meter, "name", type(self._meter).__name__)),
+            "domains": [
+                {"key": d.key, "kind": d.kind, "source": d.source, "meter": d.meter} for d in domains or []
+            ],
+            "samples": 0 if samples is None else len(samples),
+            "meter": None
+            if self._meter is None
+            else str(getattr(self._meter, "name", type(self._meter).__name__)),
             "interval_ms": self.interval_s * 1000.0,
-            "accounting": {"attribution": self.accounting.attribution, "min_coverage": self.accounting.min_coverage},
+            "accounting": {
+                "attribution": self.accounting.attribution,
+                "min_coverage": self.accounting.min_coverage,
+            },
             "flags": [] if acct is None else list(acct.flags),
             "sampler_errors": 0 if self._sampler is None else len(self._sampler.errors),
             "dropped_llm_calls": sum(a.dropped for g in self._goals for a in g.attempts),
@@ -631,18 +737,22 @@ class Session:
     def __enter__(self) -> Session:
         return self.start()
 
-    def __exit__(self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
+    def __exit__(
+        self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
         if exc is None:
             self.finish()
             return False
         try:
             self.finish(exc)
-        except Exception:  # noqa: BLE001 - the user's exception is the one that propagates
+        except Exception:
             log.exception("could not write the session's files after %s", type(exc).__name__)
         return False
 
 
-def _goals_without_energy(outcomes: pd.DataFrame, windows: Mapping[Any, Any], run_id: str, source: str) -> pd.DataFrame:
+def _goals_without_energy(
+    outcomes: pd.DataFrame, windows: Mapping[Any, Any], run_id: str, source: str
+) -> pd.DataFrame:
     """goals.csv rows with no energy (``meter=None``): times and work from the events, energy empty."""
     from alems.accounting import EXTRA_COLUMNS, GOALS_COLUMNS
 
@@ -651,14 +761,31 @@ def _goals_without_energy(outcomes: pd.DataFrame, windows: Mapping[Any, Any], ru
         w = windows.get((str(o["goal_id"]), int(o["rep"]), str(o["mode"]), int(o["attempt"])))
         t0 = float(w.t0) if w is not None else float("nan")
         t1 = float(w.t1) if w is not None else float("nan")
-        rows.append({
-            **o, "t0": t0, "t1": t1, "duration_s": t1 - t0,
-            "llm_calls": w.llm_calls if w else 0, "tool_calls": w.tool_calls if w else 0,
-            "tokens_in": w.tokens_in if w else 0, "tokens_out": w.tokens_out if w else 0,
-            "energy_source": source, "run_id": run_id,
-            "flags": ";".join(sorted({"no_energy", *(w.flags if w else {"no_window"})})),
-        })  # fmt: skip
+        rows.append(
+            {
+                **o,
+                "t0": t0,
+                "t1": t1,
+                "duration_s": t1 - t0,
+                "llm_calls": w.llm_calls if w else 0,
+                "tool_calls": w.tool_calls if w else 0,
+                "tokens_in": w.tokens_in if w else 0,
+                "tokens_out": w.tokens_out if w else 0,
+                "energy_source": source,
+                "run_id": run_id,
+                "flags": ";".join(sorted({"no_energy", *(w.flags if w else {"no_window"})})),
+            }
+        )
     return pd.DataFrame(rows, columns=[*GOALS_COLUMNS, *EXTRA_COLUMNS])
 
 
-__all__ = ["Attempt", "DirLock", "Goal", "LlmCall", "Session", "SessionError", "SessionLockedError", "SessionResult"]
+__all__ = [
+    "Attempt",
+    "DirLock",
+    "Goal",
+    "LlmCall",
+    "Session",
+    "SessionError",
+    "SessionLockedError",
+    "SessionResult",
+]

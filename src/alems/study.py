@@ -135,7 +135,8 @@ def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 def window_share(goals: pd.DataFrame, wall_s: float) -> tuple[float, float]:
     """Seconds inside attempt windows (union, so overlaps never count twice) and their share of ``wall_s``."""
     spans = sorted(
-        (float(a), float(b)) for a, b in zip(goals.get("t0", []), goals.get("t1", []), strict=False)
+        (float(a), float(b))
+        for a, b in zip(goals.get("t0", []), goals.get("t1", []), strict=False)
         if pd.notna(a) and pd.notna(b) and b > a
     )
     total = 0.0
@@ -265,7 +266,9 @@ class OracleBackend:
         if mode == "linear":
             self._new_attempt(goal, mode)
             return self._answer(goal, mode)
-        is_plan = (json_schema is not None and "steps" in json.dumps(json_schema)) or "Write the plan now" in last
+        is_plan = (
+            json_schema is not None and "steps" in json.dumps(json_schema)
+        ) or "Write the plan now" in last
         if is_plan and len([m for m in messages if m.get("role") == "user"]) == 1:
             k, wrong = self._new_attempt(goal, mode)
             return self._plan(goal, k, wrong)
@@ -319,15 +322,24 @@ class OracleBackend:
         self._burn(self.cost * (tokens_in + tokens_out))
         if self.sleep_s:  # after the work: a call ends idle, like a server waiting on I/O
             time.sleep(self.sleep_s)
-        return Completion(text=text, tokens_in=tokens_in, tokens_out=tokens_out, t_start=t0,
-                          t_end=self.clock(), finish_reason=finish)  # fmt: skip
+        return Completion(
+            text=text,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            t_start=t0,
+            t_end=self.clock(),
+            finish_reason=finish,
+        )
 
 
 # --------------------------------------------------------------------------- layer adapters
 def _meter_for(energy: Mapping[str, Any]) -> Any:
     from alems.energy import open_meter
 
-    kwargs: dict[str, Any] = {"powercap_root": energy.get("powercap_root"), "calibrate": energy.get("calibrate", True)}
+    kwargs: dict[str, Any] = {
+        "powercap_root": energy.get("powercap_root"),
+        "calibrate": energy.get("calibrate", True),
+    }
     if energy.get("model"):
         kwargs["model_params"] = energy["model"]
     return open_meter(energy.get("meter", "auto"), **kwargs)
@@ -344,7 +356,11 @@ def uses_oracle(llm: Mapping[str, Any]) -> bool:
 
 
 def make_backend(
-    llm: Mapping[str, Any], *, threads: int | None, goals: Sequence[Any] = (), family: Any = None,
+    llm: Mapping[str, Any],
+    *,
+    threads: int | None,
+    goals: Sequence[Any] = (),
+    family: Any = None,
     model_path: str | None = None,
 ) -> Any:
     """The backend a config names. ``scripted`` with no fixed ``script`` is the oracle policy."""
@@ -354,9 +370,16 @@ def make_backend(
     from alems.llm.factory import make_backend as _make
 
     cfg = dict(llm_settings(llm))
-    if model_path and cfg.get("backend") == "llamacpp" and not cfg.get("model_path"):
-        if Path(model_path).resolve() != (Path(cfg.get("models_dir", "resources/models")) / f"{cfg.get('model')}.gguf").resolve():
-            cfg["model_path"] = str(model_path)
+    if (
+        model_path
+        and cfg.get("backend") == "llamacpp"
+        and not cfg.get("model_path")
+        and (
+            Path(model_path).resolve()
+            != (Path(cfg.get("models_dir", "resources/models")) / f"{cfg.get('model')}.gguf").resolve()
+        )
+    ):
+        cfg["model_path"] = str(model_path)
     return _make(LLMConfig.from_dict(cfg), threads=threads)
 
 
@@ -427,18 +450,31 @@ def run_family(
     meter = meter if meter is not None else _meter_for(cfg["energy"])
     interval_s = float(cfg["energy"].get("interval_ms", 10)) / 1000.0
     acct_cfg = cfg.get("accounting", {})
-    sampler = Sampler(meter, interval_s=interval_s, pid=os.getpid(),
-                      gpu_study_names=tuple(acct_cfg.get("gpu_study_processes") or ()))  # fmt: skip
+    sampler = Sampler(
+        meter,
+        interval_s=interval_s,
+        pid=os.getpid(),
+        gpu_study_names=tuple(acct_cfg.get("gpu_study_processes") or ()),
+    )
     sampler.start()
     t_start = sampler.boundary_t()
     try:
         if backend is None:
-            backend = make_backend(cfg["llm"], threads=threads, goals=goals, family=fam, model_path=model_path)
+            backend = make_backend(
+                cfg["llm"], threads=threads, goals=goals, family=fam, model_path=model_path
+            )
         with EventLog(paths.events, clock=sampler.boundary_t) as events_log:
             outcomes = execute_family(
-                fam, goals, modes=modes, rep=rep, backend=backend, events=events_log,
-                cfg=agent_cfg, workdir=work, progress=progress,
-            )  # fmt: skip
+                fam,
+                goals,
+                modes=modes,
+                rep=rep,
+                backend=backend,
+                events=events_log,
+                cfg=agent_cfg,
+                workdir=work,
+                progress=progress,
+            )
         t_end = sampler.boundary_t()
     finally:
         sampler.stop()
@@ -451,11 +487,16 @@ def run_family(
 
     events = read_events(paths.events)
     result = account(
-        samples, domains, events, outcomes, idle_power_w,
+        samples,
+        domains,
+        events,
+        outcomes,
+        idle_power_w,
         attribution=acct_cfg.get("attribution", "cpu_share"),
-        min_coverage=float(acct_cfg.get("min_coverage", 0.8)), run_id=run_id,
+        min_coverage=float(acct_cfg.get("min_coverage", 0.8)),
+        run_id=run_id,
         idle_busy_cpu_per_s=idle_busy_cpu_per_s,
-    )  # fmt: skip
+    )
     goals_df = result.goals
     wall_s = float(t_end - t_start)
     in_s, share = window_share(goals_df, wall_s)
@@ -466,9 +507,9 @@ def run_family(
         run_id=run_id,
         modes=modes,
         goals=len(goals),
-        executions=int(len(final)),
+        executions=len(final),
         successes=int(final["success"].astype(bool).sum()) if len(final) else 0,
-        attempts=int(len(goals_df)),
+        attempts=len(goals_df),
         wall_s=wall_s,
         in_window_s=in_s,
         in_window_share=share,
@@ -477,14 +518,14 @@ def run_family(
         energy_source=result.energy_source,
         modeled=bool(result.contains_modeled),
         domains=[{"key": d.key, "kind": d.kind, "source": d.source, "meter": d.meter} for d in domains],
-        samples=int(len(samples)),
+        samples=len(samples),
         meter=str(getattr(meter, "name", type(meter).__name__)),
         backend=str(getattr(backend, "name", type(backend).__name__)),
         model=str(getattr(backend, "model", "")),
         threads=int(threads or 0),
         host=this_host(),
-        flags=list(result.flags) + ([f"gpu_foreign_pids:{len(sampler.gpu_foreign_pids)}"]
-                                    if sampler.gpu_foreign_pids else []),
+        flags=list(result.flags)
+        + ([f"gpu_foreign_pids:{len(sampler.gpu_foreign_pids)}"] if sampler.gpu_foreign_pids else []),
         hashes=dict(hashes or {}),
         baseline=dict(baseline_info or {}),
     )
@@ -497,8 +538,13 @@ def run_family(
     atomic_write_json(paths.meta, job.to_dict())
     log.info(
         "%s rep%d: %d executions, %d successes, %.1f s wall, %.1f%% inside attempt windows",
-        family, rep, job.executions, job.successes, wall_s, 100 * share,
-    )  # fmt: skip
+        family,
+        rep,
+        job.executions,
+        job.successes,
+        wall_s,
+        100 * share,
+    )
     return job
 
 
@@ -565,8 +611,13 @@ def _obtain_logged(meter: Any, config: Any, cache_path: str | os.PathLike[str], 
         res = obtain_baseline(meter, config, cache_path, **kw)
     for w in caught:
         log.warning("%s", w.message)
-    log.info("baseline %s (%s) of host %s: %s", res.baseline.baseline_id, res.baseline.status,
-             res.baseline.host, res.reason)  # fmt: skip
+    log.info(
+        "baseline %s (%s) of host %s: %s",
+        res.baseline.baseline_id,
+        res.baseline.status,
+        res.baseline.host,
+        res.reason,
+    )
     return res
 
 
@@ -594,16 +645,26 @@ def job_baseline(
         base, origin, path = reference, "reference", None
     else:
         path = host_cache_path(cache_root, host, hw_hash)
-        log.info("the reference baseline is from host %s (hw_hash %s); this job runs on %s (hw_hash %s)",
-                 reference.host, reference.hw_hash, host, hw_hash)  # fmt: skip
+        log.info(
+            "the reference baseline is from host %s (hw_hash %s); this job runs on %s (hw_hash %s)",
+            reference.host,
+            reference.hw_hash,
+            host,
+            hw_hash,
+        )
         meter = meter if meter is not None else _meter_for(energy)
         res = _obtain_logged(meter, reference.config, path, hw_hash=hw_hash, host=host)
         base, origin = res.baseline, "host cache" if res.reused else "measured"
     info = {
-        "baseline_id": base.baseline_id, "status": base.status, "modeled": base.modeled, "host": base.host,
-        "hw_hash": base.hw_hash, "origin": origin, "path": None if path is None else str(path),
+        "baseline_id": base.baseline_id,
+        "status": base.status,
+        "modeled": base.modeled,
+        "host": base.host,
+        "hw_hash": base.hw_hash,
+        "origin": origin,
+        "path": None if path is None else str(path),
         "power_w": base.power_w,
-    }  # fmt: skip
+    }
     return base, info
 
 
@@ -613,7 +674,7 @@ def host_hw_hash() -> str | None:
         from alems.provenance import HostPaths, collect_hardware, short_hash
 
         return short_hash(collect_hardware(HostPaths())[0])
-    except Exception as exc:  # noqa: BLE001 - provenance is best effort here; the fingerprint rule is authoritative
+    except Exception as exc:
         log.warning("could not fingerprint this host: %s", exc)
         return None
 
@@ -643,18 +704,27 @@ def run_family_job(
         recorded["hw_hash"] = hw
     meter = _meter_for(cfg["energy"])
     try:
-        base, info = job_baseline(load_baseline(baseline_path), cfg["energy"], host=this_host(), hw_hash=hw,
-                                  meter=meter)  # fmt: skip
+        base, info = job_baseline(
+            load_baseline(baseline_path), cfg["energy"], host=this_host(), hw_hash=hw, meter=meter
+        )
     except BaseException:
         meter.close()
         raise
     return run_family(
-        cfg, family, rep, RunPaths.from_mapping(outputs),
-        idle_power_w=base.power_w, run_id=hashes.run_id or "", hashes=recorded,
-        baseline_info=info, threads=threads, model_path=model_path, meter=meter,
+        cfg,
+        family,
+        rep,
+        RunPaths.from_mapping(outputs),
+        idle_power_w=base.power_w,
+        run_id=hashes.run_id or "",
+        hashes=recorded,
+        baseline_info=info,
+        threads=threads,
+        model_path=model_path,
+        meter=meter,
         idle_busy_cpu_per_s=idle_busy_cpu_per_s(base),
         workdir=Path("logs") / "run_family" / "work" / f"{family}_rep{rep}",
-    )  # fmt: skip
+    )
 
 
 # --------------------------------------------------------------------------- alems run
@@ -691,8 +761,11 @@ def run_with_energy(
     from alems.provenance import fingerprint
     from alems.tasks import FAMILIES, family_group, get_family
 
-    base_cfg = {k: v for k, v in dict(config or {}).items() if k in ("llm", "agents", "user_families", "energy",
-                                                                      "baseline", "accounting")}  # fmt: skip
+    base_cfg = {
+        k: v
+        for k, v in dict(config or {}).items()
+        if k in ("llm", "agents", "user_families", "energy", "baseline", "accounting")
+    }
     llm = {k: v for k, v in dict(llm_overrides or {}).items() if v is not None}
     agents = {k: v for k, v in dict(agent_overrides or {}).items() if v is not None}  # deep-merged below
     if "script" in llm:
@@ -708,7 +781,13 @@ def run_with_energy(
     get_family(family_name, base_cfg)  # an unknown family fails here, naming the family
     mode_list = list(parse_modes(modes))
     over: dict[str, Any] = {
-        "study": {"families": [family_name], "modes": mode_list, "tasks": int(tasks), "reps": int(reps), "seed": int(seed)},
+        "study": {
+            "families": [family_name],
+            "modes": mode_list,
+            "tasks": int(tasks),
+            "reps": int(reps),
+            "seed": int(seed),
+        },
         "llm": {"seed": seed, **llm},
         "agents": {"seed": seed, **agents},
     }
@@ -723,18 +802,26 @@ def run_with_energy(
     # Without a baseline section in --config, a short protocol (about 4 s) and its own host cache.
     baseline = cfg["baseline"] if "baseline" in base_cfg else {**cfg["baseline"], **RUN_BASELINE}
     cache = "resources/baseline/idle.json" if "baseline" in base_cfg else "resources/baseline/idle-run.json"
-    base = measure_idle_baseline(cfg["energy"], baseline, out / "idle.json", hashes_path=_write_hashes(out, fp),
-                                 cache_path=cache)  # fmt: skip
+    base = measure_idle_baseline(
+        cfg["energy"], baseline, out / "idle.json", hashes_path=_write_hashes(out, fp), cache_path=cache
+    )
     t0 = time.monotonic()
     frames, jobs = [], []
     for rep in range(int(reps)):
         job = run_family(
-            cfg, family_name, rep, RunPaths.in_dir(out / f"rep{rep}"), idle_power_w=base.power_w, run_id=run_id,
+            cfg,
+            family_name,
+            rep,
+            RunPaths.in_dir(out / f"rep{rep}"),
+            idle_power_w=base.power_w,
+            run_id=run_id,
             hashes=fp.hashes.to_dict(),
             baseline_info={"baseline_id": base.baseline_id, "status": base.status, "host": base.host},
-            threads=threads, progress=progress, workdir=out / "work" / f"rep{rep}",
+            threads=threads,
+            progress=progress,
+            workdir=out / "work" / f"rep{rep}",
             idle_busy_cpu_per_s=idle_busy_cpu_per_s(base),
-        )  # fmt: skip
+        )
         jobs.append(job)
         frames.append(pd.read_csv(out / f"rep{rep}" / "goals.csv", keep_default_na=False, na_values=[""]))
     goals = pd.concat(frames, ignore_index=True)
@@ -744,14 +831,29 @@ def run_with_energy(
         tmp.write_text("".join((out / f"rep{r}" / "events.jsonl").read_text() for r in range(int(reps))))
     epg, _ = compute_tables(goals, MetricsConfig(bootstrap=0), {family_name: family_group(family_name, cfg)})
     rows = [SimpleNamespace(**r) for r in goals.to_dict("records")]
-    summary = RunSummary(family=family_name, group=family_group(family_name, cfg), out_dir=out,
-                         wall_s=time.monotonic() - t0, cells=summarise(rows, mode_list))  # fmt: skip
+    summary = RunSummary(
+        family=family_name,
+        group=family_group(family_name, cfg),
+        out_dir=out,
+        wall_s=time.monotonic() - t0,
+        cells=summarise(rows, mode_list),
+    )
     cells = epg[epg["family"] == family_name]
     summary.epg = cells  # type: ignore[attr-defined]
-    info = {**summary.to_dict(), "run_id": run_id, "tasks": int(tasks), "reps": int(reps), "seed": int(seed),
-            "modes": mode_list, "agents": cfg["agents"], "llm": llm_settings(cfg["llm"]),
-            "energy": cfg["energy"], "jobs": [j.to_dict() for j in jobs],
-            "epg": json.loads(cells.to_json(orient="records")), "baseline": base.to_dict()}  # fmt: skip
+    info = {
+        **summary.to_dict(),
+        "run_id": run_id,
+        "tasks": int(tasks),
+        "reps": int(reps),
+        "seed": int(seed),
+        "modes": mode_list,
+        "agents": cfg["agents"],
+        "llm": llm_settings(cfg["llm"]),
+        "energy": cfg["energy"],
+        "jobs": [j.to_dict() for j in jobs],
+        "epg": json.loads(cells.to_json(orient="records")),
+        "baseline": base.to_dict(),
+    }
     atomic_write_json(out / "run.json", info)
     return summary
 
@@ -814,7 +916,8 @@ def aggregate(
     goal_paths = [Path(p) for p in goal_paths]
     records: dict[str, Mapping[str, Any]] = {}
     baseline_flags: dict[str, set[str]] = {
-        k: set() for k in ("baseline_unstable", "baseline_unknown", "baseline_host_unknown", "baseline_foreign_host")
+        k: set()
+        for k in ("baseline_unstable", "baseline_unknown", "baseline_host_unknown", "baseline_foreign_host")
     }
     foreign: list[str] = []
     for mp in meta_paths:
@@ -854,21 +957,40 @@ def aggregate(
     return Tables(goals, epg, ooi, compat.label, str(compat.run_id or ""), epg_l, ooi_l)
 
 
-def write_tables(tables: Tables, goals_path: str | os.PathLike[str], epg_path: str | os.PathLike[str],
-                 ooi_path: str | os.PathLike[str], epg_layers_path: str | os.PathLike[str] | None = None,
-                 ooi_layers_path: str | os.PathLike[str] | None = None) -> None:  # fmt: skip
+def write_tables(
+    tables: Tables,
+    goals_path: str | os.PathLike[str],
+    epg_path: str | os.PathLike[str],
+    ooi_path: str | os.PathLike[str],
+    epg_layers_path: str | os.PathLike[str] | None = None,
+    ooi_layers_path: str | os.PathLike[str] | None = None,
+) -> None:
     """Write the tables; the per-layer ones (``epg_layers.csv``, ``ooi_layers.csv``) where paths are given."""
     from alems.metrics import write_table
 
-    for df, path in ((tables.goals, goals_path), (tables.epg, epg_path), (tables.ooi, ooi_path),
-                     (tables.epg_layers, epg_layers_path), (tables.ooi_layers, ooi_layers_path)):  # fmt: skip
+    for df, path in (
+        (tables.goals, goals_path),
+        (tables.epg, epg_path),
+        (tables.ooi, ooi_path),
+        (tables.epg_layers, epg_layers_path),
+        (tables.ooi_layers, ooi_layers_path),
+    ):
         if path is not None and df is not None:
             write_table(df, path)
 
 
 __all__ = [
-    "JobResult", "OracleBackend", "RunPaths", "Tables", "aggregate", "job_baseline", "make_backend",
+    "JobResult",
+    "OracleBackend",
+    "RunPaths",
+    "Tables",
+    "aggregate",
+    "job_baseline",
+    "make_backend",
     "measure_idle_baseline",
-    "run_family", "run_family_job", "run_with_energy", "window_share", "write_tables",
-]  # fmt: skip
-
+    "run_family",
+    "run_family_job",
+    "run_with_energy",
+    "window_share",
+    "write_tables",
+]

@@ -102,7 +102,9 @@ def run_teed(cmd: Sequence[str], env: Mapping[str, str], out: IO[bytes] | None) 
     return rc, tail.decode("utf-8", errors="replace")
 
 
-def judge(stdout: str, exit_code: int, expect: str | None, kind: str, *, family: str, goal_id: str) -> tuple[bool, str]:
+def judge(
+    stdout: str, exit_code: int, expect: str | None, kind: str, *, family: str, goal_id: str
+) -> tuple[bool, str]:
     """``(success, error)``: the project's checker on stdout when ``expect`` is given, else exit code 0."""
     if exit_code != 0:
         return False, f"exit code {exit_code}"
@@ -168,14 +170,21 @@ def merge_calls(out: str | os.PathLike[str]) -> dict[str, Any]:
         "hashes": first.get("hashes", {}),
         "baseline": first.get("baseline", {}),
         "family": ",".join(sorted({str(f) for f in goals.get("family", [])})),
-        "executions": int(len(final)),
+        "executions": len(final),
         "successes": int(final["success"].astype(bool).sum()) if len(final) else 0,
-        "attempts": int(len(goals)),
+        "attempts": len(goals),
         "energy_source": source,
         "modeled": contains_modeled(source),
-        "calls": [{"call": d.name, **(m.get("track") or {}), "wall_s": m.get("wall_s"),
-                   "framework_overhead_j": m.get("framework_overhead_j"), "flags": m.get("flags", [])}
-                  for d, m in calls],  # fmt: skip
+        "calls": [
+            {
+                "call": d.name,
+                **(m.get("track") or {}),
+                "wall_s": m.get("wall_s"),
+                "framework_overhead_j": m.get("framework_overhead_j"),
+                "flags": m.get("flags", []),
+            }
+            for d, m in calls
+        ],
         "aborted_calls": [d.name for d in _call_dirs(out) if d not in {c for c, _ in calls}],
     }
     atomic_write_json(out / "run.json", meta)
@@ -189,15 +198,23 @@ def _check_append(out: Path, goal_id: str, rep: int, mode: str, hashes: Mapping[
     goals = out / "goals.csv"
     if goals.is_file() and goals.stat().st_size:
         g = _read_goals(goals)
-        if len(g) and ((g["goal_id"].astype(str) == goal_id) & (g["rep"].astype(int) == rep)
-                       & (g["mode"].astype(str) == mode)).any():  # fmt: skip
+        if (
+            len(g)
+            and (
+                (g["goal_id"].astype(str) == goal_id)
+                & (g["rep"].astype(int) == rep)
+                & (g["mode"].astype(str) == mode)
+            ).any()
+        ):
             raise ConfigError(
                 f"{out} already holds goal {goal_id} ({mode}, rep {rep})",
                 "give this execution another --rep, or another --out directory",
             )
     meta = _read_json(out / "run.json")
     if meta and meta.get("hashes"):
-        compat = check_compatible({f"{out}/run.json": meta["hashes"], "this call": dict(hashes)}, allow_mixed=True)
+        compat = check_compatible(
+            {f"{out}/run.json": meta["hashes"], "this call": dict(hashes)}, allow_mixed=True
+        )
         if compat.mixed:
             raise ProvenanceError(
                 f"this call's provenance differs from the run in {out} ({compat.label}): appending would mix runs",
@@ -255,11 +272,15 @@ def track_command(
     from alems.session import DirLock, Session
 
     if not cmd:
-        raise ConfigError("no command given", "write the command after --, e.g. alems track ... -- python agent.py")
+        raise ConfigError(
+            "no command given", "write the command after --, e.g. alems track ... -- python agent.py"
+        )
     if shutil.which(cmd[0]) is None:
         raise ConfigError(f"command {cmd[0]!r} not found", "give the program's path, or check PATH")
     if kind not in KINDS:
-        raise ConfigError(f"--kind {kind!r} is not one of {list(KINDS)}", "use --kind numeric or --kind string")
+        raise ConfigError(
+            f"--kind {kind!r} is not one of {list(KINDS)}", "use --kind numeric or --kind string"
+        )
     if expect is not None and kind == "numeric":
         from alems.tasks.checkers import find_numbers
 
@@ -272,7 +293,9 @@ def track_command(
             from alems.provenance import fingerprint
 
             meter_name = meter if isinstance(meter, str) or meter is None else getattr(meter, "name", "meter")
-            cfg = {"track": {"meter": meter_name, "interval_ms": float(interval_ms), "attribution": attribution}}
+            cfg = {
+                "track": {"meter": meter_name, "interval_ms": float(interval_ms), "attribution": attribution}
+            }
             hashes = fingerprint(cfg).hashes.to_dict()
         _check_append(out, str(goal_id), int(rep), mode, hashes)
         idle = out / "idle.json"
@@ -281,42 +304,69 @@ def track_command(
         number = int(existing[-1].name) + 1 if existing else 1
         call_dir = out / "calls" / f"{number:04d}"
         child_env = dict(os.environ if env is None else env)
-        session = Session(call_dir, meter=meter, baseline=base_arg, baseline_out=idle, interval_ms=interval_ms,
-                          attribution=attribution, powercap_root=powercap_root, baseline_config=baseline_config,
-                          hashes=hashes)  # fmt: skip
+        session = Session(
+            call_dir,
+            meter=meter,
+            baseline=base_arg,
+            baseline_out=idle,
+            interval_ms=interval_ms,
+            attribution=attribution,
+            powercap_root=powercap_root,
+            baseline_config=baseline_config,
+            hashes=hashes,
+        )
         rc, text = -1, ""
         with session as s:
-            with s.goal(goal_id, family=family, mode=mode, rep=rep, expected="" if expect is None else str(expect)) as g:
-                with g.attempt() as a:
-                    proxy = None
-                    if proxy_upstream:
-                        proxy = LlmProxy(proxy_upstream, a, connect_timeout_s=proxy_timeouts[0],
-                                         read_timeout_s=proxy_timeouts[1]).start()  # fmt: skip
-                        child_env["OPENAI_BASE_URL"] = child_env["OPENAI_API_BASE"] = proxy.base_url
-                    try:
-                        rc, text = run_teed(cmd, child_env, stdout)
-                    finally:
-                        if proxy is not None:
-                            proxy.stop()
-                    ok, why = judge(text, rc, expect, kind, family=family, goal_id=str(goal_id))
-                    if ok:
-                        a.succeed(answer=last_line(text))
-                    else:
-                        a.fail(why, answer=last_line(text))
+            with (
+                s.goal(
+                    goal_id, family=family, mode=mode, rep=rep, expected="" if expect is None else str(expect)
+                ) as g,
+                g.attempt() as a,
+            ):
+                proxy = None
+                if proxy_upstream:
+                    proxy = LlmProxy(
+                        proxy_upstream,
+                        a,
+                        connect_timeout_s=proxy_timeouts[0],
+                        read_timeout_s=proxy_timeouts[1],
+                    ).start()
+                    child_env["OPENAI_BASE_URL"] = child_env["OPENAI_API_BASE"] = proxy.base_url
+                try:
+                    rc, text = run_teed(cmd, child_env, stdout)
+                finally:
+                    if proxy is not None:
+                        proxy.stop()
+                ok, why = judge(text, rc, expect, kind, family=family, goal_id=str(goal_id))
+                if ok:
+                    a.succeed(answer=last_line(text))
+                else:
+                    a.fail(why, answer=last_line(text))
             s.meta_extra["track"] = {
-                "goal_id": str(goal_id), "family": family, "mode": mode, "rep": int(rep), "exit_code": rc,
-                "program": Path(cmd[0]).name, "proxy": bool(proxy_upstream),
-                "proxy_calls": 0 if proxy is None else proxy.calls, "proxy_errors": 0 if proxy is None else proxy.errors,
-            }  # fmt: skip
+                "goal_id": str(goal_id),
+                "family": family,
+                "mode": mode,
+                "rep": int(rep),
+                "exit_code": rc,
+                "program": Path(cmd[0]).name,
+                "proxy": bool(proxy_upstream),
+                "proxy_calls": 0 if proxy is None else proxy.calls,
+                "proxy_errors": 0 if proxy is None else proxy.errors,
+            }
         merge_calls(out)
     row = session.result.goals.iloc[-1] if session.result is not None and len(session.result.goals) else None
     energy = None if row is None or pd.isna(row["energy_j"]) else float(row["energy_j"] + row["gap_j"])
     return TrackResult(
-        call=call_dir.name, call_dir=str(call_dir), exit_code=rc, success=bool(g.success),
-        error=g.attempts[-1].error if g.attempts else "", answer=last_line(text),
-        llm_calls=0 if row is None else int(row["llm_calls"]), energy_j=energy,
+        call=call_dir.name,
+        call_dir=str(call_dir),
+        exit_code=rc,
+        success=bool(g.success),
+        error=g.attempts[-1].error if g.attempts else "",
+        answer=last_line(text),
+        llm_calls=0 if row is None else int(row["llm_calls"]),
+        energy_j=energy,
         energy_source=str(row["energy_source"]) if row is not None else "none",
-    )  # fmt: skip
+    )
 
 
 def install_sigterm() -> None:

@@ -70,43 +70,60 @@ class AgentConfig:
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
-            raise ConfigError(f"agents.max_attempts must be >= 1, got {self.max_attempts}",
-                              fix="set agents.max_attempts to 1 or more")
+            raise ConfigError(
+                f"agents.max_attempts must be >= 1, got {self.max_attempts}",
+                fix="set agents.max_attempts to 1 or more",
+            )
         if self.max_steps < 1:
-            raise ConfigError(f"agents.max_steps must be >= 1, got {self.max_steps}",
-                              fix="set agents.max_steps to 1 or more")
+            raise ConfigError(
+                f"agents.max_steps must be >= 1, got {self.max_steps}",
+                fix="set agents.max_steps to 1 or more",
+            )
         for key in ("backoff_s", "backoff_factor", "temperature", "inject_timeout_s"):
             v = getattr(self, key)
             if not (v >= 0 and math.isfinite(v)):
-                raise ConfigError(f"agents.{key} must be a finite number >= 0, got {v!r}",
-                                  fix=f"set agents.{key} to 0 or more")
+                raise ConfigError(
+                    f"agents.{key} must be a finite number >= 0, got {v!r}",
+                    fix=f"set agents.{key} to 0 or more",
+                )
         for key in ("inject_tool_failure_rate", "inject_timeout_rate"):
             v = getattr(self, key)
             if not 0.0 <= v <= 1.0:
-                raise ConfigError(f"agents.{key} must be in [0, 1], got {v!r}",
-                                  fix=f"set agents.{key} between 0 (off) and 1")
+                raise ConfigError(
+                    f"agents.{key} must be in [0, 1], got {v!r}",
+                    fix=f"set agents.{key} between 0 (off) and 1",
+                )
         if self.style not in STYLES:
-            raise ConfigError(f"agents.style must be one of {STYLES}, got {self.style!r}",
-                              fix="set agents.style to plan_execute or react")
+            raise ConfigError(
+                f"agents.style must be one of {STYLES}, got {self.style!r}",
+                fix="set agents.style to plan_execute or react",
+            )
         if self.linear_tools not in LINEAR_TOOLS:
-            raise ConfigError(f"agents.linear_tools must be one of {LINEAR_TOOLS}, got {self.linear_tools!r}",
-                              fix="set agents.linear_tools to none or single_pass")
+            raise ConfigError(
+                f"agents.linear_tools must be one of {LINEAR_TOOLS}, got {self.linear_tools!r}",
+                fix="set agents.linear_tools to none or single_pass",
+            )
         merged = dict(DEFAULT_MAX_TOKENS)
         given = dict(self.max_tokens)
         answer_caps = {k: given.pop(k) for k in ("answer", *LEGACY_ANSWER_KEYS) if k in given}
         if len(set(answer_caps.values())) > 1:
             raise ConfigError(
                 f"agents.max_tokens gives different final-answer caps {answer_caps}; both modes get the same one",
-                fix="set only agents.max_tokens.answer (linear and synthesise are its older names)")
+                fix="set only agents.max_tokens.answer (linear and synthesise are its older names)",
+            )
         if answer_caps:
             given["answer"] = next(iter(answer_caps.values()))
         for k, v in given.items():
             if k not in DEFAULT_MAX_TOKENS:
-                raise ConfigError(f"unknown agents.max_tokens key {k!r}",
-                                  fix=f"valid keys are: {', '.join(DEFAULT_MAX_TOKENS)}")
+                raise ConfigError(
+                    f"unknown agents.max_tokens key {k!r}",
+                    fix=f"valid keys are: {', '.join(DEFAULT_MAX_TOKENS)}",
+                )
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"agents.max_tokens.{k} must be a positive integer, got {v!r}",
-                                  fix=f"set agents.max_tokens.{k} to e.g. {DEFAULT_MAX_TOKENS[k]}")
+                raise ConfigError(
+                    f"agents.max_tokens.{k} must be a positive integer, got {v!r}",
+                    fix=f"set agents.max_tokens.{k} to e.g. {DEFAULT_MAX_TOKENS[k]}",
+                )
             merged[k] = v
         object.__setattr__(self, "max_tokens", merged)
 

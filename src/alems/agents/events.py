@@ -140,7 +140,9 @@ class EventScope:
     mode: str
 
     def emit(self, kind: str, attempt: int, **fields: Any) -> float:
-        return self.log.emit(kind, goal_id=self.goal_id, rep=self.rep, mode=self.mode, attempt=attempt, **fields)
+        return self.log.emit(
+            kind, goal_id=self.goal_id, rep=self.rep, mode=self.mode, attempt=attempt, **fields
+        )
 
     @contextmanager
     def span(self, start: str, end: str, attempt: int, name: str | None = None) -> Iterator[dict[str, Any]]:

@@ -170,8 +170,15 @@ class Execution:
             self.master_db = materialise_db(self.goal, self.workdir / self.goal.goal_id / "db.sqlite")
 
     # ------------------------------------------------------------------ calls
-    def _llm(self, att: _Attempt, name: str, messages: list[Message], *, max_tokens: int,
-             json_schema: dict | None = None) -> Completion:
+    def _llm(
+        self,
+        att: _Attempt,
+        name: str,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        json_schema: dict | None = None,
+    ) -> Completion:
         """One LLM call between llm_start and llm_end. Raises _AttemptFailed on LLM errors."""
         self.scope.emit("llm_start", att.number, name=name)
         att.llm_calls += 1
@@ -242,8 +249,13 @@ class Execution:
             {"role": "system", "content": prompts.linear_tool_system(goal)},
             {"role": "user", "content": goal.prompt},
         ]
-        c = self._llm(att, "decide", messages, max_tokens=self.cfg.max_tokens["decide"],
-                      json_schema=tool_call_schema(goal.tools, "none"))
+        c = self._llm(
+            att,
+            "decide",
+            messages,
+            max_tokens=self.cfg.max_tokens["decide"],
+            json_schema=tool_call_schema(goal.tools, "none"),
+        )
         messages.append({"role": "assistant", "content": c.text})
         try:
             call = parse_tool_call(c.text, goal.tools, "none")
@@ -268,8 +280,13 @@ class Execution:
         if self.cfg.verify:
             messages.append({"role": "assistant", "content": final})
             messages.append({"role": "user", "content": prompts.VERIFY})
-            v = self._llm(att, "verify", messages, max_tokens=self.cfg.max_tokens["verify"],
-                          json_schema=prompts.VERIFY_SCHEMA)
+            v = self._llm(
+                att,
+                "verify",
+                messages,
+                max_tokens=self.cfg.max_tokens["verify"],
+                json_schema=prompts.VERIFY_SCHEMA,
+            )
             verdict, reason = parse_verification(v.text)
             if verdict is False:
                 att.feedback = prompts.verify_feedback(final, reason)
@@ -312,7 +329,9 @@ class Execution:
             if not res.ok:
                 raise _AttemptFailed(f"step {k} ({step.tool}): {res.output}")
             results.append(res.output)
-            messages.append({"role": "user", "content": prompts.tool_result_message(k, step.tool, res.output)})
+            messages.append(
+                {"role": "user", "content": prompts.tool_result_message(k, step.tool, res.output)}
+            )
             c = self._llm(att, "step", messages, max_tokens=cfg.max_tokens["step"])
             messages.append({"role": "assistant", "content": c.text})
         return messages
@@ -453,6 +472,14 @@ def run_execution(
 ) -> list[AttemptOutcome]:
     """Run one goal in one mode (all its attempts) and return its per-attempt outcomes."""
     return Execution(
-        family=family, goal=goal, mode=mode, rep=rep, backend=backend, events=events, cfg=cfg,
-        workdir=Path(workdir), master_db=Path(master_db) if master_db else None, sleep=sleep,
+        family=family,
+        goal=goal,
+        mode=mode,
+        rep=rep,
+        backend=backend,
+        events=events,
+        cfg=cfg,
+        workdir=Path(workdir),
+        master_db=Path(master_db) if master_db else None,
+        sleep=sleep,
     ).run()

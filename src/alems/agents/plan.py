@@ -34,7 +34,9 @@ class Step:
     file: str | None = None
 
 
-def _call_shape(tool: str, *, name_key: str, file_key: str, input_key: str, thought: bool = False) -> dict[str, Any]:
+def _call_shape(
+    tool: str, *, name_key: str, file_key: str, input_key: str, thought: bool = False
+) -> dict[str, Any]:
     """One tool call's object schema, every key required: an optional thought, the tool
     (a constant), a file for ``write_file`` only, the input."""
     props: dict[str, Any] = {}
@@ -86,7 +88,7 @@ def _extract_json(text: str) -> Any:
     if not starts:
         raise PlanParseError("the plan is not JSON: no '{' or '[' found")
     try:
-        obj, _ = json.JSONDecoder().raw_decode(t[min(starts):])
+        obj, _ = json.JSONDecoder().raw_decode(t[min(starts) :])
     except json.JSONDecodeError as exc:
         raise PlanParseError(f"the plan is not valid JSON ({exc.msg} at char {exc.pos})") from None
     return obj
@@ -160,8 +162,12 @@ def tool_call_schema(tools: tuple[str, ...], stop: str, *, thought: bool = False
     single_pass). The keys are in alphabetical order on purpose (see :func:`plan_schema`):
     the thought comes first, then the tool, then its file and input."""
 
-    return {"anyOf": [_call_shape(t, name_key="tool", file_key="tool_file", input_key="tool_input", thought=thought)
-                      for t in (*tools, stop)]}
+    return {
+        "anyOf": [
+            _call_shape(t, name_key="tool", file_key="tool_file", input_key="tool_input", thought=thought)
+            for t in (*tools, stop)
+        ]
+    }
 
 
 def parse_tool_call(text: str, tools: tuple[str, ...], stop: str) -> Step:

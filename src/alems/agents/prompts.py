@@ -52,8 +52,11 @@ def _example(tools: list[str]) -> str:
             steps.append('{"action": "write_file", "file": "count.txt", "input": "{1}"}')
     elif "calculator" in tools:
         task = "the cost of 3 pens at $2 and 4 pads at $5"
-        steps = ['{"action": "calculator", "input": "3 * 2"}', '{"action": "calculator", "input": "4 * 5"}',
-                 '{"action": "calculator", "input": "{1} + {2}"}']
+        steps = [
+            '{"action": "calculator", "input": "3 * 2"}',
+            '{"action": "calculator", "input": "4 * 5"}',
+            '{"action": "calculator", "input": "{1} + {2}"}',
+        ]
     else:
         return 'Example: {"steps": [{"action": "llm", "input": "Which facts does the task give?"}]}'
     return f"Example for a different task ({task}): " + '{"steps": [' + ", ".join(steps) + "]}"
@@ -69,9 +72,11 @@ def agentic_system(goal: Goal, max_steps: int) -> str:
         '- "llm": you answer a sub-question yourself in plain text. "input" is the sub-question.',
     ]
     if "sql" in tools and goal.db_schema:
-        lines.append(f"The database has this schema: {goal.db_schema}. It holds the same rows as the table in the task.")
+        lines.append(
+            f"The database has this schema: {goal.db_schema}. It holds the same rows as the table in the task."
+        )
     lines += [
-        "In an \"input\", write {1}, {2}, ... to insert the result of step 1, step 2, ... "
+        'In an "input", write {1}, {2}, ... to insert the result of step 1, step 2, ... '
         "A value that a step will compute is not known yet: refer to it as {N}, never guess it.",
         f'Reply with only a JSON object {{"steps": [...]}} with 1 to {max_steps} steps.',
         _example(tools),
@@ -83,7 +88,9 @@ def _tool_call_help(goal: Goal) -> list[str]:
     """The tools of one-tool-call formats (react, linear single_pass): help, schema, file field."""
     lines = ["Tools:", *(_TOOL_HELP[t] for t in ("calculator", "sql", "write_file") if t in goal.tools)]
     if "sql" in goal.tools and goal.db_schema:
-        lines.append(f"The database has this schema: {goal.db_schema}. It holds the same rows as the table in the task.")
+        lines.append(
+            f"The database has this schema: {goal.db_schema}. It holds the same rows as the table in the task."
+        )
     if "write_file" in goal.tools:
         lines.append('For "write_file" also give "tool_file", the file name.')
     return lines
@@ -135,9 +142,13 @@ def linear_tool_system(goal: Goal) -> str:
 
 def linear_after_tool(tool: str, output: str) -> str:
     head = f"Result of {tool}: {output}\n" if tool != "none" else ""
-    return (head + "Now solve the task. When it needs working, reason step by step, briefly. "
-            + ANSWER_FORMAT + " If the task asks you to write a file, give the file's content as your answer; "
-            "it will be written to the file for you.")
+    return (
+        head
+        + "Now solve the task. When it needs working, reason step by step, briefly. "
+        + ANSWER_FORMAT
+        + " If the task asks you to write a file, give the file's content as your answer; "
+        "it will be written to the file for you."
+    )
 
 
 def tool_result_message(k: int, tool: str, output: str) -> str:

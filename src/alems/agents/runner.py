@@ -83,8 +83,11 @@ class GoalProgress:
         if self._progress is not None:
             modes = "  ".join(f"{m} {s}/{n}" for m, (s, n) in self.by_mode.items())
             self._progress.update(
-                self._task, advance=1, left=self.total - self.done,
-                rate=f"{100.0 * self.success / self.done:.0f}%", modes=modes,
+                self._task,
+                advance=1,
+                left=self.total - self.done,
+                rate=f"{100.0 * self.success / self.done:.0f}%",
+                modes=modes,
             )
 
     def close(self) -> None:
@@ -121,7 +124,11 @@ def execute_family(
     modes = parse_modes(modes)
     workdir = Path(workdir)
     own = isinstance(progress, bool)
-    bar = GoalProgress(len(goals) * len(modes), f"{family.name} rep {rep}", enabled=progress) if own else progress
+    bar = (
+        GoalProgress(len(goals) * len(modes), f"{family.name} rep {rep}", enabled=progress)
+        if own
+        else progress
+    )
     outcomes: list[AttemptOutcome] = []
     try:
         for i, goal in enumerate(goals):
@@ -130,8 +137,16 @@ def execute_family(
                 master = materialise_db(goal, workdir / goal.goal_id / "db.sqlite")
             for mode in mode_order(i, rep, modes):
                 rows = run_execution(
-                    family, goal, mode, rep=rep, backend=backend, events=events, cfg=cfg,
-                    workdir=workdir, master_db=master, sleep=sleep,
+                    family,
+                    goal,
+                    mode,
+                    rep=rep,
+                    backend=backend,
+                    events=events,
+                    cfg=cfg,
+                    workdir=workdir,
+                    master_db=master,
+                    sleep=sleep,
                 )
                 outcomes.extend(rows)
                 bar.advance(mode, rows[-1].success)
@@ -230,8 +245,10 @@ def run_family(
     ``modes``, and write ``out_dir/events.jsonl``, ``out_dir/attempts.csv`` and
     ``out_dir/run.json`` (settings and the per-mode summary)."""
     if tasks < 1 or reps < 1:
-        raise ConfigError(f"tasks and reps must be >= 1 (got tasks={tasks}, reps={reps})",
-                          fix="pass --tasks N --reps R with N, R >= 1")
+        raise ConfigError(
+            f"tasks and reps must be >= 1 (got tasks={tasks}, reps={reps})",
+            fix="pass --tasks N --reps R with N, R >= 1",
+        )
     cfg = cfg or AgentConfig()
     modes_t = parse_modes(modes)
     family = get_family(family_name, family_config)
@@ -241,18 +258,33 @@ def run_family(
     workdir = out / "work"
     t0 = time.monotonic()
     outcomes: list[AttemptOutcome] = []
-    with EventLog(out / "events.jsonl", clock=clock) as events, GoalProgress(
-        len(goals) * len(modes_t) * reps, family.name, enabled=progress
-    ) as bar:
+    with (
+        EventLog(out / "events.jsonl", clock=clock) as events,
+        GoalProgress(len(goals) * len(modes_t) * reps, family.name, enabled=progress) as bar,
+    ):
         for rep in range(reps):
             outcomes += execute_family(
-                family, goals, modes=modes_t, rep=rep, backend=backend, events=events,
-                cfg=cfg, workdir=workdir, progress=bar, sleep=sleep,
+                family,
+                goals,
+                modes=modes_t,
+                rep=rep,
+                backend=backend,
+                events=events,
+                cfg=cfg,
+                workdir=workdir,
+                progress=bar,
+                sleep=sleep,
             )
     wall = time.monotonic() - t0
     write_attempts_csv(outcomes, out / "attempts.csv")
-    summary = RunSummary(family=family.name, group=family.group, out_dir=out, wall_s=wall,
-                         cells=summarise(outcomes, modes_t), outcomes=outcomes)
+    summary = RunSummary(
+        family=family.name,
+        group=family.group,
+        out_dir=out,
+        wall_s=wall,
+        cells=summarise(outcomes, modes_t),
+        outcomes=outcomes,
+    )
     info = {
         **summary.to_dict(),
         "tasks": tasks,
@@ -260,8 +292,10 @@ def run_family(
         "seed": seed,
         "modes": list(modes_t),
         "agents": cfg.to_dict(),
-        "backend": {"name": getattr(backend, "name", type(backend).__name__),
-                    "model": getattr(backend, "model", None)},
+        "backend": {
+            "name": getattr(backend, "name", type(backend).__name__),
+            "model": getattr(backend, "model", None),
+        },
         **dict(run_info or {}),
     }
     atomic_write_json(out / "run.json", json.loads(json.dumps(info, default=str)))
@@ -308,7 +342,10 @@ def run_with_settings(
     from alems.llm.factory import backend_provenance, make_backend
 
     config = dict(config or {})
-    llm_map = {**dict(config.get("llm") or {}), **{k: v for k, v in (llm_overrides or {}).items() if v is not None}}
+    llm_map = {
+        **dict(config.get("llm") or {}),
+        **{k: v for k, v in (llm_overrides or {}).items() if v is not None},
+    }
     overrides = {k: v for k, v in (agent_overrides or {}).items() if v is not None}
     agent_map = deep_merge(config.get("agents") or {}, overrides)  # max_tokens merges per kind
     agent_map.setdefault("seed", seed)
@@ -318,8 +355,16 @@ def run_with_settings(
     backend = make_backend(llm_cfg, threads=threads)
     try:
         return run_family(
-            family_name, backend=backend, out_dir=out_dir, modes=modes, tasks=tasks, reps=reps,
-            seed=seed, cfg=cfg, family_config=config, progress=progress,
+            family_name,
+            backend=backend,
+            out_dir=out_dir,
+            modes=modes,
+            tasks=tasks,
+            reps=reps,
+            seed=seed,
+            cfg=cfg,
+            family_config=config,
+            progress=progress,
             run_info={"llm": {**llm_cfg.to_dict(), "provenance": backend_provenance(backend)}},
         )
     finally:

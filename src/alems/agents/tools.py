@@ -255,7 +255,9 @@ class Toolbox:
     empty. ``allowed`` limits the tools the agent may call.
     """
 
-    def __init__(self, attempt_dir: str | Path, *, master_db: str | Path | None, allowed: tuple[str, ...]) -> None:
+    def __init__(
+        self, attempt_dir: str | Path, *, master_db: str | Path | None, allowed: tuple[str, ...]
+    ) -> None:
         self.dir = Path(attempt_dir)
         self.sandbox = self.dir / "sandbox"
         if self.sandbox.exists():

@@ -155,7 +155,9 @@ def select_auto(
             live_cpu = any(d.kind in ("package", "psys") for d in live)
             keys = [d.key for d in live]
             measured += keys
-            how = f"live under a {p.calibration_s:.2f} s calibration load" if p.calibrated else "not calibrated"
+            how = (
+                f"live under a {p.calibration_s:.2f} s calibration load" if p.calibrated else "not calibrated"
+            )
             phrases.append(f"measured {', '.join(keys)} (RAPL at {p.powercap_root}, {how})")
         if not live_cpu:
             why_rapl = "every RAPL CPU counter is dead"

@@ -52,8 +52,10 @@ class DoctorReport:
         for f in self.findings:
             out.append(f"[{f.status:10}] {f.meter:5} {f.summary}")
             if f.fix:
-                out += ["             fix: " + ln if i == 0 else "             " + ln
-                        for i, ln in enumerate(f.fix.splitlines())]
+                out += [
+                    "             fix: " + ln if i == 0 else "             " + ln
+                    for i, ln in enumerate(f.fix.splitlines())
+                ]
         out.append("")
         out.append(self.auto["line"])
         for w in self.auto.get("warnings", []):
@@ -139,8 +141,13 @@ def diagnose(
             for d in doms:
                 if d.key in p.dead:
                     findings.append(
-                        Finding("nvml", "dead", f"{d.key} {p.dead[d.key]}",
-                                "check nvidia-smi -q -d POWER; reset or reboot the GPU", [d.key])
+                        Finding(
+                            "nvml",
+                            "dead",
+                            f"{d.key} {p.dead[d.key]}",
+                            "check nvidia-smi -q -d POWER; reset or reboot the GPU",
+                            [d.key],
+                        )
                     )
         else:
             msg, fix = _err_fix(p.nvml_error)
@@ -152,7 +159,11 @@ def diagnose(
             if model_dom is None:
                 from alems.energy.model import CpuModelMeter
 
-                mp = model_params if isinstance(model_params, ModelParams) else ModelParams.from_dict(model_params)
+                mp = (
+                    model_params
+                    if isinstance(model_params, ModelParams)
+                    else ModelParams.from_dict(model_params)
+                )
                 with CpuModelMeter(mp) as mm:
                     model_dom = mm.domains()[0]
             info = model_dom.info

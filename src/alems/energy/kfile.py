@@ -13,6 +13,7 @@ which is the normal state of a sampler that wakes every 10 ms).
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 _PSEUDO_ROOTS = ("/sys/", "/proc/")
@@ -21,7 +22,7 @@ _PSEUDO_ROOTS = ("/sys/", "/proc/")
 class KernelFile:
     """Read the first ``size`` bytes of ``path``, again and again."""
 
-    __slots__ = ("path", "size", "_fd", "_pseudo")
+    __slots__ = ("_fd", "_pseudo", "path", "size")
 
     def __init__(self, path: str, size: int = 64) -> None:
         self.path = path
@@ -48,7 +49,5 @@ class KernelFile:
             os.close(fd)
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:
-            pass

@@ -46,8 +46,10 @@ class MeasureResult:
         return asdict(self)
 
     def render(self) -> str:
-        lines = [f"meter {self.meter}: {self.duration_s:.3f} s, exit code {self.exit_code}, "
-                 f"command CPU {self.proc_cpu_s:.3f} s"]
+        lines = [
+            f"meter {self.meter}: {self.duration_s:.3f} s, exit code {self.exit_code}, "
+            f"command CPU {self.proc_cpu_s:.3f} s"
+        ]
         for k, v in self.energy_j.items():
             flag = "  (static)" if k in self.static else ""
             w = v / self.duration_s if self.duration_s > 0 else float("nan")
@@ -115,7 +117,9 @@ def measure_command(
             except FileNotFoundError as exc:
                 raise AlemsError(f"command not found: {argv[0]}", "check the command name and PATH") from exc
             except PermissionError as exc:
-                raise AlemsError(f"cannot execute {argv[0]}: permission denied", f"chmod +x {argv[0]}") from exc
+                raise AlemsError(
+                    f"cannot execute {argv[0]}: permission denied", f"chmod +x {argv[0]}"
+                ) from exc
             exit_code, cpu_s = _wait(proc)
             b = sampler.boundary_read()
         finally:

@@ -74,9 +74,7 @@ class ModelParams:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(mapping) - known)
         if unknown:
-            raise ConfigError(
-                f"unknown model_params keys: {unknown}", f"allowed keys: {sorted(known)}"
-            )
+            raise ConfigError(f"unknown model_params keys: {unknown}", f"allowed keys: {sorted(known)}")
         return cls(**mapping)  # type: ignore[arg-type]
 
     def resolve(self, n_cpus: int) -> tuple[float, float]:

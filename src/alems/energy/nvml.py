@@ -21,6 +21,7 @@ each GPU, so accounting can tell a GPU used only by the study (``gpu_shared`` ot
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import time
@@ -45,10 +46,12 @@ def load_pynvml(module: ModuleType | None = None) -> ModuleType:
     try:
         return importlib.import_module("pynvml")
     except ImportError as exc:
-        raise absent(MeterError(
-            "the NVML Python bindings (module pynvml) are not installed",
-            "pip install nvidia-ml-py   (the package is nvidia-ml-py, the module pynvml)",
-        )) from exc
+        raise absent(
+            MeterError(
+                "the NVML Python bindings (module pynvml) are not installed",
+                "pip install nvidia-ml-py   (the package is nvidia-ml-py, the module pynvml)",
+            )
+        ) from exc
 
 
 def absent(exc: MeterError) -> MeterError:
@@ -148,11 +151,13 @@ class NvmlMeter(Meter):
         except Exception as exc:  # pynvml raises NVMLError subclasses
             name = _err_name(nv, exc)
             if name == "NVML_ERROR_LIBRARY_NOT_FOUND":
-                raise absent(MeterError(
-                    "NVML library (libnvidia-ml.so.1) not found: no NVIDIA driver here",
-                    "install the NVIDIA driver on a machine with an NVIDIA GPU; "
-                    "without a GPU there is nothing to fix (the CPU is measured or modeled)",
-                )) from exc
+                raise absent(
+                    MeterError(
+                        "NVML library (libnvidia-ml.so.1) not found: no NVIDIA driver here",
+                        "install the NVIDIA driver on a machine with an NVIDIA GPU; "
+                        "without a GPU there is nothing to fix (the CPU is measured or modeled)",
+                    )
+                ) from exc
             if name == "NVML_ERROR_DRIVER_NOT_LOADED":
                 raise MeterError(
                     "the NVIDIA kernel driver is not loaded",
@@ -161,8 +166,11 @@ class NvmlMeter(Meter):
             raise MeterError(f"NVML failed to initialise: {exc}", "check the driver with nvidia-smi") from exc
         self._inited = True
         try:
-            self._setup(visible_devices if visible_devices is not None or not use_env
-                        else os.environ.get("CUDA_VISIBLE_DEVICES"))
+            self._setup(
+                visible_devices
+                if visible_devices is not None or not use_env
+                else os.environ.get("CUDA_VISIBLE_DEVICES")
+            )
         except BaseException:
             self.close()
             raise
@@ -318,7 +326,5 @@ class NvmlMeter(Meter):
     def close(self) -> None:
         if getattr(self, "_inited", False):
             self._inited = False
-            try:
+            with contextlib.suppress(Exception):
                 self.nv.nvmlShutdown()
-            except Exception:
-                pass

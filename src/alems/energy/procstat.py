@@ -114,7 +114,9 @@ class ProcessTreeCpu:
     value returned never decreases.
     """
 
-    def __init__(self, pid: int | None = None, proc_root: str = "/proc", exclude: set[int] | None = None) -> None:
+    def __init__(
+        self, pid: int | None = None, proc_root: str = "/proc", exclude: set[int] | None = None
+    ) -> None:
         self.pid = os.getpid() if pid is None else int(pid)
         self.proc_root = str(proc_root)
         self._self = self.pid == os.getpid() and self.proc_root == "/proc"

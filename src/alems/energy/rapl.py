@@ -52,8 +52,12 @@ _KIND_ORDER = {"package": 0, "core": 1, "uncore": 2, "dram": 3, "psys": 4}
 #: draws tens of watts; psys covers the whole platform), so the safe poll interval they
 #: give is short, and a gap long enough to hide a wrap at that power is an error.
 FALLBACK_MAX_POWER_W: dict[str, float] = {
-    "package": 600.0, "core": 600.0, "uncore": 600.0, "dram": 250.0, "psys": 1500.0,
-}  # fmt: skip
+    "package": 600.0,
+    "core": 600.0,
+    "uncore": 600.0,
+    "dram": 250.0,
+    "psys": 1500.0,
+}
 
 
 @dataclass(frozen=True)
@@ -229,7 +233,9 @@ def _socket(key: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-def permission_fix(files: Iterable[str | os.PathLike[str]], root: str | os.PathLike[str] | None = None) -> str:
+def permission_fix(
+    files: Iterable[str | os.PathLike[str]], root: str | os.PathLike[str] | None = None
+) -> str:
     """The two ways to make ``energy_uj`` readable, as commands a user can paste."""
     rootp = str(root or DEFAULT_POWERCAP_ROOT).rstrip("/")
     listed = " ".join(str(f) for f in files)

@@ -42,7 +42,9 @@ one, and the tracker refuses a gap long enough to hide a wrap. Boundary reads ra
 from __future__ import annotations
 
 import bisect
+import contextlib
 import fcntl
+import itertools
 import json
 import logging
 import os
@@ -196,11 +198,13 @@ class Sampler:
             self._last_proc, self._last_sys = proc, sys_s
         values = tuple(cum[k] for k in self.keys)
         self._rows.append((t, values, proc, sys_s, boundary))
-        return Sample(t, dict(zip(self.keys, values)), self._last_proc, self._last_sys, boundary)
+        return Sample(
+            t, dict(zip(self.keys, values, strict=False)), self._last_proc, self._last_sys, boundary
+        )
 
     def _take_child_rows(self, rows: list[tuple[float, ...]]) -> None:
         for row in rows:
-            raw = dict(zip(self.keys, row[1:-2]))
+            raw = dict(zip(self.keys, row[1:-2], strict=False))
             try:
                 self._ingest(row[0], raw, row[-2], row[-1], False)
             except CounterReadError as exc:
@@ -311,7 +315,7 @@ class Sampler:
             if not self._rows:
                 return None
             t, vals, _, _, b = self._rows[-1]
-            return Sample(t, dict(zip(self.keys, vals)), self._last_proc, self._last_sys, b)
+            return Sample(t, dict(zip(self.keys, vals, strict=False)), self._last_proc, self._last_sys, b)
 
     def _record_error(self, exc: CounterReadError) -> None:
         self.errors.append(exc)
@@ -451,10 +455,12 @@ class Sampler:
         ts = [r[0] for r in rows]
         proc = _interp_nan(ts, [r[2] for r in rows])
         sys_s = _interp_nan(ts, [r[3] for r in rows])
-        return [(r[0], r[1], p, s, r[4]) for r, p, s in zip(rows, proc, sys_s)]
+        return [(r[0], r[1], p, s, r[4]) for r, p, s in zip(rows, proc, sys_s, strict=False)]
 
     def samples(self) -> list[Sample]:
-        return [Sample(t, dict(zip(self.keys, v)), p, s, b) for t, v, p, s, b in self._filled_rows()]
+        return [
+            Sample(t, dict(zip(self.keys, v, strict=False)), p, s, b) for t, v, p, s, b in self._filled_rows()
+        ]
 
     def frame(self) -> pd.DataFrame:
         """The ``samples`` table: ``t``, one cumulative J column per domain, CPU seconds, ``boundary``.
@@ -492,11 +498,11 @@ def _interp_nan(ts: Sequence[float], vals: Sequence[float]) -> list[float]:
     if not known or len(known) == len(vals):
         return list(vals)
     out = list(vals)
-    for i in range(0, known[0]):
+    for i in range(known[0]):
         out[i] = vals[known[0]]
     for i in range(known[-1] + 1, len(vals)):
         out[i] = vals[known[-1]]
-    for a, b in zip(known, known[1:]):
+    for a, b in itertools.pairwise(known):
         if b - a > 1:
             ta, tb, va, vb = ts[a], ts[b], vals[a], vals[b]
             for i in range(a + 1, b):
@@ -555,8 +561,10 @@ class _Child:
             proc.stdin.close()
             err = (d / "stderr.txt").read_text(errors="replace").strip().splitlines()
             tmp.cleanup()
-            said = [ln[len("error: "):] for ln in err if ln.startswith("error: ")]
-            raise AlemsError(said[-1] if said else err[-1] if err else f"no 'ready' from the child (got {ready!r})")
+            said = [ln[len("error: ") :] for ln in err if ln.startswith("error: ")]
+            raise AlemsError(
+                said[-1] if said else err[-1] if err else f"no 'ready' from the child (got {ready!r})"
+            )
         return cls(proc, tmp, len(s.keys))
 
     def go(self) -> None:
@@ -592,10 +600,8 @@ class _Child:
         terminate(self.proc)
         for stream in (self.proc.stdout, self.proc.stdin):
             if stream is not None:
-                try:
+                with contextlib.suppress(OSError):
                     stream.close()
-                except OSError:
-                    pass
         errors = []
         if self.errors_path.exists():
             errors = [ln for ln in self.errors_path.read_text().splitlines() if ln]
@@ -679,4 +685,3 @@ def read_samples(path: str) -> tuple[pd.DataFrame, list[Domain]]:
         raise ValueError(f"{path} is not an A-LEMS samples file (no {META_DOMAINS.decode()} metadata)")
     domains = [domain_from_dict(m) for m in json.loads(meta[META_DOMAINS])]
     return table.to_pandas(), domains
-

@@ -105,6 +105,5 @@ def main(config: dict[str, Any]) -> int:
     return 0
 
 
-
 if __name__ == "__main__":
     raise SystemExit(main(json.loads(sys.argv[1])))

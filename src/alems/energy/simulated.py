@@ -348,7 +348,15 @@ class SimulatedRapl:
         self.tree: FakePowercap | None = None
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "alems.energy.simulated", "--root", str(self.root), "--layout", self.layout]
+        cmd = [
+            sys.executable,
+            "-m",
+            "alems.energy.simulated",
+            "--root",
+            str(self.root),
+            "--layout",
+            self.layout,
+        ]
         for k, v in self.options.items():
             flag = "--" + k.replace("_", "-")
             if v is True:
@@ -428,9 +436,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--proc-stat", default="/proc/stat", help="model profile: /proc/stat path")
     ap.add_argument("--range-uj", type=int, default=None, help="max_energy_range_uj (wrap point)")
     ap.add_argument("--initial-uj", type=int, default=0, help="starting counter value")
-    ap.add_argument("--max-power-w", type=float, default=None,
-                    help="the power bound the tree declares (constraint_0_max_power_uw and the "
-                         "short_term limit; default 2x the profile's peak): sets the safe poll interval")
+    ap.add_argument(
+        "--max-power-w",
+        type=float,
+        default=None,
+        help="the power bound the tree declares (constraint_0_max_power_uw and the "
+        "short_term limit; default 2x the profile's peak): sets the safe poll interval",
+    )
     ap.add_argument("--tick-ms", type=float, default=2.0, help="write period")
     ap.add_argument("--duration", type=float, default=None, help="stop after S seconds (default: SIGTERM)")
     ap.add_argument("--dead", nargs="*", default=[], help="domain keys that never move")

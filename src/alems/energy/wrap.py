@@ -113,8 +113,7 @@ class CounterTracker:
             raise counter_error(
                 self.key,
                 f"counter went backwards from {self.last_raw:.6f} J to {raw:.6f} J {why}",
-                "the counter was reset (driver reload, suspend) or is not monotonic; "
-                "re-run the measurement",
+                "the counter was reset (driver reload, suspend) or is not monotonic; re-run the measurement",
             )
         return delta, wrapped
 
@@ -153,9 +152,7 @@ class TrackerSet:
             if key not in raw:
                 raise counter_error(key, "no reading returned by the meter")
             steps[key] = tr.step(raw[key], t)
-        return {
-            key: tr.commit(raw[key], t, *steps[key]) for key, tr in self.trackers.items()
-        }
+        return {key: tr.commit(raw[key], t, *steps[key]) for key, tr in self.trackers.items()}
 
     def wraps(self) -> dict[str, int]:
         return {k: tr.wraps for k, tr in self.trackers.items()}

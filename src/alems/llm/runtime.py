@@ -50,13 +50,36 @@ REBUILD_OLD_CPU_CMD = "rm -f .venv/.llama-* && make llama LLAMA_CPU=x86-64-v2"
 LEVEL_FEATURES: dict[str, tuple[str, ...]] = {
     "x86-64-v2": ("sse4_2", "popcnt"),
     "x86-64-v3": ("sse4_2", "popcnt", "avx", "avx2", "fma", "f16c", "bmi2"),
-    "x86-64-v4": ("sse4_2", "popcnt", "avx", "avx2", "fma", "f16c", "bmi2", "avx512f", "avx512_vnni", "avx512_bf16"),
+    "x86-64-v4": (
+        "sse4_2",
+        "popcnt",
+        "avx",
+        "avx2",
+        "fma",
+        "f16c",
+        "bmi2",
+        "avx512f",
+        "avx512_vnni",
+        "avx512_bf16",
+    ),
 }
 #: Host flags worth recording beside a build (what a native build would have used).
 HOST_FLAGS_OF_INTEREST = (
-    "sse4_2", "avx", "avx2", "fma", "f16c", "bmi2", "avx_vnni", "avx512f", "avx512_vnni",
-    "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16",
-)  # fmt: skip
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "bmi2",
+    "avx_vnni",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_int8",
+    "amx_bf16",
+)
 
 
 # =========================================================================== build record
@@ -170,8 +193,10 @@ class ProbeResult:
         for step in self.steps:
             lines.append(f"             {'ok  ' if step['ok'] else 'FAIL'} {step['what']}: {step['detail']}")
         if self.fix:
-            lines += [("             fix: " if i == 0 else "                  ") + ln
-                      for i, ln in enumerate(self.fix.splitlines())]  # fmt: skip
+            lines += [
+                ("             fix: " if i == 0 else "                  ") + ln
+                for i, ln in enumerate(self.fix.splitlines())
+            ]
         return "\n".join(lines)
 
     def raise_for_status(self) -> None:
@@ -246,21 +271,33 @@ def _probe_in_child(
     result = ProbeResult(backend=cfg.backend, model=name, status="ok", summary="", build=build)
     t0 = time.monotonic()
     try:
-        proc = subprocess.run(argv, input=payload, capture_output=True, text=True, timeout=timeout_s,
-                              env=child_env(env), check=False)  # fmt: skip
+        proc = subprocess.run(
+            argv,
+            input=payload,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=child_env(env),
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         result.status, result.seconds = "hung", time.monotonic() - t0
         result.summary = f"the LLM runtime generated nothing within {timeout_s:g} s ({what}; {where})"
         result.fix = (
             "a build for another CPU can spin instead of crashing: " + _crash_fix(build, host_cpu_flags())
-            if embedded else "check the backend's settings"
-        )  # fmt: skip
+            if embedded
+            else "check the backend's settings"
+        )
         return result
     result.seconds = time.monotonic() - t0
     if proc.returncode < 0:
         result.status, result.signal = "crashed", _signal_name(proc.returncode)
         result.summary = f"the LLM runtime was killed by {result.signal} while generating {what} ({where})"
-        result.fix = _crash_fix(build, host_cpu_flags()) if embedded else f"see the child's output: {_last_line(proc.stderr)}"
+        result.fix = (
+            _crash_fix(build, host_cpu_flags())
+            if embedded
+            else f"see the child's output: {_last_line(proc.stderr)}"
+        )
         return result
     reply: dict[str, Any] = {}
     for line in reversed(proc.stdout.splitlines()):
@@ -271,8 +308,10 @@ def _probe_in_child(
             continue
     if proc.returncode != 0 or not reply.get("ok"):
         result.status = str(reply.get("status", "error"))
-        result.summary = str(reply.get("message") or (
-            f"the probe's child failed ({_exit_text(proc.returncode)}): {_last_line(proc.stderr)}"))
+        result.summary = str(
+            reply.get("message")
+            or (f"the probe's child failed ({_exit_text(proc.returncode)}): {_last_line(proc.stderr)}")
+        )
         result.fix = reply.get("fix")
         return result
     result.tokens_out, result.text = reply.get("tokens_out"), reply.get("text")
@@ -294,8 +333,16 @@ def probe_child_main(stdin_text: str) -> int:
         backend = make_backend(cfg, threads=payload.get("threads"))
         c = backend.complete(PROBE_MESSAGES, max_tokens=PROBE_MAX_TOKENS, temperature=0.0, seed=cfg.seed)
     except ImportError as exc:
-        print(json.dumps({"ok": False, "status": "missing", "message": f"llama-cpp-python is not installed ({exc})",
-                          "fix": "run `make llama`"}))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "ok": False,
+                    "status": "missing",
+                    "message": f"llama-cpp-python is not installed ({exc})",
+                    "fix": "run `make llama`",
+                }
+            )
+        )
         return 1
     except AlemsError as exc:
         status = "missing" if "not installed" in exc.message else "error"
@@ -332,8 +379,13 @@ def _probe_openai(cfg: LLMConfig, *, timeout_s: float) -> ProbeResult:
                 listed = [str(m.get("id")) for m in json.loads(body).get("data", [])]
             except (ValueError, AttributeError):
                 listed = None
-            steps.append({"what": f"GET {models_url}", "ok": True,
-                          "detail": f"HTTP 200, models: {', '.join(listed) if listed else '(none listed)'}"})  # fmt: skip
+            steps.append(
+                {
+                    "what": f"GET {models_url}",
+                    "ok": True,
+                    "detail": f"HTTP 200, models: {', '.join(listed) if listed else '(none listed)'}",
+                }
+            )
         else:
             steps.append({"what": f"GET {models_url}", "ok": False, "detail": f"HTTP {status}"})
     except (OSError, http.client.HTTPException) as exc:
@@ -341,34 +393,61 @@ def _probe_openai(cfg: LLMConfig, *, timeout_s: float) -> ProbeResult:
     n_out = None
     try:
         client = OpenAIBackend(
-            base_url=cfg.base_url, model=cfg.model, api_key_env=cfg.api_key_env,
-            timeout_s=min(cfg.timeout_s, timeout_s), connect_timeout_s=cfg.connect_timeout_s,
-            retries=0, backoff_s=0.0, stream=cfg.stream, response_format=cfg.response_format,
-        )  # fmt: skip
+            base_url=cfg.base_url,
+            model=cfg.model,
+            api_key_env=cfg.api_key_env,
+            timeout_s=min(cfg.timeout_s, timeout_s),
+            connect_timeout_s=cfg.connect_timeout_s,
+            retries=0,
+            backoff_s=0.0,
+            stream=cfg.stream,
+            response_format=cfg.response_format,
+        )
         c = client.complete(PROBE_MESSAGES, max_tokens=PROBE_MAX_TOKENS, temperature=0.0, seed=cfg.seed)
         n_out = c.tokens_out
-        steps.append({"what": f"POST {client.url} ({PROBE_MAX_TOKENS} tokens)", "ok": True,
-                      "detail": f"{c.tokens_out} token(s) back"})  # fmt: skip
+        steps.append(
+            {
+                "what": f"POST {client.url} ({PROBE_MAX_TOKENS} tokens)",
+                "ok": True,
+                "detail": f"{c.tokens_out} token(s) back",
+            }
+        )
     except AlemsError as exc:
-        steps.append({"what": f"POST {base}/chat/completions ({PROBE_MAX_TOKENS} tokens)", "ok": False,
-                      "detail": exc.message})  # fmt: skip
+        steps.append(
+            {
+                "what": f"POST {base}/chat/completions ({PROBE_MAX_TOKENS} tokens)",
+                "ok": False,
+                "detail": exc.message,
+            }
+        )
     seconds = time.monotonic() - t0
     completion_ok = steps[-1]["ok"]
     if not completion_ok:
         tried = "; ".join(f"{s['what']} -> {s['detail']}" for s in steps)
         return ProbeResult(
-            backend="openai", model=cfg.model, status="error", seconds=seconds, steps=steps,
+            backend="openai",
+            model=cfg.model,
+            status="error",
+            seconds=seconds,
+            steps=steps,
             summary=f"the LLM server at {base} cannot serve the study: {tried}",
-            fix=(f"start an OpenAI-compatible server at {base} (llama.cpp: `llama-server -m MODEL.gguf --port 8080`; "
-                 "Ollama; vLLM), or set llm.base_url to one that runs"),
-        )  # fmt: skip
+            fix=(
+                f"start an OpenAI-compatible server at {base} (llama.cpp: `llama-server -m MODEL.gguf --port 8080`; "
+                "Ollama; vLLM), or set llm.base_url to one that runs"
+            ),
+        )
     note = ""
     if listed is not None and cfg.model not in listed:
         note = f"; note: {cfg.model!r} is not among the listed models (servers with one model often ignore the name)"
     return ProbeResult(
-        backend="openai", model=cfg.model, status="ok", seconds=seconds, steps=steps, tokens_out=n_out,
+        backend="openai",
+        model=cfg.model,
+        status="ok",
+        seconds=seconds,
+        steps=steps,
+        tokens_out=n_out,
         summary=f"server {base} answered with {n_out} token(s) in {seconds:.2f} s{note}",
-    )  # fmt: skip
+    )
 
 
 def probe(
@@ -413,14 +492,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.cmd == "probe-child":
         return probe_child_main(sys.stdin.read())
     record = write_build_record(
-        args.out, version=args.version, cpu_level=args.cpu_level, cmake_args=args.cmake_args,
-        flags_hash=args.flags_hash, wheel_dir=args.wheel_dir,
-    )  # fmt: skip
-    print(f"llama-cpp-python {record['version']} ({record['cpu_level']}, flags {record['flags_hash']}): "
-          f"{record['system_info'] or record['load_failure']}")  # fmt: skip
+        args.out,
+        version=args.version,
+        cpu_level=args.cpu_level,
+        cmake_args=args.cmake_args,
+        flags_hash=args.flags_hash,
+        wheel_dir=args.wheel_dir,
+    )
+    print(
+        f"llama-cpp-python {record['version']} ({record['cpu_level']}, flags {record['flags_hash']}): "
+        f"{record['system_info'] or record['load_failure']}"
+    )
     if record["load_failure"]:
-        print(f"warning: the library does not load here ({record['load_failure']}); {_crash_fix(record, record['host_cpu_flags'])}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"warning: the library does not load here ({record['load_failure']}); {_crash_fix(record, record['host_cpu_flags'])}",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -74,9 +74,7 @@ class ScriptedBackend:
         json_schema: dict[str, Any] | None = None,
     ) -> Completion:
         t0 = self._clock()
-        self.calls.append(
-            {"messages": messages, "max_tokens": max_tokens, "json_schema": json_schema}
-        )
+        self.calls.append({"messages": messages, "max_tokens": max_tokens, "json_schema": json_schema})
         reply = self._next(messages)
         if isinstance(reply, BaseException):
             raise reply

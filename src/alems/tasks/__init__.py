@@ -87,13 +87,17 @@ def _user_families(config: Mapping[str, Any] | None) -> dict[str, Mapping[str, A
         out = {}
         for entry in spec:
             if not isinstance(entry, Mapping) or "name" not in entry:
-                raise ConfigError("user_families entries need a name and a path",
-                                  fix="write user_families: {NAME: {path: FILE.jsonl, group: reasoning}}")
+                raise ConfigError(
+                    "user_families entries need a name and a path",
+                    fix="write user_families: {NAME: {path: FILE.jsonl, group: reasoning}}",
+                )
             out[str(entry["name"])] = entry
         return out
     if not isinstance(spec, Mapping):
-        raise ConfigError("user_families must be a mapping",
-                          fix="write user_families: {NAME: {path: FILE.jsonl, group: reasoning}}")
+        raise ConfigError(
+            "user_families must be a mapping",
+            fix="write user_families: {NAME: {path: FILE.jsonl, group: reasoning}}",
+        )
     return {str(k): v for k, v in spec.items()}
 
 
@@ -103,23 +107,34 @@ def get_family(name: str, config: Mapping[str, Any] | None = None) -> Family:
     if name in users:
         entry = users[name]
         if not isinstance(entry, Mapping) or "path" not in entry:
-            raise ConfigError(f"user family {name} has no path",
-                              fix=f"set user_families.{name}.path to a JSONL file")
+            raise ConfigError(
+                f"user family {name} has no path", fix=f"set user_families.{name}.path to a JSONL file"
+            )
         group = str(entry.get("group", "reasoning"))
         if group not in GROUPS:
-            raise ConfigError(f"user family {name}: group must be one of {GROUPS}, got {group!r}",
-                              fix=f"set user_families.{name}.group to reasoning or tool")
+            raise ConfigError(
+                f"user family {name}: group must be one of {GROUPS}, got {group!r}",
+                fix=f"set user_families.{name}.group to reasoning or tool",
+            )
         tools = tuple(entry.get("tools", ("calculator",)))
-        return load_jsonl_family(name, entry["path"], group, tools=tools,
-                                 fmt=str(entry.get("format", "alems")), columns=entry.get("columns"))
+        return load_jsonl_family(
+            name,
+            entry["path"],
+            group,
+            tools=tools,
+            fmt=str(entry.get("format", "alems")),
+            columns=entry.get("columns"),
+        )
     if name in _CURATED:
         return load_packaged_family(name, group="reasoning", description=_CURATED[name])
     if name in _GENERATED:
         group, gen, desc = _GENERATED[name]
         return Family(name=name, group=group, generator=gen, description=desc)
     known = ", ".join([*FAMILIES, *users])
-    raise ConfigError(f"unknown task family {name!r}",
-                      fix=f"use one of: {known}; or declare it under user_families in config")
+    raise ConfigError(
+        f"unknown task family {name!r}",
+        fix=f"use one of: {known}; or declare it under user_families in config",
+    )
 
 
 def describe_families(config: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -130,8 +145,15 @@ def describe_families(config: Mapping[str, Any] | None = None) -> list[dict[str,
     for name in [*FAMILIES, *_user_families(config)]:
         fam = get_family(name, config)
         first = fam.generate(0, 1)
-        rows.append({"family": name, "group": fam.group, "tools": list(first[0].tools) if first else [],
-                     "size": fam.size, "description": fam.description})
+        rows.append(
+            {
+                "family": name,
+                "group": fam.group,
+                "tools": list(first[0].tools) if first else [],
+                "size": fam.size,
+                "description": fam.description,
+            }
+        )
     return rows
 
 

@@ -52,12 +52,22 @@ def _c_sum(rng):
 
 
 def _c_grouped(rng):
-    a, b, c, d = _ri(rng, 10**5, 10**8), _ri(rng, 10**5, 10**8), _ri(rng, 10**4, 10**6), _ri(rng, 10**2, 10**4)
+    a, b, c, d = (
+        _ri(rng, 10**5, 10**8),
+        _ri(rng, 10**5, 10**8),
+        _ri(rng, 10**4, 10**6),
+        _ri(rng, 10**2, 10**4),
+    )
     return f"({a} + {b}) * ({c} - {d})", (a + b) * (c - d)
 
 
 CALC: tuple[Callable[[np.random.Generator], tuple[str, int]], ...] = (
-    _c_product, _c_product_plus, _c_diff_products, _c_power, _c_sum, _c_grouped,
+    _c_product,
+    _c_product_plus,
+    _c_diff_products,
+    _c_power,
+    _c_sum,
+    _c_grouped,
 )
 
 

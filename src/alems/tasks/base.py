@@ -99,8 +99,9 @@ class Family:
         """The same checker for both modes. ``workdir`` is the attempt's sandbox (file goals)."""
         return judge(goal, answer, workdir).success
 
-    def judge(self, goal: Goal, answer: str | None, workdir: str | Path | None = None, *,
-              truncated: bool = False) -> Verdict:
+    def judge(
+        self, goal: Goal, answer: str | None, workdir: str | Path | None = None, *, truncated: bool = False
+    ) -> Verdict:
         """:meth:`check` with its reason (``alems.tasks.checkers.judge``)."""
         return judge(goal, answer, workdir, truncated=truncated)
 

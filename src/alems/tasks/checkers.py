@@ -101,18 +101,58 @@ _ALTERNATIVE_NEXT = re.compile(
     r"^\s*[%a-zA-Z$€£]{0,12}\s*(?:,|\bor\b|\band\b|/|-|–|\bto\b)\s*(?:maybe\s+|perhaps\s+)?[$€£]?\s*(?=[-\u2212]?\d)"
 )
 _NEGATION_WORDS = {"not", "never", "neither", "nor", "isnt", "arent", "wasnt", "cannot", "t", "no"}
-_FILLER = {"it", "is", "was", "be", "maybe", "perhaps", "possibly", "probably", "either", "i", "think",
-           "guess", "would", "say", "could", "answer", "final", "s"}
+_FILLER = {
+    "it",
+    "is",
+    "was",
+    "be",
+    "maybe",
+    "perhaps",
+    "possibly",
+    "probably",
+    "either",
+    "i",
+    "think",
+    "guess",
+    "would",
+    "say",
+    "could",
+    "answer",
+    "final",
+    "s",
+}
 
 _UNITS = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
-    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
-    "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
-    "seventeen": 17, "eighteen": 18, "nineteen": 19,
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
 }
 _TENS = {
-    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50,
-    "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
 }
 _SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
 _ARTICLES = {"a", "an", "the"}
@@ -142,7 +182,7 @@ def answer_segment(answer: str) -> Segment:
         return Segment(last_box.group(1), True, True)
     if last is None:
         return Segment(text, False, True)
-    rest = text[last.end():]
+    rest = text[last.end() :]
     lines = rest.split("\n")
     first = lines[0].strip(_STRIP)
     if first:
@@ -241,14 +281,14 @@ def read_number(segment: str) -> NumberReading:
         worded = parse_number_words(clause)
         return NumberReading(worded)
     m = matches[0]
-    after = clause[m.end():]
+    after = clause[m.end() :]
     if _OPERATOR_NEXT.match(after) and "=" in after:
         eq = after.index("=")
-        res = _NUMBER.search(after[eq + 1:])
+        res = _NUMBER.search(after[eq + 1 :])
         if res is not None:
             base = m.end() + eq + 1
             m = _NUMBER.match(clause, base + res.start())  # type: ignore[assignment]
-            after = clause[m.end():]
+            after = clause[m.end() :]
     value = _to_decimal(m)
     before = _words_before(clause[: m.start()])
     if any(w in _NEGATION_WORDS for w in before[-2:]):
@@ -381,7 +421,10 @@ def _offers_alternatives(segment: str, correct: tuple[str, ...]) -> bool:
 
 
 def judge_string_segment(
-    segment: str, expected: str, aliases: tuple[str, ...] | list[str] = (), choices: tuple[str, ...] | list[str] = ()
+    segment: str,
+    expected: str,
+    aliases: tuple[str, ...] | list[str] = (),
+    choices: tuple[str, ...] | list[str] = (),
 ) -> Verdict:
     """Judge an answer segment against a string ``expected`` (module docstring, *Strings*)."""
     m = _STRING_SENTENCE_END.search(segment)
@@ -399,8 +442,11 @@ def judge_string_segment(
         if p and hit is None:
             hit = c
         plain, negated = plain or p, negated or n
-    other_named = [c for c in others if _mentions(segment, c, neg_words)[0]
-                   and not any(contains_phrase(c, k) for k in correct)]
+    other_named = [
+        c
+        for c in others
+        if _mentions(segment, c, neg_words)[0] and not any(contains_phrase(c, k) for k in correct)
+    ]
     if plain:
         if other_named or _offers_alternatives(segment, correct):
             return Verdict(False, "ambiguous", hit)
@@ -488,7 +534,9 @@ def _expected_of(goal: Goal) -> str:
     return goal.expected
 
 
-def judge(goal: Goal, answer: str | None, workdir: str | Path | None = None, *, truncated: bool = False) -> Verdict:
+def judge(
+    goal: Goal, answer: str | None, workdir: str | Path | None = None, *, truncated: bool = False
+) -> Verdict:
     """The checker for every family, with its reason: dispatch on ``goal.answer_kind``.
 
     ``truncated`` says the call that produced ``answer`` stopped at its token cap. For a
@@ -498,8 +546,13 @@ def judge(goal: Goal, answer: str | None, workdir: str | Path | None = None, *, 
         raise ValueError(f"unknown answer_kind {kind!r}")
     if kind == "db" and not (goal.db_sql and goal.db_query):
         raise ValueError(f"goal {goal.goal_id} is a db goal without db_sql/db_query")
-    common = {"value_kind": goal.value_kind, "aliases": tuple(goal.aliases), "choices": tuple(goal.choices),
-              "rel_tol": goal.rel_tol, "abs_tol": goal.abs_tol}
+    common = {
+        "value_kind": goal.value_kind,
+        "aliases": tuple(goal.aliases),
+        "choices": tuple(goal.choices),
+        "rel_tol": goal.rel_tol,
+        "abs_tol": goal.abs_tol,
+    }
     if kind == "file":
         if not goal.output_file:
             raise ValueError(f"goal {goal.goal_id} is a file goal without output_file")

@@ -85,29 +85,45 @@ Question = tuple[str, str, str, tuple[str, ...]]
 def _q_units_region(rng, rows):
     regions = sorted({r.region for r in rows})
     region = regions[int(rng.integers(len(regions)))]
-    return (f"What is the total number of units sold in the {region} region?",
-            f"SELECT SUM(units) FROM orders WHERE region = '{region}'", "numeric", ())
+    return (
+        f"What is the total number of units sold in the {region} region?",
+        f"SELECT SUM(units) FROM orders WHERE region = '{region}'",
+        "numeric",
+        (),
+    )
 
 
 def _q_count_product(rng, rows):
     prods = sorted({r.product for r in rows})
     p = prods[int(rng.integers(len(prods)))]
-    return (f"How many orders are for the product {p}?",
-            f"SELECT COUNT(*) FROM orders WHERE product = '{p}'", "numeric", ())
+    return (
+        f"How many orders are for the product {p}?",
+        f"SELECT COUNT(*) FROM orders WHERE product = '{p}'",
+        "numeric",
+        (),
+    )
 
 
 def _q_revenue_rep(rng, rows):
     reps = sorted({r.rep for r in rows})
     rep = reps[int(rng.integers(len(reps)))]
-    return (f"What is the total revenue (units times price, summed over orders) of the sales rep {rep}?",
-            f"SELECT SUM(units * price) FROM orders WHERE rep = '{rep}'", "numeric", ())
+    return (
+        f"What is the total revenue (units times price, summed over orders) of the sales rep {rep}?",
+        f"SELECT SUM(units * price) FROM orders WHERE rep = '{rep}'",
+        "numeric",
+        (),
+    )
 
 
 def _q_max_price_region(rng, rows):
     regions = sorted({r.region for r in rows})
     region = regions[int(rng.integers(len(regions)))]
-    return (f"What is the highest price of any order in the {region} region?",
-            f"SELECT MAX(price) FROM orders WHERE region = '{region}'", "numeric", ())
+    return (
+        f"What is the highest price of any order in the {region} region?",
+        f"SELECT MAX(price) FROM orders WHERE region = '{region}'",
+        "numeric",
+        (),
+    )
 
 
 def _q_top_rep_units(rng, rows) -> Question | None:
@@ -117,21 +133,31 @@ def _q_top_rep_units(rng, rows) -> Question | None:
     ranked = sorted(totals.values(), reverse=True)
     if len(ranked) > 1 and ranked[0] == ranked[1]:
         return None  # tie: no unique answer
-    return ("Which sales rep sold the most units in total? Give the rep's name.",
-            "SELECT rep FROM orders GROUP BY rep ORDER BY SUM(units) DESC LIMIT 1",
-            "string", tuple(sorted(totals)))
+    return (
+        "Which sales rep sold the most units in total? Give the rep's name.",
+        "SELECT rep FROM orders GROUP BY rep ORDER BY SUM(units) DESC LIMIT 1",
+        "string",
+        tuple(sorted(totals)),
+    )
 
 
 def _q_units_rep_product(rng, rows):
     r = rows[int(rng.integers(len(rows)))]
-    return (f"How many units of {r.product} did {r.rep} sell in total?",
-            f"SELECT SUM(units) FROM orders WHERE rep = '{r.rep}' AND product = '{r.product}'",
-            "numeric", ())
+    return (
+        f"How many units of {r.product} did {r.rep} sell in total?",
+        f"SELECT SUM(units) FROM orders WHERE rep = '{r.rep}' AND product = '{r.product}'",
+        "numeric",
+        (),
+    )
 
 
 QUESTIONS: tuple[Callable[..., Question | None], ...] = (
-    _q_units_region, _q_count_product, _q_revenue_rep, _q_max_price_region,
-    _q_top_rep_units, _q_units_rep_product,
+    _q_units_region,
+    _q_count_product,
+    _q_revenue_rep,
+    _q_max_price_region,
+    _q_top_rep_units,
+    _q_units_rep_product,
 )
 
 
@@ -186,4 +212,3 @@ def generate_tg_single_db(seed: int, n: int) -> list[Goal]:
 
 def generate_tg_sequential_2(seed: int, n: int) -> list[Goal]:
     return _generate("tg_sequential_2", seed, n)
-

@@ -39,8 +39,10 @@ _GSM8K_ANSWER = re.compile(r"####\s*(.+?)\s*$", re.DOTALL)
 
 
 def _fix(name: str) -> str:
-    return (f"set user_families.{name}.format to one of {', '.join(FORMATS)}; for jsonl/parquet add "
-            f"columns: {{question: COL, answer: COL}} (optional id, choices, aliases)")
+    return (
+        f"set user_families.{name}.format to one of {', '.join(FORMATS)}; for jsonl/parquet add "
+        f"columns: {{question: COL, answer: COL}} (optional id, choices, aliases)"
+    )
 
 
 def parse_gsm8k(text: str, *, family: str, source: str, tools: Sequence[str] = ()) -> list[Goal]:
@@ -102,7 +104,11 @@ def _as_list(value: Any) -> list[str]:
 
 
 def goals_from_records(
-    records: Sequence[Mapping[str, Any]], columns: Mapping[str, Any], *, family: str, source: str,
+    records: Sequence[Mapping[str, Any]],
+    columns: Mapping[str, Any],
+    *,
+    family: str,
+    source: str,
     tools: Sequence[str] = (),
 ) -> list[Goal]:
     """Rows of a table (dicts) to goals through a column mapping (module docstring)."""
@@ -123,11 +129,15 @@ def goals_from_records(
         where = f"{source}: row {row_no}"
         absent = [c for c in needed if c not in rec]
         if absent:
-            raise ConfigError(f"{where}: no column(s) {absent}; it has {sorted(rec)}",
-                              f"map user_families.{family}.columns to columns the file has")
+            raise ConfigError(
+                f"{where}: no column(s) {absent}; it has {sorted(rec)}",
+                f"map user_families.{family}.columns to columns the file has",
+            )
         gid = str(rec[cols["id"]]) if "id" in cols else f"{family}-{row_no:05d}"
         if gid in seen:
-            raise ConfigError(f"{where}: duplicate id {gid!r}", "map columns.id to a column with unique values")
+            raise ConfigError(
+                f"{where}: duplicate id {gid!r}", "map columns.id to a column with unique values"
+            )
         seen.add(gid)
         if isinstance(choice_cols, list):
             choices = [str(rec[c]) for c in choice_cols if rec[c] is not None]
@@ -141,14 +151,22 @@ def goals_from_records(
         if choices:
             question += "\nChoices: " + "; ".join(choices)
         if choices and str(answer) not in choices:
-            raise ConfigError(f"{where}: answer {answer!r} is not one of the choices {choices}",
-                              "map columns.answer to the column that holds the correct choice's text")
+            raise ConfigError(
+                f"{where}: answer {answer!r} is not one of the choices {choices}",
+                "map columns.answer to the column that holds the correct choice's text",
+            )
         kind = "numeric" if is_number(answer) and not choices else "string"
         goals.append(
             Goal(
-                family=family, goal_id=gid, prompt=question, expected=str(answer).replace(",", "")
-                if kind == "numeric" else str(answer), answer_kind=kind, value_kind=kind,
-                aliases=tuple(aliases), choices=tuple(choices), tools=tuple(tools),
+                family=family,
+                goal_id=gid,
+                prompt=question,
+                expected=str(answer).replace(",", "") if kind == "numeric" else str(answer),
+                answer_kind=kind,
+                value_kind=kind,
+                aliases=tuple(aliases),
+                choices=tuple(choices),
+                tools=tuple(tools),
             )
         )
     if not goals:
@@ -164,22 +182,32 @@ def read_records(path: Path, fmt: str) -> list[dict[str, Any]]:
         try:
             df = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises several types for a bad file
-            raise ConfigError(f"{path}: cannot read as Parquet ({type(exc).__name__}: {exc})",
-                              "point the family at a Parquet file, or set format: jsonl") from None
+            raise ConfigError(
+                f"{path}: cannot read as Parquet ({type(exc).__name__}: {exc})",
+                "point the family at a Parquet file, or set format: jsonl",
+            ) from None
         return df.to_dict("records")
     fix = "one JSON object per line"
     return [item for _, item in json_lines(path.read_text(encoding="utf-8"), source=str(path), fix=fix)]
 
 
-def load_goals(name: str, path: str | Path, fmt: str = "alems", *, columns: Mapping[str, Any] | None = None,
-               tools: Sequence[str] = ()) -> list[Goal]:
+def load_goals(
+    name: str,
+    path: str | Path,
+    fmt: str = "alems",
+    *,
+    columns: Mapping[str, Any] | None = None,
+    tools: Sequence[str] = (),
+) -> list[Goal]:
     """The goals of a user family file in format ``fmt``."""
     if fmt not in FORMATS:
         raise ConfigError(f"user family {name}: unknown format {fmt!r}", _fix(name))
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"family {name}: file {p} not found",
-                          fix="point the family's path at a data file (relative paths are from the working directory)")
+        raise ConfigError(
+            f"family {name}: file {p} not found",
+            fix="point the family's path at a data file (relative paths are from the working directory)",
+        )
     if fmt in ("jsonl", "parquet"):
         if columns is None:
             raise ConfigError(f"user family {name}: format {fmt} needs a columns mapping", _fix(name))

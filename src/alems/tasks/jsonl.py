@@ -53,9 +53,7 @@ def json_lines(text: str, *, source: str, fix: str) -> Iterator[tuple[int, dict[
         yield lineno, item
 
 
-def parse_items(
-    text: str, *, family: str, source: str, tools: Sequence[str] = ()
-) -> list[Goal]:
+def parse_items(text: str, *, family: str, source: str, tools: Sequence[str] = ()) -> list[Goal]:
     """Parse JSONL text into goals. Errors name the file, the line and the fix."""
     goals: list[Goal] = []
     seen: set[str] = set()
@@ -97,13 +95,13 @@ def parse_items(
     return goals
 
 
-def family_from_items(
-    name: str, group: str, items: list[Goal], *, description: str = ""
-) -> Family:
+def family_from_items(name: str, group: str, items: list[Goal], *, description: str = "") -> Family:
     """A :class:`Family` that samples from a fixed list of goals."""
     if group not in GROUPS:
-        raise ConfigError(f"family {name}: group must be one of {GROUPS}, got {group!r}",
-                          fix="set group: reasoning or group: tool")
+        raise ConfigError(
+            f"family {name}: group must be one of {GROUPS}, got {group!r}",
+            fix="set group: reasoning or group: tool",
+        )
     frozen = tuple(items)
 
     def generate(seed: int, n: int) -> list[Goal]:
@@ -136,11 +134,17 @@ def load_jsonl_family(
     from alems.tasks.formats import load_goals
 
     items = load_goals(name, path, fmt, columns=columns, tools=tools)
-    return family_from_items(name, group, items, description=description or f"user family from {path} ({fmt})")
+    return family_from_items(
+        name, group, items, description=description or f"user family from {path} ({fmt})"
+    )
 
 
-def load_packaged_family(name: str, *, group: str, tools: Sequence[str] = (), description: str = "") -> Family:
+def load_packaged_family(
+    name: str, *, group: str, tools: Sequence[str] = (), description: str = ""
+) -> Family:
     """A curated family shipped as ``alems/tasks/data/{name}.jsonl``."""
     ref = resources.files("alems.tasks") / "data" / f"{name}.jsonl"
-    items = parse_items(ref.read_text(encoding="utf-8"), family=name, source=f"tasks/data/{name}.jsonl", tools=tools)
+    items = parse_items(
+        ref.read_text(encoding="utf-8"), family=name, source=f"tasks/data/{name}.jsonl", tools=tools
+    )
     return family_from_items(name, group, items, description=description)

@@ -35,14 +35,38 @@ RELATIONS = (  # (comparative, superlative-top, superlative-bottom)
 NONSENSE = ("blickets", "wugs", "daxes", "feps", "toves", "zorbs", "glims", "snarks", "plonks", "vorns")
 COLOURS = ("red", "green", "blue", "yellow", "white", "black")
 CONDITIONS = (
-    ("it rains", "the street gets wet", "it rained", "the street got wet",
-     "it did not rain", "the street did not get wet"),
-    ("the alarm rings", "Sam wakes up", "the alarm rang", "Sam woke up",
-     "the alarm did not ring", "Sam did not wake up"),
-    ("the switch is on", "the lamp glows", "the switch was on", "the lamp glowed",
-     "the switch was not on", "the lamp did not glow"),
-    ("Mia studies", "Mia passes the test", "Mia studied", "Mia passed the test",
-     "Mia did not study", "Mia did not pass the test"),
+    (
+        "it rains",
+        "the street gets wet",
+        "it rained",
+        "the street got wet",
+        "it did not rain",
+        "the street did not get wet",
+    ),
+    (
+        "the alarm rings",
+        "Sam wakes up",
+        "the alarm rang",
+        "Sam woke up",
+        "the alarm did not ring",
+        "Sam did not wake up",
+    ),
+    (
+        "the switch is on",
+        "the lamp glows",
+        "the switch was on",
+        "the lamp glowed",
+        "the switch was not on",
+        "the lamp did not glow",
+    ),
+    (
+        "Mia studies",
+        "Mia passes the test",
+        "Mia studied",
+        "Mia passed the test",
+        "Mia did not study",
+        "Mia did not pass the test",
+    ),
 )
 YES_NO = ("yes", "no")
 _SALT = 21

@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
-from itertools import product
+from itertools import pairwise, product
 
 import numpy as np
 
@@ -40,7 +40,12 @@ NAMES_F = ("Maria", "Aisha", "Lena", "Priya", "Sofia", "Fatima", "Zara", "Maya",
 NAMES_M = ("Tom", "Kenji", "Omar", "Diego", "Liam", "Chen", "Noah", "Ivan", "Samuel", "Ravi")
 ITEMS = ("stickers", "marbles", "stamps", "shells", "trading cards", "pencils", "beads", "coins")
 FRACTION_WORDS = {2: "half", 3: "a third", 4: "a quarter", 5: "a fifth", 6: "a sixth"}
-FRACTION2_WORDS = {(2, 3): "two thirds", (3, 4): "three quarters", (2, 5): "two fifths", (3, 5): "three fifths"}
+FRACTION2_WORDS = {
+    (2, 3): "two thirds",
+    (3, 4): "three quarters",
+    (2, 5): "two fifths",
+    (3, 5): "three fifths",
+}
 PERCENTS = (10, 20, 25, 40, 50, 60, 75)
 MULT_WORDS = {2: "twice", 3: "three times"}
 MAX_DRAWS = 400
@@ -48,10 +53,19 @@ MAX_VALUE = 100_000
 
 #: Arithmetic steps of each operation.
 OPS: dict[str, int] = {
-    "gain": 1, "lose": 1, "scale": 1, "split": 1,
-    "gain_rate": 2, "lose_rate": 2, "lose_pct": 2, "gain_pct": 2,
-    "lose_frac": 2, "gain_unit": 2, "lose_unit": 2, "lose_frac2": 3,
-}  # fmt: skip
+    "gain": 1,
+    "lose": 1,
+    "scale": 1,
+    "split": 1,
+    "gain_rate": 2,
+    "lose_rate": 2,
+    "lose_pct": 2,
+    "gain_pct": 2,
+    "lose_frac": 2,
+    "gain_unit": 2,
+    "lose_unit": 2,
+    "lose_frac2": 3,
+}
 #: Extra steps of each question form.
 QUESTIONS: dict[str, int] = {"now": 0, "short": 1, "each": 1, "compare": 2}
 STEP_RANGES: dict[str, tuple[int, int, int, int]] = {
@@ -81,7 +95,11 @@ DOMAINS: dict[str, Domain] = {
     "money": Domain(
         name="money",
         init="{n} has ${v} saved in a jar.",
-        init_range=(20, 400), amount=(3, 90), rate=(4, 25), unit=20, unit_count=(1, 5),
+        init_range=(20, 400),
+        amount=(3, 90),
+        rate=(4, 25),
+        unit=20,
+        unit_count=(1, 5),
         ops={
             "gain": "{P} earns ${x} for walking a neighbour's dog.",
             "lose": "{P} spends ${x} on a concert ticket.",
@@ -100,7 +118,7 @@ DOMAINS: dict[str, Domain] = {
             "now": "How many dollars does {n} have now?",
             "short": "{n} wants to buy a lamp that costs ${T}. How many more dollars does {p} need?",
             "each": "{n} puts all the money into {k} envelopes with the same amount in each. "
-                    "How many dollars go in each envelope?",
+            "How many dollars go in each envelope?",
             "compare": "{f} has {k} times as much money as {n} has now. How many dollars do they have together?",
         },
         distractors=(
@@ -113,7 +131,11 @@ DOMAINS: dict[str, Domain] = {
     "items": Domain(
         name="items",
         init="{n} has {v} {it}.",
-        init_range=(12, 300), amount=(2, 60), rate=(3, 15), unit=12, unit_count=(1, 5),
+        init_range=(12, 300),
+        amount=(2, 60),
+        rate=(3, 15),
+        unit=12,
+        unit_count=(1, 5),
         ops={
             "gain": "{P} gets {x} more {it} from a classmate.",
             "lose": "{P} loses {x} {it} on the bus.",
@@ -132,7 +154,7 @@ DOMAINS: dict[str, Domain] = {
             "now": "How many {it} does {n} have now?",
             "short": "{n} wants a collection of {T} {it}. How many more {it} does {p} need?",
             "each": "{n} puts all of {pos} {it} into {k} boxes with the same number in each. "
-                    "How many {it} are in each box?",
+            "How many {it} are in each box?",
             "compare": "{f} has {k} times as many {it} as {n} has now. How many {it} do they have together?",
         },
         distractors=(
@@ -145,7 +167,11 @@ DOMAINS: dict[str, Domain] = {
     "juice": Domain(
         name="juice",
         init="A jug contains {v} millilitres of juice.",
-        init_range=(300, 3000), amount=(20, 400), rate=(50, 300), unit=1000, unit_count=(1, 2),
+        init_range=(300, 3000),
+        amount=(20, 400),
+        rate=(50, 300),
+        unit=1000,
+        unit_count=(1, 2),
         ops={
             "gain": "{n} pours in another {x} millilitres.",
             "lose": "{n} drinks {x} millilitres.",
@@ -157,7 +183,7 @@ DOMAINS: dict[str, Domain] = {
             "lose_frac2": "Guests drink {frac} of the juice.",
             "scale": "{n} mixes in water until the jug holds {mult} as much liquid as before.",
             "split": "{n} pours the juice equally into {k} bottles, gives away {k1} of them and "
-                     "pours the last one back into the jug.",
+            "pours the last one back into the jug.",
             "gain_unit": "{n} adds {k} {litres} of juice from cartons.",
             "lose_unit": "The family drinks {k} {litres} at lunch.",
         },
@@ -166,7 +192,7 @@ DOMAINS: dict[str, Domain] = {
             "short": "The jug is full when it holds {T} millilitres. How many more millilitres are needed to fill it?",
             "each": "{n} pours all of it equally into {k} glasses. How many millilitres go in each glass?",
             "compare": "A second jug holds {k} times as much as the first jug holds now. "
-                       "How many millilitres do the two jugs hold together?",
+            "How many millilitres do the two jugs hold together?",
         },
         distractors=(
             "The jug is {d} centimetres tall.",
@@ -178,7 +204,11 @@ DOMAINS: dict[str, Domain] = {
     "time": Domain(
         name="time",
         init="{n} has {v} minutes of free time on Saturday.",
-        init_range=(120, 720), amount=(10, 90), rate=(10, 45), unit=60, unit_count=(1, 3),
+        init_range=(120, 720),
+        amount=(10, 90),
+        rate=(10, 45),
+        unit=60,
+        unit_count=(1, 3),
         ops={
             "gain": "A cancelled lesson gives {obj} {x} more minutes.",
             "lose": "{P} spends {x} minutes tidying {pos} room.",
@@ -194,7 +224,7 @@ DOMAINS: dict[str, Domain] = {
             "now": "How many minutes of free time does {n} have left?",
             "short": "{n} wants {T} minutes for a puzzle. How many more minutes would {p} need?",
             "each": "{n} splits the free time that is left equally among {k} games. "
-                    "How many minutes does {p} spend on each game?",
+            "How many minutes does {p} spend on each game?",
         },
         distractors=(
             "The museum opened {d} years ago.",
@@ -232,7 +262,7 @@ def catalogue(family: str) -> tuple[Structure, ...]:
         ops = [o for o in OPS if o in dom.ops]
         for n_ops in range(min_ops, max_ops + 1):
             for seq in product(ops, repeat=n_ops):
-                if any(a == b for a, b in zip(seq, seq[1:], strict=False)):
+                if any(a == b for a, b in pairwise(seq)):
                     continue
                 for q in QUESTIONS:
                     if q not in dom.questions:
@@ -278,8 +308,11 @@ def _apply(rng: np.random.Generator, dom: Domain, op: str, v: Fraction) -> tuple
         return {"k": k, "k1": k - 1}, v / k
     if op in ("gain_unit", "lose_unit"):
         k = _ri(rng, *dom.unit_count)
-        words = {"litres": "litre" if k == 1 else "litres", "hours": "hour" if k == 1 else "hours",
-                 "bills": "bill" if k == 1 else "bills"}
+        words = {
+            "litres": "litre" if k == 1 else "litres",
+            "hours": "hour" if k == 1 else "hours",
+            "bills": "bill" if k == 1 else "bills",
+        }
         return {"k": k, **words}, v + k * dom.unit if op == "gain_unit" else v - k * dom.unit
     raise ValueError(f"unknown operation {op!r}")  # pragma: no cover
 
@@ -303,10 +336,15 @@ def _is_ok(v: Fraction) -> bool:
     return v.denominator == 1 and 0 < v <= MAX_VALUE
 
 
-def _draw(rng: np.random.Generator, s: Structure) -> tuple[list[dict[str, object]], dict[str, object], int, int] | None:
+def _draw(
+    rng: np.random.Generator, s: Structure
+) -> tuple[list[dict[str, object]], dict[str, object], int, int] | None:
     """One attempt at numbers for ``s``: (op fields, question fields, start, answer) or None."""
     dom = DOMAINS[s.domain]
-    divisive = any(o in ("lose_pct", "gain_pct", "lose_frac", "lose_frac2", "split") for o in s.ops) or s.question == "each"
+    divisive = (
+        any(o in ("lose_pct", "gain_pct", "lose_frac", "lose_frac2", "split") for o in s.ops)
+        or s.question == "each"
+    )
     grain = 60 if divisive else 1
     lo, hi = dom.init_range
     start = _ri(rng, max(1, lo // grain), max(1, hi // grain)) * grain
@@ -330,8 +368,17 @@ def _people(rng: np.random.Generator) -> dict[str, str]:
     others = [x for x in (*NAMES_F, *NAMES_M) if x != n]
     f = others[int(rng.integers(len(others)))]
     p, pos, obj = ("she", "her", "her") if female else ("he", "his", "him")
-    return {"n": n, "f": f, "p": p, "P": p.capitalize(), "pos": pos, "Pos": f"{n}'s", "obj": obj,
-            "refl": "herself" if female else "himself", "it": ITEMS[int(rng.integers(len(ITEMS)))]}
+    return {
+        "n": n,
+        "f": f,
+        "p": p,
+        "P": p.capitalize(),
+        "pos": pos,
+        "Pos": f"{n}'s",
+        "obj": obj,
+        "refl": "herself" if female else "himself",
+        "it": ITEMS[int(rng.integers(len(ITEMS)))],
+    }
 
 
 @dataclass(frozen=True)
@@ -358,8 +405,15 @@ def make_problem(rng: np.random.Generator, family: str) -> WordProblem:
     raise RuntimeError(f"no structure of {family} could be drawn")  # pragma: no cover
 
 
-def _render(rng: np.random.Generator, s: Structure, who: dict[str, str], fields: list[dict[str, object]],
-            qf: dict[str, object], start: int, answer: int) -> WordProblem:
+def _render(
+    rng: np.random.Generator,
+    s: Structure,
+    who: dict[str, str],
+    fields: list[dict[str, object]],
+    qf: dict[str, object],
+    start: int,
+    answer: int,
+) -> WordProblem:
     dom = DOMAINS[s.domain]
     sentences = [dom.init.format(v=start, **who)]
     for op, f in zip(s.ops, fields, strict=True):
@@ -376,4 +430,3 @@ def _render(rng: np.random.Generator, s: Structure, who: dict[str, str], fields:
 
 def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
-
