@@ -47,7 +47,7 @@ CORES       ?= 1
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,lint]'
 	touch $@
 
 setup: $(VENV)/.installed
@@ -98,7 +98,12 @@ run: $(LLAMA_STAMP) resources/models/$(MODEL).gguf
 bench: $(LLAMA_STAMP) resources/models/$(TEST_MODEL).gguf resources/models/$(MODEL).gguf
 	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+## lint: the Python (ruff format, ruff check, mypy on src/) and the workflow (dry run, snakemake --lint, snakefmt)
+PY_FILES    := src tests workflow/scripts benchmarks
 lint: $(VENV)/.installed
+	$(BIN)/ruff format --check $(PY_FILES)
+	$(BIN)/ruff check $(PY_FILES)
+	$(BIN)/mypy
 	$(BIN)/snakemake -n --quiet
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check Snakefile workflow/rules

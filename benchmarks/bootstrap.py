@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from alems.contracts import BUILTIN_FAMILIES as KNOWN_FAMILIES
 from alems.metrics import (
-    KNOWN_FAMILIES,
     MetricsConfig,
     bootstrap_scope,
     group_of,

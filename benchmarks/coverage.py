@@ -56,7 +56,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, logit
 
-from alems.metrics import KNOWN_FAMILIES, POOLED_ESTIMANDS, MetricsConfig, ooi_from_executions
+from alems.contracts import BUILTIN_FAMILIES as KNOWN_FAMILIES
+from alems.contracts import POOLED_ESTIMANDS
+from alems.metrics import MetricsConfig, ooi_from_executions
 
 ENERGY_SD = 0.4  # goal-level energy factor (log sd)
 SUCCESS_SD = 2.0  # goal-level success shift (logit sd): reps of a goal mostly agree

@@ -10,8 +10,6 @@ import pandas as pd
 import pytest
 
 from alems.accounting import (
-    EXTRA_COLUMNS,
-    GOALS_COLUMNS,
     AccountingConfig,
     AccountingInputError,
     CounterSeries,
@@ -21,6 +19,8 @@ from alems.accounting import (
     energy_source_of,
     write_goals,
 )
+from alems.contracts import GOALS_COLUMNS
+from alems.contracts import GOALS_EXTRA_COLUMNS as EXTRA_COLUMNS
 from alems.energy.base import Domain
 from alems.errors import ConfigError
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from alems.agents import (
-    OUTCOME_COLUMNS,
+    ATTEMPT_FIELDS,
     AgentConfig,
     EventLog,
     execute_family,
@@ -515,7 +515,7 @@ def test_run_family_outputs_and_determinism(tmp_path) -> None:
     s1 = run(tmp_path / "a")
     s2 = run(tmp_path / "b")
     df = pd.read_csv(tmp_path / "a" / "attempts.csv")
-    assert tuple(df.columns) == OUTCOME_COLUMNS
+    assert tuple(df.columns) == ATTEMPT_FIELDS
     assert len(df[df.final_attempt]) == 6 * 2 * 2
     assert (tmp_path / "a" / "events.jsonl").read_text() == (tmp_path / "b" / "events.jsonl").read_text()
     assert df.equals(pd.read_csv(tmp_path / "b" / "attempts.csv"))

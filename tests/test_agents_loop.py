@@ -270,7 +270,7 @@ def test_answer_cap_config() -> None:
 
 # --------------------------------------------------------------------------- goals.csv and epg.csv columns
 def test_new_columns_reach_goals_and_epg(tmp_path) -> None:
-    from alems.accounting import TASK_COLUMNS
+    from alems.contracts import GOALS_TASK_COLUMNS as TASK_COLUMNS
     from alems.metrics import MetricsConfig, epg_table
     from alems.study import run_with_energy
 

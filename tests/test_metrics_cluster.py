@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from alems.cli import main
+from alems.contracts import GOALS_REQUIRED
 from alems.errors import ConfigError
 from alems.metrics import (
-    GOALS_REQUIRED,
     OOI_STAT_COLUMNS,
     MetricsConfig,
     bootstrap_scope,

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from alems.cli import main
+from alems.contracts import ENERGY_LAYERS
 from alems.errors import ConfigError
-from alems.metrics import ENERGY_LAYERS, MetricsConfig, compute_layer_tables, compute_tables
+from alems.metrics import MetricsConfig, compute_layer_tables, compute_tables
 
 ORIGINAL_COLUMNS = (
     "family",

@@ -143,8 +143,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
 
 
 def test_smoke_run_outputs_and_schemas(smoke_run: dict[str, Any]) -> None:
-    from alems.accounting import GOALS_COLUMNS
-    from alems.agents.events import KINDS
+    from alems.contracts import EVENT_KINDS, GOALS_COLUMNS
     from alems.energy.sampler import read_samples
     from alems.metrics import EPG_COLUMNS, OOI_COLUMNS
 
@@ -178,7 +177,7 @@ def test_smoke_run_outputs_and_schemas(smoke_run: dict[str, Any]) -> None:
         # the job's package energy spans at least one wrap of the 10 J counter: wrap tracking works
         assert df["package-0"].iloc[-1] - df["package-0"].iloc[0] > RANGE_UJ / 1e6
         events = [json.loads(x) for x in (d / "events.jsonl").read_text().splitlines()]
-        assert {e["kind"] for e in events} <= set(KINDS)
+        assert {e["kind"] for e in events} <= set(EVENT_KINDS)
         assert {"goal_start", "attempt_start", "llm_start", "tool_start", "attempt_end", "goal_end"} <= {
             e["kind"] for e in events
         }

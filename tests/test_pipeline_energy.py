@@ -89,9 +89,10 @@ def _epg_by_cell(goals: pd.DataFrame) -> pd.Series:
 
 
 def test_epg_simulated_rapl_matches_cpu_model(tmp_path: Path) -> None:
-    from alems.accounting import OUTCOME_COLUMNS, account
+    from alems.accounting import account
     from alems.baseline import BaselineConfig, measure_baseline
     from alems.config import validate_config
+    from alems.contracts import OUTCOME_COLUMNS
     from alems.energy import open_meter
     from alems.energy.composite import CompositeMeter
     from alems.energy.sampler import read_samples

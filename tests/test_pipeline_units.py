@@ -107,8 +107,8 @@ def test_oracle_says_no_to_its_own_wrong_answer() -> None:
 
 
 def test_alems_run_carries_energy_columns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
-    from alems.accounting import GOALS_COLUMNS
     from alems.cli import main
+    from alems.contracts import GOALS_COLUMNS
 
     monkeypatch.chdir(tmp_path)
     cfg = tmp_path / "c.yaml"

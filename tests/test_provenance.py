@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from alems import provenance as pv
+from alems.contracts import hashed_config
 from alems.errors import ConfigError, ProvenanceError
 from alems.io import canonical_json
 
@@ -471,8 +472,8 @@ def test_config_canonical_form() -> None:
 
 
 def test_figures_section_is_not_hashed(host: pv.HostPaths) -> None:
-    a = fp(host, cfg=pv.hashed_config({**CFG, "figures": {"timeline_family": "arith"}})).hashes
-    b = fp(host, cfg=pv.hashed_config({**CFG, "figures": {"timeline_family": "sql"}})).hashes
+    a = fp(host, cfg=hashed_config({**CFG, "figures": {"timeline_family": "arith"}})).hashes
+    b = fp(host, cfg=hashed_config({**CFG, "figures": {"timeline_family": "sql"}})).hashes
     assert a == b == fp(host).hashes
 
 

@@ -51,7 +51,7 @@ teardown, time between goals, between ``goal_start`` and the first attempt) is t
 ``framework_overhead_j``, accounted the same way and never added to a goal.
 
 Output: :attr:`AccountingResult.goals` has the ``goals.csv`` contract columns in contract
-order (:data:`GOALS_COLUMNS`), followed by the extra columns (:data:`EXTRA_COLUMNS`):
+order (:data:`GOALS_COLUMNS`), followed by the extra columns (:data:`GOALS_EXTRA_COLUMNS`):
 ``alpha`` (the attempt window's CPU α), ``flags`` (``;``-separated, sorted, empty when
 none), and ``gap_raw_j`` / ``gap_dynamic_j`` (the gap in layers L0 / L1, for the metrics'
 ``total`` and ``dynamic`` layers). Flags on a goal row: ``low_coverage``,
@@ -60,7 +60,7 @@ none), and ``gap_raw_j`` / ``gap_dynamic_j`` (the gap in layers L0 / L1, for the
 ``gap_outside_samples``, ``phase_outside_attempt``, ``overlapping_phases``,
 ``overlapping_attempts``, ``unclosed_attempt``, ``unclosed_phase``, ``no_window``
 (the outcome has no attempt events; its energies are NaN). When the outcomes carry them,
-the task columns :data:`TASK_COLUMNS` (``check_reason``, ``truncated``, ``steps``,
+the task columns :data:`GOALS_TASK_COLUMNS` (``check_reason``, ``truncated``, ``steps``,
 ``template``) follow.
 
 ``energy_source`` per row is ``measured`` when every summed domain is measured,
@@ -80,87 +80,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from alems.contracts import (
+    EVENT_KINDS,
+    GOALS_COLUMNS,
+    GOALS_EXTRA_COLUMNS,
+    GOALS_TASK_COLUMNS,
+    OUTCOME_COLUMNS,
+    WINDOW_EVENT_KINDS,
+)
 from alems.energy.base import Domain, summable_keys
 from alems.energy.procstat import USER_HZ
 from alems.energy.stepwise import is_stepwise, reconstruct
 from alems.errors import AlemsError, ConfigError
 from alems.io import atomic_write_with
 
-GOALS_COLUMNS: tuple[str, ...] = (
-    # identity and outcome
-    "family",
-    "mode",
-    "goal_id",
-    "rep",
-    "attempt",
-    "success",
-    "final_attempt",
-    "t0",
-    "t1",
-    "duration_s",
-    # energy
-    "raw_j",
-    "dynamic_j",
-    "attributed_j",
-    "energy_j",
-    "llm_j",
-    "tool_j",
-    "orchestration_j",
-    "gap_j",
-    "coverage",
-    # work done
-    "llm_calls",
-    "tool_calls",
-    "tokens_in",
-    "tokens_out",
-    # provenance
-    "energy_source",
-    "answer",
-    "expected",
-    "error",
-    "run_id",
-)
-"""The ``goals.csv`` contract (DESIGN.md), in order."""
-
-EXTRA_COLUMNS: tuple[str, ...] = ("alpha", "flags", "gap_raw_j", "gap_dynamic_j")
-"""Columns :func:`account` writes after the contract columns."""
-
-TASK_COLUMNS: tuple[str, ...] = ("check_reason", "truncated", "steps", "template")
-"""Optional outcome columns carried into goals.csv after :data:`EXTRA_COLUMNS`, when the
-outcomes have them (DESIGN.md, goals.csv contract: readers default them when absent)."""
-
-OUTCOME_COLUMNS: tuple[str, ...] = (
-    "family",
-    "mode",
-    "goal_id",
-    "rep",
-    "attempt",
-    "success",
-    "final_attempt",
-    "answer",
-    "expected",
-    "error",
-)
-
 ATTRIBUTIONS: tuple[str, ...] = ("cpu_share", "none")
 GPU_ATTRIBUTIONS: tuple[str, ...] = ("exclusive", "cpu_share", "none")
 ALPHA_SLACK = 0.02
 """α up to 1 + this (or two CPU-time ticks of the window's net busy time) is clipped unflagged."""
-EVENT_KINDS: frozenset[str] = frozenset(
-    {
-        "goal_start",
-        "goal_end",
-        "attempt_start",
-        "attempt_end",
-        "llm_start",
-        "llm_end",
-        "tool_start",
-        "tool_end",
-    }
-)
-
-
-WINDOW_KINDS: frozenset[str] = EVENT_KINDS - {"goal_start", "goal_end"}
 
 
 class AccountingInputError(AlemsError):
@@ -557,7 +494,7 @@ def _records(events: Any) -> list[dict[str, Any]]:
         recs = [dict(e) for e in events]
     out = []
     for i, r in enumerate(recs):
-        if r.get("kind") not in WINDOW_KINDS:
+        if r.get("kind") not in WINDOW_EVENT_KINDS:
             continue  # goal_start/goal_end and kinds this module does not use
         for k in ("t", "goal_id", "rep", "mode"):
             if _is_missing(r.get(k)):
@@ -658,7 +595,7 @@ def parse_events(events: Any) -> dict[AttemptKey, AttemptWindows]:
 class AccountingResult:
     """One run's accounting.
 
-    ``goals``: the goals.csv rows (contract columns, then :data:`EXTRA_COLUMNS`).
+    ``goals``: the goals.csv rows (contract columns, then :data:`GOALS_EXTRA_COLUMNS`).
     ``framework_overhead_j``: attributed energy in the sampled span outside every attempt
     and gap window; ``overhead_raw_j`` / ``overhead_dynamic_j`` are its L0 / L1 values and
     ``overhead_s`` its duration. ``flags``: run-level flags
@@ -944,9 +881,9 @@ def account(
             "gap_raw_j": gap_raw,
             "gap_dynamic_j": gap_dyn,
         },
-        columns=[*GOALS_COLUMNS, *EXTRA_COLUMNS],
+        columns=[*GOALS_COLUMNS, *GOALS_EXTRA_COLUMNS],
     )
-    for col in TASK_COLUMNS:
+    for col in GOALS_TASK_COLUMNS:
         if col in outcomes.columns:
             goals[col] = outcomes[col].to_numpy()
     return AccountingResult(

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from alems import __version__
+from alems import __version__, contracts
 from alems.errors import AlemsError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -281,7 +281,7 @@ def _cmd_fingerprint(args: argparse.Namespace) -> int:
         from alems.config import model_file as config_model_file
 
         resolved = load_config(args.config)
-        cfg = provenance.hashed_config(resolved)
+        cfg = contracts.hashed_config(resolved)
         model_name = resolved.get("llm", {}).get("model")
         model_file = config_model_file(resolved)
     if args.model_file:

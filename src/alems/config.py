@@ -21,8 +21,6 @@ from alems.errors import ConfigError
 
 SCHEMA_RELPATH = Path("workflow") / "schemas" / "config.schema.yaml"
 DOCS = "config/README.md"
-REASONING = "reasoning"
-TOOL = "tool"
 
 
 def default_schema_path() -> Path:
@@ -228,14 +226,6 @@ def load_config(
     if overrides:
         merged = deep_merge(merged, overrides)
     return validate_config(merged, schema, known_families=known_families)
-
-
-def family_group(name: str, cfg: Mapping[str, Any]) -> str:
-    """``reasoning`` or ``tool`` for a family: user families from config, built-ins by name."""
-    spec = cfg.get("user_families", {}).get(name)
-    if spec is not None:
-        return str(spec.get("group", REASONING))
-    return TOOL if name.startswith("tg_") else REASONING
 
 
 def model_file(cfg: Mapping[str, Any]) -> str | None:

@@ -112,6 +112,17 @@ from scipy.special import ndtr, ndtri
 from scipy.stats import t as student_t
 
 from alems.accounting import as_bool, combine_sources
+from alems.contracts import (
+    BUILTIN_FAMILIES,
+    ENERGY_LAYERS,
+    GOALS_REQUIRED,
+    GROUPS,
+    LAYER_SOURCE_COLUMNS,
+    MODES,
+    OVERALL,
+    POOLED_ESTIMANDS,
+    default_group,
+)
 from alems.errors import AlemsError, ConfigError
 from alems.io import atomic_write_with
 
@@ -152,41 +163,9 @@ EPG_STAT_COLUMNS: tuple[str, ...] = ("n_goals",)
 EPG_TASK_COLUMNS: tuple[str, ...] = ("truncation_rate",)
 
 FAMILY_ESTIMAND = "family"
-POOLED_ESTIMANDS: tuple[str, ...] = ("ratio_of_means", "geomean_ooi", "pooled_ratio")
 MAX_DEGENERATE_SHARE = 0.05  # more degenerate resamples than this: no interval (insufficient_data)
 
-REASONING_FAMILIES: tuple[str, ...] = (
-    "factual_qa",
-    "science_qa",
-    "logical_reasoning",
-    "gsm8k_basic",
-    "gsm8k_multi_step",
-)
-TOOL_FAMILIES: tuple[str, ...] = ("tg_single_calc", "tg_single_db", "tg_sequential_2")
-KNOWN_FAMILIES: tuple[str, ...] = REASONING_FAMILIES + TOOL_FAMILIES
-KNOWN_GROUPS: tuple[str, ...] = ("reasoning", "tool")
-KNOWN_MODES: tuple[str, ...] = ("linear", "agentic")
-OVERALL = "overall"
 
-GOALS_REQUIRED: tuple[str, ...] = (
-    "family",
-    "mode",
-    "goal_id",
-    "rep",
-    "attempt",
-    "success",
-    "final_attempt",
-    "energy_j",
-    "gap_j",
-)
-
-ENERGY_LAYERS: tuple[str, ...] = ("total", "dynamic", "attributed")
-#: goals.csv columns of each energy layer: (attempt energy, energy between attempts).
-LAYER_SOURCE_COLUMNS: dict[str, tuple[str, str]] = {
-    "total": ("raw_j", "gap_raw_j"),
-    "dynamic": ("dynamic_j", "gap_dynamic_j"),
-    "attributed": ("energy_j", "gap_j"),
-}
 LAYER_EXTRA_COLUMNS: tuple[str, ...] = ("energy_layer",)
 """Written after the other extra columns of epg.csv and ooi.csv: the layer the row was computed from."""
 
@@ -276,7 +255,7 @@ def group_of(family: str, groups: Mapping[str, str] | None = None) -> str:
     """The group of ``family``: from ``groups`` if listed, else ``tool`` for ``tg_*``, else ``reasoning``."""
     if groups and family in groups:
         return str(groups[family])
-    return "tool" if family.startswith("tg_") else "reasoning"
+    return default_group(family)
 
 
 def _ordered(names: Iterable[str], known: Sequence[str]) -> list[str]:
@@ -724,10 +703,10 @@ def epg_table(
 def _epg_from_executions(
     ex: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[str, str] | None
 ) -> pd.DataFrame:
-    families = _ordered(ex["family"], KNOWN_FAMILIES)
-    modes = _ordered(ex["mode"], KNOWN_MODES)
+    families = _ordered(ex["family"], BUILTIN_FAMILIES)
+    modes = _ordered(ex["mode"], MODES)
     fam_group = {f: group_of(f, groups) for f in families}
-    group_names = _ordered(fam_group.values(), KNOWN_GROUPS)
+    group_names = _ordered(fam_group.values(), GROUPS)
     B = int(cfg.bootstrap)
 
     cells: dict[tuple[str, str], pd.DataFrame] = {}
@@ -861,7 +840,7 @@ def _pairs(ex: pd.DataFrame, families: Sequence[str]) -> dict[str, tuple[np.ndar
     """Per family: its complete ``(goal_id, rep)`` pairs summed per goal as (n_goals, 4)
     values (E_agentic, S_agentic, E_linear, S_linear), the number of complete pairs, the
     number of incomplete pairs (a mode missing) and the energy source of the complete ones."""
-    sub = ex[ex["mode"].isin(KNOWN_MODES)]
+    sub = ex[ex["mode"].isin(MODES)]
     wide = sub.set_index(["family", "goal_id", "rep", "mode"])[
         ["energy_j", "success", "energy_source"]
     ].unstack("mode")
@@ -870,7 +849,7 @@ def _pairs(ex: pd.DataFrame, families: Sequence[str]) -> dict[str, tuple[np.ndar
         m: wide[("success", m)].notna().to_numpy()
         if ("success", m) in wide.columns
         else np.zeros(len(wide), bool)
-        for m in KNOWN_MODES
+        for m in MODES
     }
     both = has["agentic"] & has["linear"]
     goal_ids = wide.index.get_level_values("goal_id").to_numpy()
@@ -961,9 +940,9 @@ def ooi_from_executions(
     ex: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[str, str] | None = None
 ) -> pd.DataFrame:
     """The ooi.csv table from an :func:`executions` frame (what :func:`ooi_table` returns)."""
-    families = _ordered(ex["family"], KNOWN_FAMILIES)
+    families = _ordered(ex["family"], BUILTIN_FAMILIES)
     fam_group = {f: group_of(f, groups) for f in families}
-    group_names = _ordered(fam_group.values(), KNOWN_GROUPS)
+    group_names = _ordered(fam_group.values(), GROUPS)
     B = int(cfg.bootstrap)
     level = float(cfg.level)
 

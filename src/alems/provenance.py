@@ -643,16 +643,6 @@ def canonical_config(cfg: Mapping[str, Any], defaults: Mapping[str, Any] | None 
     return _canon(merged, "")
 
 
-#: Config sections that only change how results are drawn, never a number: left out of
-#: ``config_hash`` so editing them does not invalidate measurements.
-UNHASHED_CONFIG_KEYS: tuple[str, ...] = ("figures",)
-
-
-def hashed_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of a resolved config that ``config_hash`` covers (all but :data:`UNHASHED_CONFIG_KEYS`)."""
-    return {k: v for k, v in cfg.items() if k not in UNHASHED_CONFIG_KEYS}
-
-
 # =========================================================================== hashes
 def sha256_json(obj: Any) -> str:
     """Full sha256 hex of the canonical JSON of ``obj``."""

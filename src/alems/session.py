@@ -58,6 +58,7 @@ from typing import Any
 import pandas as pd
 
 from alems.agents.executors import AttemptOutcome
+from alems.contracts import GOALS_COLUMNS, GOALS_EXTRA_COLUMNS, MODES
 from alems.errors import AlemsError, ConfigError
 
 log = logging.getLogger("alems.session")
@@ -579,7 +580,6 @@ class Session:
 
     def goal(self, goal_id: str, *, family: str, mode: str, rep: int = 0, expected: str = "") -> Goal:
         """A goal execution; ``mode`` is ``linear`` or ``agentic`` (the OOI compares the two)."""
-        from alems.agents.events import MODES
 
         if not self.started:
             raise SessionError(
@@ -754,7 +754,6 @@ def _goals_without_energy(
     outcomes: pd.DataFrame, windows: Mapping[Any, Any], run_id: str, source: str
 ) -> pd.DataFrame:
     """goals.csv rows with no energy (``meter=None``): times and work from the events, energy empty."""
-    from alems.accounting import EXTRA_COLUMNS, GOALS_COLUMNS
 
     rows = []
     for o in outcomes.to_dict("records"):
@@ -776,7 +775,7 @@ def _goals_without_energy(
                 "flags": ";".join(sorted({"no_energy", *(w.flags if w else {"no_window"})})),
             }
         )
-    return pd.DataFrame(rows, columns=[*GOALS_COLUMNS, *EXTRA_COLUMNS])
+    return pd.DataFrame(rows, columns=[*GOALS_COLUMNS, *GOALS_EXTRA_COLUMNS])
 
 
 __all__ = [

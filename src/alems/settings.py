@@ -4,17 +4,42 @@
 class shares: unknown keys are a :class:`~alems.errors.ConfigError` naming them and
 listing the valid ones, and each value is checked (and, where safe, converted) against
 its field's annotation. Range and choice checks stay in each class's ``__post_init__``.
+
+``schema_default(section, key)`` reads a default from the workflow schema, the single
+source of config defaults: a settings dataclass declares ``field: float =
+schema_default("accounting", "min_coverage")`` instead of repeating the number.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from alems.config import load_schema
 from alems.errors import ConfigError
 
 T = TypeVar("T")
+
+
+@functools.cache
+def _schema() -> dict[str, Any]:
+    return load_schema()
+
+
+def schema_default(*path: str) -> Any:
+    """The schema's default for the config key ``path`` (``schema_default("accounting", "min_coverage")``).
+
+    A key without a default in the schema is a programming error (KeyError naming it)."""
+    node: Mapping[str, Any] = _schema()
+    for key in path:
+        node = node["properties"][key]
+    if "default" not in node:
+        raise KeyError(f"config key {'.'.join(path)} has no default in the schema")
+    value = copy.deepcopy(node["default"])
+    return tuple(value) if isinstance(value, list) else value
 
 
 def settings_from_dict(cls: type[T], mapping: Mapping[str, Any] | None, section: str) -> T:

@@ -41,6 +41,7 @@ from typing import Any
 import pandas as pd
 
 from alems.baseline import this_host
+from alems.contracts import hashed_config
 from alems.errors import AlemsError, ConfigError
 from alems.io import atomic_path, atomic_write_json
 
@@ -797,7 +798,7 @@ def run_with_energy(
     cfg = validate_config_for_run(deep_merge(base_cfg, over), FAMILIES)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    fp = fingerprint({k: v for k, v in cfg.items() if k != "figures"})
+    fp = fingerprint(hashed_config(cfg))
     run_id = fp.hashes.run_id or ""
     # Without a baseline section in --config, a short protocol (about 4 s) and its own host cache.
     baseline = cfg["baseline"] if "baseline" in base_cfg else {**cfg["baseline"], **RUN_BASELINE}

@@ -17,7 +17,8 @@ os.environ.update(
     )
 )
 
-from alems.config import family_group, model_file, needs_fetch, validate_config
+from alems import contracts
+from alems.config import model_file, needs_fetch, validate_config
 
 
 def _known_families():
@@ -39,28 +40,11 @@ config.update(
 MODELS_DIR = config["llm"]["models_dir"].rstrip("/")
 FAMILIES = list(config["study"]["families"])
 REPS = list(range(config["study"]["reps"]))
-RUN_FILES = ["samples.parquet", "events.jsonl", "goals.csv", "run.json"]
-FIGURES = [
-    "fig1_epg",
-    "fig2_ooi_forest",
-    "fig3_phases",
-    "fig4_power_timeline",
-    "fig5_success_vs_energy",
-    "fig6_idle_baseline",
-]
-PROVENANCE = [
-    "results/provenance/hardware.json",
-    "results/provenance/environment.json",
-    "results/provenance/config.json",
-    "results/provenance/hashes.json",
-]
-TABLES = [
-    "results/tables/goals.csv",
-    "results/tables/epg.csv",
-    "results/tables/ooi.csv",
-    "results/tables/epg_layers.csv",
-    "results/tables/ooi_layers.csv",
-]
+# File names come from alems.contracts, the one home the library shares.
+RUN_FILES = list(contracts.RUN_FILES)
+FIGURES = list(contracts.FIGURES)
+PROVENANCE = [f"results/provenance/{name}" for name in contracts.PROVENANCE_FILES]
+TABLES = [f"results/tables/{name}" for name in contracts.TABLE_FILES]
 
 
 wildcard_constraints:
@@ -78,12 +62,9 @@ def run_files(name):
 
 
 def hashed_config():
-    """The config that provenance hashes: everything that changes a number.
-
-    The figures section only changes how results are drawn, so editing it never
-    invalidates measurements.
-    """
-    return {k: v for k, v in config.items() if k != "figures"}
+    """The config that provenance hashes: everything that changes a number
+    (alems.contracts.UNHASHED_CONFIG_SECTIONS lists what only changes the drawing)."""
+    return contracts.hashed_config(config)
 
 
 def output_dir(wildcards, output):
@@ -121,7 +102,7 @@ def all_run_meta(wildcards):
 
 
 def family_groups():
-    return {f: family_group(f, config) for f in FAMILIES}
+    return {f: contracts.family_group(f, config) for f in FAMILIES}
 
 
 def timeline_family():
@@ -135,7 +116,9 @@ def timeline_inputs(wildcards):
 
 def figure_files(wildcards):
     return [
-        f"results/figures/{name}.{ext}" for name in FIGURES for ext in ("png", "pdf")
+        f"results/figures/{name}.{ext}"
+        for name in FIGURES
+        for ext in contracts.FIGURE_FORMATS
     ]
 
 
@@ -144,3 +127,17 @@ def manifest_inputs(wildcards):
     for name in RUN_FILES:
         files += run_files(name)
     return files + list(TABLES) + figure_files(wildcards)
+
+
+def figure_outputs():
+    """The figures rule's outputs: fig1..fig6 (PNG, in the report) and pdf1..pdf6."""
+    out = {}
+    for i, name in enumerate(FIGURES, 1):
+        out[f"fig{i}"] = report(
+            f"results/figures/{name}.png",
+            caption=f"../report/{name}.rst",
+            category="Figures",
+        )
+    for i, name in enumerate(FIGURES, 1):
+        out[f"pdf{i}"] = f"results/figures/{name}.pdf"
+    return out

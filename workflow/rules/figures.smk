@@ -8,42 +8,7 @@ rule figures:
         ooi="results/tables/ooi.csv",
         baseline="results/baseline/idle.json",
     output:
-        fig1=report(
-            "results/figures/fig1_epg.png",
-            caption="../report/fig1_epg.rst",
-            category="Figures",
-        ),
-        fig2=report(
-            "results/figures/fig2_ooi_forest.png",
-            caption="../report/fig2_ooi_forest.rst",
-            category="Figures",
-        ),
-        fig3=report(
-            "results/figures/fig3_phases.png",
-            caption="../report/fig3_phases.rst",
-            category="Figures",
-        ),
-        fig4=report(
-            "results/figures/fig4_power_timeline.png",
-            caption="../report/fig4_power_timeline.rst",
-            category="Figures",
-        ),
-        fig5=report(
-            "results/figures/fig5_success_vs_energy.png",
-            caption="../report/fig5_success_vs_energy.rst",
-            category="Figures",
-        ),
-        fig6=report(
-            "results/figures/fig6_idle_baseline.png",
-            caption="../report/fig6_idle_baseline.rst",
-            category="Figures",
-        ),
-        pdf1="results/figures/fig1_epg.pdf",
-        pdf2="results/figures/fig2_ooi_forest.pdf",
-        pdf3="results/figures/fig3_phases.pdf",
-        pdf4="results/figures/fig4_power_timeline.pdf",
-        pdf5="results/figures/fig5_success_vs_energy.pdf",
-        pdf6="results/figures/fig6_idle_baseline.pdf",
+        **figure_outputs(),
     log:
         "logs/figures/figures.log",
     benchmark:

@@ -12,14 +12,12 @@ Entry points:
 """
 
 from alems.agents.config import AgentConfig
-from alems.agents.events import KINDS, MODES, EventLog, read_events
-from alems.agents.executors import OUTCOME_COLUMNS, AttemptOutcome, run_execution
+from alems.agents.events import EventLog, read_events
+from alems.agents.executors import ATTEMPT_FIELDS, AttemptOutcome, run_execution
 from alems.agents.runner import execute_family, mode_order, outcomes_frame, run_family, write_attempts_csv
 
 __all__ = [
-    "KINDS",
-    "MODES",
-    "OUTCOME_COLUMNS",
+    "ATTEMPT_FIELDS",
     "AgentConfig",
     "AttemptOutcome",
     "EventLog",

@@ -3,7 +3,7 @@
     {"t": 12.345678, "goal_id": "...", "rep": 0, "mode": "agentic", "attempt": 1,
      "kind": "tool_end", "name": "calculator", "error": "injected: tool failure"}
 
-``kind`` is one of :data:`KINDS`. ``name``, ``tokens_in``, ``tokens_out``, ``error`` and
+``kind`` is one of :data:`EVENT_KINDS`. ``name``, ``tokens_in``, ``tokens_out``, ``error`` and
 ``status`` (the HTTP status of an LLM call recorded by :mod:`alems.proxy`) appear only when set. Goal-level events (``goal_start``/``goal_end``) carry ``attempt`` 0;
 attempts are numbered from 1.
 
@@ -29,17 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-KINDS: tuple[str, ...] = (
-    "goal_start",
-    "goal_end",
-    "attempt_start",
-    "attempt_end",
-    "llm_start",
-    "llm_end",
-    "tool_start",
-    "tool_end",
-)
-MODES: tuple[str, ...] = ("linear", "agentic")
+from alems.contracts import EVENT_KINDS
 
 
 class EventLog:
@@ -77,8 +67,8 @@ class EventLog:
         status: int | None = None,
     ) -> float:
         """Stamp ``clock()``, write one record, flush; return the stamp."""
-        if kind not in KINDS:
-            raise ValueError(f"unknown event kind {kind!r}; expected one of {KINDS}")
+        if kind not in EVENT_KINDS:
+            raise ValueError(f"unknown event kind {kind!r}; expected one of {EVENT_KINDS}")
         if self._fh is None:
             raise ValueError(f"event log {self.path} is closed")
         t = float(self.clock())

@@ -64,7 +64,7 @@ import numpy as np
 
 from alems.agents import prompts
 from alems.agents.config import AgentConfig
-from alems.agents.events import MODES, EventLog, EventScope
+from alems.agents.events import EventLog, EventScope
 from alems.agents.plan import (
     LLM_STEP,
     PlanParseError,
@@ -75,6 +75,7 @@ from alems.agents.plan import (
     tool_call_schema,
 )
 from alems.agents.tools import Toolbox, ToolResult
+from alems.contracts import MODES
 from alems.llm.base import Backend, Completion, LLMCallError, LLMTimeout, Message
 from alems.tasks import Family, Goal, materialise_db
 from alems.tasks.checkers import read_answer_file
@@ -110,7 +111,9 @@ class AttemptOutcome:
     template: str = ""
 
 
-OUTCOME_COLUMNS: tuple[str, ...] = tuple(AttemptOutcome.__dataclass_fields__)
+ATTEMPT_FIELDS: tuple[str, ...] = tuple(AttemptOutcome.__dataclass_fields__)
+"""Every field of :class:`AttemptOutcome`, in order: the columns of ``attempts.csv``. Accounting needs
+only :data:`alems.contracts.OUTCOME_COLUMNS` of them."""
 
 
 @dataclass

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from alems.agents.config import AgentConfig
-from alems.agents.events import MODES, EventLog
-from alems.agents.executors import OUTCOME_COLUMNS, AttemptOutcome, run_execution
+from alems.agents.events import EventLog
+from alems.agents.executors import ATTEMPT_FIELDS, AttemptOutcome, run_execution
+from alems.contracts import MODES
 from alems.errors import ConfigError
 from alems.io import atomic_write_json, atomic_write_with
 from alems.llm.base import Backend
@@ -157,10 +158,10 @@ def execute_family(
 
 
 def outcomes_frame(outcomes: Sequence[AttemptOutcome]):  # -> pandas.DataFrame
-    """Outcomes as a DataFrame with the columns of :data:`OUTCOME_COLUMNS`, in order."""
+    """Outcomes as a DataFrame with the columns of :data:`~alems.agents.executors.ATTEMPT_FIELDS`, in order."""
     import pandas as pd
 
-    return pd.DataFrame([asdict(o) for o in outcomes], columns=list(OUTCOME_COLUMNS))
+    return pd.DataFrame([asdict(o) for o in outcomes], columns=list(ATTEMPT_FIELDS))
 
 
 def write_attempts_csv(outcomes: Sequence[AttemptOutcome], path: str | Path) -> None:

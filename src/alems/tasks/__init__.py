@@ -30,13 +30,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from alems.contracts import BUILTIN_FAMILIES, GROUPS, family_group
 from alems.errors import ConfigError
 from alems.tasks.arithmetic import (
     generate_gsm8k_basic,
     generate_gsm8k_multi_step,
     generate_tg_single_calc,
 )
-from alems.tasks.base import GROUPS, Family, Goal, materialise_db
+from alems.tasks.base import Family, Goal, materialise_db
 from alems.tasks.checkers import check_answer
 from alems.tasks.database import generate_tg_sequential_2, generate_tg_single_db
 from alems.tasks.jsonl import load_jsonl_family, load_packaged_family
@@ -54,16 +55,7 @@ __all__ = [
     "materialise_db",
 ]
 
-FAMILIES: tuple[str, ...] = (
-    "factual_qa",
-    "science_qa",
-    "logical_reasoning",
-    "gsm8k_basic",
-    "gsm8k_multi_step",
-    "tg_single_calc",
-    "tg_single_db",
-    "tg_sequential_2",
-)
+FAMILIES: tuple[str, ...] = BUILTIN_FAMILIES
 
 _GENERATED = {
     "logical_reasoning": ("reasoning", generate_logical_reasoning, "syllogisms and deductions"),
@@ -155,12 +147,3 @@ def describe_families(config: Mapping[str, Any] | None = None) -> list[dict[str,
             }
         )
     return rows
-
-
-def family_group(name: str, config: Mapping[str, Any] | None = None) -> str:
-    """``reasoning`` or ``tool`` for a family name."""
-    if name in _GENERATED:
-        return _GENERATED[name][0]
-    if name in _CURATED:
-        return "reasoning"
-    return get_family(name, config).group

@@ -24,7 +24,6 @@ ValueKind = Literal["numeric", "string"]
 Group = Literal["reasoning", "tool"]
 
 ANSWER_KINDS: tuple[str, ...] = ("numeric", "string", "db", "file")
-GROUPS: tuple[str, ...] = ("reasoning", "tool")
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from alems.contracts import GROUPS
 from alems.errors import ConfigError
-from alems.tasks.base import GROUPS, Family, Goal
+from alems.tasks.base import Family, Goal
 
 _NUMERIC = re.compile(r"^\s*[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?\s*$")
 
