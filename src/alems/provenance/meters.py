@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,8 @@ def collect_rapl(powercap_root: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 # =========================================================================== GPUs
-def _try(fn: Any, *args: Any) -> Any:
+def _try(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, or ``None`` if NVML raises (a query the GPU or driver does not support)."""
     try:
         return fn(*args)
     except Exception:
