@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,8 +11,11 @@ import pytest
 
 from alems import provenance as pv
 from alems.contracts import hashed_config
+from alems.energy.rapl import discover
+from alems.energy.simulated import LAYOUTS, make_powercap_tree
 from alems.errors import ConfigError, ProvenanceError
-from alems.io import canonical_json
+from alems.io import canonical_json, file_sha256
+from alems.llm import fetch
 
 CPUINFO = """processor\t: {i}
 vendor_id\t: GenuineIntel
@@ -280,8 +284,6 @@ def test_environment_record(host: pv.HostPaths) -> None:
 
 def test_rapl_zones_of_the_energy_layers_fake_trees(tmp_path: Path) -> None:
     """Real layout: sub-zones nested and symlinked at the root; mmio duplicate listed too."""
-    from alems.energy.simulated import make_powercap_tree
-
     make_powercap_tree(tmp_path / "pc", "intel-mmio", package_limit_w=65.0)
     zones = pv.collect_rapl(tmp_path / "pc")
     assert [(z["zone"], z["name"], z["parent"]) for z in zones] == [
@@ -294,6 +296,26 @@ def test_rapl_zones_of_the_energy_layers_fake_trees(tmp_path: Path) -> None:
     assert [c["name"] for c in pkg["constraints"]] == ["long_term", "short_term"]
     assert pkg["constraints"][0]["power_limit_uw"] == 65_000_000
     assert pkg["max_energy_range_uj"] == 262_143_328_850
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("symlinks", [True, False])
+def test_rapl_zones_cover_every_zone_the_rapl_meter_reads(
+    tmp_path: Path, layout: str, symlinks: bool
+) -> None:
+    """The fingerprint reads powercap through the energy layer: each zone the meter measures is
+    recorded with the name, parent and counter range the meter found."""
+    make_powercap_tree(tmp_path / "pc", layout, symlinks=symlinks)
+    recorded = {z["zone"]: z for z in pv.collect_rapl(tmp_path / "pc")}
+    measured = discover(tmp_path / "pc").zones.values()
+    assert measured
+    for zone in measured:
+        record = recorded[zone.zone_id]
+        assert (record["name"], record["parent"], record["max_energy_range_uj"]) == (
+            zone.name,
+            zone.parent_id,
+            zone.max_energy_range_uj,
+        )
 
 
 def test_git_absent_records_null(host: pv.HostPaths) -> None:
@@ -537,6 +559,16 @@ def test_manifest_lists_every_output_and_verifies(tmp_path: Path) -> None:
     )
     report = pv.verify_manifest(res / "manifest.json")
     assert report.ok and report.checked == 3 and report.hashes["run_id"] == "4" * 16
+
+
+def test_file_sha256_is_the_chunked_sha256_of_the_bytes(tmp_path: Path) -> None:
+    f = tmp_path / "blob.bin"
+    data = bytes(range(256)) * 37
+    f.write_bytes(data)
+    expected = hashlib.sha256(data).hexdigest()
+    assert file_sha256(f) == file_sha256(f, chunk=7) == expected
+    assert pv.file_sha256 is file_sha256
+    assert fetch.file_sha256(f, use_sidecar=False) == expected  # the model cache's version agrees
 
 
 def test_manifest_mismatch_and_missing_detected(tmp_path: Path) -> None:

@@ -1,11 +1,13 @@
 """Atomic file output: write to a temporary sibling, fsync, then rename into place.
 
 A killed process leaves either the old file or no file, never a half-written one
-that Snakemake would take for a finished output.
+that Snakemake would take for a finished output. Also the small readers and hashes
+every layer shares: tolerant reads of sysfs/``/proc`` files, canonical JSON, a file's sha256.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -67,6 +69,15 @@ def read_int_or_none(path: str | os.PathLike[str], *, errors: str = "strict") ->
 def canonical_json(obj: Any) -> str:
     """Sorted keys, no insignificant whitespace: the form that hashes are taken over."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+
+
+def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """sha256 hex digest of a file's bytes, read in ``chunk``-byte blocks (1 MiB)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int = 2) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 
 from alems.errors import ModelError
 from alems.io import atomic_path, atomic_write_json
+from alems.io import file_sha256 as hash_file  # the plain chunked sha256, without the sidecar
 from alems.llm.catalog import Catalog, CatalogEntry, WheelPart, load_catalog
 
 DEFAULT_MODELS_DIR = "resources/models"
@@ -77,18 +78,10 @@ def _stat_key(st: os.stat_result) -> dict[str, int]:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino}
 
 
-def hash_file(path: str | os.PathLike[str]) -> str:
-    """sha256 of a file, streamed in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def file_sha256(path: str | os.PathLike[str], *, use_sidecar: bool = True) -> str:
     """sha256 of ``path``, from the sidecar when it still matches the file's stat, else
-    computed and remembered (a sidecar that cannot be written is simply skipped)."""
+    computed (:func:`alems.io.file_sha256`) and remembered (a sidecar that cannot be written
+    is simply skipped)."""
     p = Path(path)
     st = p.stat()
     side = _sidecar(p)
