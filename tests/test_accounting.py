@@ -397,9 +397,18 @@ def test_energy_source_labels():
 
 
 def test_config_validation_names_the_key():
-    assert AccountingConfig.from_dict({"attribution": "none", "min_coverage": "0.5"}).min_coverage == 0.5
+    assert AccountingConfig.from_dict({"attribution": "none", "min_coverage": 0.5}).min_coverage == 0.5
+    with pytest.raises(ConfigError, match=r"accounting\.min_coverage has the wrong type"):
+        AccountingConfig.from_dict({"min_coverage": "0.5"})
+    with pytest.raises(ConfigError, match=r"min_coverage is 1\.5; it must be in \[0, 1\]"):
+        AccountingConfig.from_dict({"min_coverage": 1.5})
     with pytest.raises(ConfigError, match="unknown accounting config key"):
         AccountingConfig.from_dict({"atribution": "none"})
+    section = {"attribution": {"cpu": "none"}, "gpu_study_processes": ["llama-server"]}
+    cfg = AccountingConfig.from_dict(section)
+    assert cfg.attribution == {"cpu": "none"} and cfg.attribution is not section["attribution"]
+    assert cfg.gpu_study_processes == ("llama-server",)
+    assert cfg.modes == ("none", "exclusive")
     with pytest.raises(ConfigError, match="attribution is 'cpu'") as exc:
         one_attempt(1.0, 2.0, attribution="cpu")
     assert "cpu_share" in str(exc.value)
