@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from alems.energy.base import Domain, Meter
+from alems.energy.base import Domain, Meter, absent
 from alems.energy.wrap import counter_error
 from alems.errors import MeterError
 
@@ -52,12 +52,6 @@ def load_pynvml(module: ModuleType | None = None) -> ModuleType:
                 "pip install nvidia-ml-py   (the package is nvidia-ml-py, the module pynvml)",
             )
         ) from exc
-
-
-def absent(exc: MeterError) -> MeterError:
-    """Mark ``exc`` as "no such hardware here" (nothing is broken) rather than a fault."""
-    exc.absent = True  # type: ignore[attr-defined]
-    return exc
 
 
 def _text(v: Any) -> str:
