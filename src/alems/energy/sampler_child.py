@@ -16,7 +16,6 @@ import fcntl
 import json
 import os
 import signal
-import struct
 import sys
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from typing import Any
 from alems.energy.base import Meter
 from alems.energy.composite import meter_from_spec
 from alems.energy.procstat import ProcessTreeCpu, ProcStat
+from alems.energy.sampler_link import row_struct
 from alems.errors import AlemsError
 
 _NAN = float("nan")
@@ -42,7 +42,7 @@ class _Rows:
         self.tree = ProcessTreeCpu(int(config["pid"]), config["proc_root"], exclude={os.getpid()})
         self.tree.rescan()
         self.stat = ProcStat(config["proc_stat"])
-        self.fmt = struct.Struct(f"<{len(keys) + 3}d")
+        self.fmt = row_struct(len(keys))
         self.lock_fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
         self.rows_fd = os.open(self.dir / "rows.bin", os.O_WRONLY | os.O_APPEND)
         self.cpu_every = float(config.get("cpu_interval_s", 0.0))
