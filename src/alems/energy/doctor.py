@@ -14,7 +14,7 @@ from typing import Any
 
 from alems.energy.auto import DEFAULT_CALIBRATION_S, Probe, Selection, probe, select_auto
 from alems.energy.base import Meter
-from alems.energy.model import CpuModelMeter, ModelParams
+from alems.energy.model import CpuModelMeter, ModelParams, as_model_params
 from alems.energy.rapl import absent_fix
 from alems.energy.wrap import safe_poll_interval_s, wrap_period_s
 from alems.errors import MeterError
@@ -145,8 +145,7 @@ def _model_finding(
     """The CPU model's parameters, from ``auto``'s model meter or (when ``auto`` needs none) a fresh one."""
     model_dom = next((d for d in meter.domains() if d.key == "cpu-model"), None)
     if model_dom is None:
-        mp = model_params if isinstance(model_params, ModelParams) else ModelParams.from_dict(model_params)
-        with CpuModelMeter(mp) as mm:
+        with CpuModelMeter(as_model_params(model_params)) as mm:
             model_dom = mm.domains()[0]
     info = model_dom.info
     return Finding(

@@ -88,6 +88,13 @@ class ModelParams:
         return float(p_idle), float(p_max)
 
 
+def as_model_params(value: ModelParams | Mapping[str, object] | None) -> ModelParams:
+    """``value`` if it is :class:`ModelParams`, else built from the mapping (``None``: the defaults)."""
+    if value is None or isinstance(value, ModelParams):
+        return value or ModelParams()
+    return ModelParams.from_dict(value)
+
+
 def model_power_w(p_idle_w: float, p_max_w: float, utilisation: float) -> float:
     """P = P_idle + (P_max - P_idle) x utilisation."""
     return p_idle_w + (p_max_w - p_idle_w) * utilisation
