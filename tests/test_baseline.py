@@ -316,13 +316,13 @@ def test_config_from_dict_and_validation() -> None:
     with pytest.raises(ConfigError, match="unknown baseline config key.*: window") as e:
         BaselineConfig.from_dict({"window": 3})
     assert "window_s" in str(e.value)
-    with pytest.raises(ConfigError, match="baseline.windows = 2.5 is not an integer"):
+    with pytest.raises(ConfigError, match=r"baseline.windows has the wrong type: 2.5 \(expected int\)"):
         BaselineConfig.from_dict({"windows": 2.5})
     with pytest.raises(
         ConfigError, match=r"baseline.windows = 1 is invalid\nFix: set baseline.windows to an integer >= 2"
     ):
         BaselineConfig.from_dict({"windows": 1})
-    with pytest.raises(ConfigError, match="baseline.window_s = 'x' is not a number"):
+    with pytest.raises(ConfigError, match=r"baseline.window_s has the wrong type: 'x' \(expected float\)"):
         BaselineConfig.from_dict({"window_s": "x"})
 
 

@@ -38,7 +38,7 @@ def test_from_dict_and_validation() -> None:
     assert ModelParams.from_dict(None) == ModelParams()
     with pytest.raises(ConfigError) as e:
         ModelParams.from_dict({"p_idle": 3})
-    assert "unknown model_params keys: ['p_idle']" in str(e.value) and "p_idle_w" in str(e.value)
+    assert "unknown model_params config key(s): p_idle" in str(e.value) and "p_idle_w" in str(e.value)
     with pytest.raises(ConfigError, match=r"model_params.p_max_w \(2\) is below p_idle_w \(5\)"):
         ModelParams(p_idle_w=5, p_max_w=2)
     with pytest.raises(ConfigError, match="model_params.p_idle_w must be a non-negative number of watts"):

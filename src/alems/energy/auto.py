@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 
-from alems.energy.base import Meter
+from alems.energy.base import Domain, Meter
 from alems.energy.composite import CompositeMeter, FilteredMeter
-from alems.energy.model import CpuModelMeter, ModelParams
+from alems.energy.model import CpuModelMeter, ModelParams, as_model_params
 from alems.energy.nvml import UPDATE_PERIOD_S, NvmlMeter
 from alems.energy.rapl import DEFAULT_POWERCAP_ROOT, RaplMeter
 from alems.errors import ConfigError, MeterError, PermissionDeniedError
@@ -127,10 +127,66 @@ class Selection:
     warnings: list[str]
 
 
-def _as_params(model_params: ModelParams | Mapping[str, object] | None) -> ModelParams:
-    if model_params is None or isinstance(model_params, ModelParams):
-        return model_params or ModelParams()
-    return ModelParams.from_dict(model_params)
+@dataclass
+class _Choice:
+    """What ``auto`` has taken so far: the meters, the measured keys, the INFO line's phrases, warnings."""
+
+    parts: list[Meter] = field(default_factory=list)
+    measured: list[str] = field(default_factory=list)
+    phrases: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def take(self, meter: Meter, live: list[Domain]) -> None:
+        """Use ``meter`` for its ``live`` domains (all of it, or a filtered view)."""
+        whole = len(live) == len(meter.domains())
+        self.parts.append(meter if whole else FilteredMeter(meter, [d.key for d in live]))
+        self.measured += [d.key for d in live]
+
+
+def _choose_rapl(p: Probe, c: _Choice) -> str | None:
+    """Take RAPL's live domains; return why the CPU must be modeled (``None``: a live CPU counter is read)."""
+    if p.rapl is not None:
+        live = [d for d in p.rapl.domains() if d.key not in p.dead]
+        if live:
+            c.take(p.rapl, live)
+            how = (
+                f"live under a {p.calibration_s:.2f} s calibration load" if p.calibrated else "not calibrated"
+            )
+            c.phrases.append(f"measured {', '.join(d.key for d in live)} (RAPL at {p.powercap_root}, {how})")
+        if any(d.kind in ("package", "psys") for d in live):
+            return None
+        return "every RAPL CPU counter is dead"
+    if p.rapl_status == "permission":
+        assert p.rapl_error is not None
+        c.warnings.append(str(p.rapl_error))
+        return f"RAPL at {p.powercap_root} is not readable"
+    if p.rapl_status == "absent":
+        return f"no RAPL powercap zones at {p.powercap_root}"
+    return f"RAPL unusable: {p.rapl_error.message if p.rapl_error else 'unknown error'}"
+
+
+def _choose_nvml(p: Probe, c: _Choice) -> None:
+    """Take the live GPUs, or say why there is none."""
+    if p.nvml is None:
+        why = p.nvml_error.message if p.nvml_error else "not probed"
+        c.phrases.append(f"no GPU ({why})")
+        return
+    live = [d for d in p.nvml.domains() if d.key not in p.dead]
+    if live:
+        c.take(p.nvml, live)
+        names = ", ".join(f"{d.key} {d.info.get('name')} via {d.info.get('method')}" for d in live)
+        c.phrases.append(f"measured {names} (NVML)")
+
+
+def _model_cpu(c: _Choice, params: ModelParams, clock: Callable[[], float], why: str) -> None:
+    """Cover the CPU with the ``cpu-model`` meter, saying ``why`` it is modeled."""
+    model = CpuModelMeter(params, clock=clock)
+    c.parts.append(model)
+    info = model.domains()[0].info
+    c.phrases.append(
+        f"modeled cpu-model for the CPU because {why} "
+        f"(P_idle {info['p_idle_w']:.2f} W, P_max {info['p_max_w']:.2f} W, {info['n_cpus']} CPUs)"
+    )
 
 
 def select_auto(
@@ -139,67 +195,25 @@ def select_auto(
     clock: Callable[[], float] = time.monotonic,
 ) -> tuple[CompositeMeter, Selection]:
     """Build the ``auto`` meter from a :class:`Probe` (see the module docstring)."""
-    parts: list[Meter] = []
-    phrases: list[str] = []
-    warnings: list[str] = []
-    measured: list[str] = []
-    for key, why in sorted(p.dead.items()):
-        warnings.append(f"{key} left out of auto: dead counter, {why}")
-    live_cpu = False
-    why_rapl = ""
-    if p.rapl is not None:
-        live = [d for d in p.rapl.domains() if d.key not in p.dead]
-        if live:
-            whole = len(live) == len(p.rapl.domains())
-            parts.append(p.rapl if whole else FilteredMeter(p.rapl, [d.key for d in live]))
-            live_cpu = any(d.kind in ("package", "psys") for d in live)
-            keys = [d.key for d in live]
-            measured += keys
-            how = (
-                f"live under a {p.calibration_s:.2f} s calibration load" if p.calibrated else "not calibrated"
-            )
-            phrases.append(f"measured {', '.join(keys)} (RAPL at {p.powercap_root}, {how})")
-        if not live_cpu:
-            why_rapl = "every RAPL CPU counter is dead"
-    elif p.rapl_status == "permission":
-        why_rapl = f"RAPL at {p.powercap_root} is not readable"
-        assert p.rapl_error is not None
-        warnings.append(str(p.rapl_error))
-    elif p.rapl_status == "absent":
-        why_rapl = f"no RAPL powercap zones at {p.powercap_root}"
-    else:
-        why_rapl = f"RAPL unusable: {p.rapl_error.message if p.rapl_error else 'unknown error'}"
-    if p.nvml is not None:
-        live_g = [d for d in p.nvml.domains() if d.key not in p.dead]
-        if live_g:
-            whole = len(live_g) == len(p.nvml.domains())
-            parts.append(p.nvml if whole else FilteredMeter(p.nvml, [d.key for d in live_g]))
-            measured += [d.key for d in live_g]
-            names = ", ".join(f"{d.key} {d.info.get('name')} via {d.info.get('method')}" for d in live_g)
-            phrases.append(f"measured {names} (NVML)")
-    else:
-        why = p.nvml_error.message if p.nvml_error else "not probed"
-        phrases.append(f"no GPU ({why})")
+    c = _Choice(
+        warnings=[f"{key} left out of auto: dead counter, {why}" for key, why in sorted(p.dead.items())]
+    )
+    why_model = _choose_rapl(p, c)
+    _choose_nvml(p, c)
     modeled: list[str] = []
-    if not live_cpu:
-        model = CpuModelMeter(_as_params(model_params), clock=clock)
-        parts.append(model)
+    if why_model is not None:
+        _model_cpu(c, as_model_params(model_params), clock, why_model)
         modeled.append("cpu-model")
-        info = model.domains()[0].info
-        phrases.append(
-            f"modeled cpu-model for the CPU because {why_rapl} "
-            f"(P_idle {info['p_idle_w']:.2f} W, P_max {info['p_max_w']:.2f} W, {info['n_cpus']} CPUs)"
-        )
     if p.dead:
-        phrases.append("left out as dead: " + ", ".join(sorted(p.dead)))
-    line = "auto meter: " + "; ".join(phrases)
+        c.phrases.append("left out as dead: " + ", ".join(sorted(p.dead)))
+    line = "auto meter: " + "; ".join(c.phrases)
     # Close meters that were probed but not used.
-    used = {id(m.inner) if isinstance(m, FilteredMeter) else id(m) for m in parts}
+    used = {id(m.inner) if isinstance(m, FilteredMeter) else id(m) for m in c.parts}
     for m in (p.rapl, p.nvml):
         if m is not None and id(m) not in used:
             m.close()
-    meter = CompositeMeter(parts, name="auto", notes=[line], warnings=warnings)
-    return meter, Selection(measured, modeled, dict(p.dead), line, warnings)
+    meter = CompositeMeter(c.parts, name="auto", notes=[line], warnings=c.warnings)
+    return meter, Selection(c.measured, modeled, dict(p.dead), line, c.warnings)
 
 
 def open_meter(
@@ -218,7 +232,7 @@ def open_meter(
     if kind == "nvml":
         return NvmlMeter(pynvml_module=pynvml_module, clock=clock)
     if kind == "model":
-        return CpuModelMeter(_as_params(model_params), clock=clock)
+        return CpuModelMeter(as_model_params(model_params), clock=clock)
     if kind != "auto":
         raise ConfigError(f"unknown meter {kind!r}", f"use one of {', '.join(KINDS)}")
     p = probe(

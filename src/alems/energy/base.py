@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from alems.errors import MeterError
+
 Source = Literal["measured", "modeled"]
 
 
@@ -52,6 +54,12 @@ def summable_keys(domains: Iterable[Domain]) -> list[str]:
         keys += [d.key for d in doms if d.kind == "psys"]
     keys += [d.key for d in doms if d.kind in ("gpu", "cpu-model")]
     return keys
+
+
+def absent(exc: MeterError) -> MeterError:
+    """Mark ``exc`` as "no such hardware here" (nothing is broken) rather than a fault."""
+    exc.absent = True  # type: ignore[attr-defined]
+    return exc
 
 
 class Meter(ABC):

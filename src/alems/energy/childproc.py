@@ -14,12 +14,12 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
+import alems
+
 
 def child_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     """``base`` (default: this process's environment) with the directory holding this
     ``alems`` first on PYTHONPATH."""
-    import alems
-
     src = str(Path(alems.__file__).resolve().parents[1])
     env = dict(os.environ if base is None else base)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)

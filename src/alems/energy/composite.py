@@ -6,6 +6,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from alems.energy.base import Domain, Meter
+from alems.energy.model import CpuModelMeter, ModelParams
+from alems.energy.nvml import NvmlMeter
+from alems.energy.rapl import RaplMeter
 
 
 class CompositeMeter(Meter):
@@ -97,16 +100,10 @@ def meter_from_spec(spec: Mapping[str, Any]) -> Meter:
     """Open the meter a :meth:`Meter.spec` describes (in another process)."""
     kind = spec["kind"]
     if kind == "rapl":
-        from alems.energy.rapl import RaplMeter
-
         return RaplMeter(spec["root"], keys=spec["keys"])
     if kind == "nvml":
-        from alems.energy.nvml import NvmlMeter
-
         return NvmlMeter(visible_devices=spec["visible"])
     if kind == "model":
-        from alems.energy.model import CpuModelMeter, ModelParams
-
         t0, busy0 = spec["origin"]
         return CpuModelMeter(ModelParams(**spec["params"]), origin=(t0, busy0))
     if kind == "composite":

@@ -22,7 +22,7 @@ from typing import Any
 from alems.energy.auto import open_meter
 from alems.energy.model import ModelParams
 from alems.energy.monitor import measurement_from_samples
-from alems.energy.sampler import Sampler
+from alems.energy.sampler import Sample, Sampler
 from alems.errors import AlemsError, ConfigError
 
 
@@ -82,6 +82,28 @@ def _wait(proc: subprocess.Popen[bytes]) -> tuple[int, float]:
     return _exit_code(status), ru.ru_utime + ru.ru_stime
 
 
+def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:
+    try:
+        return subprocess.Popen(argv)
+    except FileNotFoundError as exc:
+        raise AlemsError(f"command not found: {argv[0]}", "check the command name and PATH") from exc
+    except PermissionError as exc:
+        raise AlemsError(f"cannot execute {argv[0]}: permission denied", f"chmod +x {argv[0]}") from exc
+
+
+def _run_sampled(sampler: Sampler, argv: list[str]) -> tuple[Sample, Sample, int, float]:
+    """Run ``argv`` between two boundary reads of the running ``sampler``: (first read, last read,
+    exit code, CPU seconds of the command's tree)."""
+    sampler.start()
+    try:
+        a = sampler.boundary_read()
+        exit_code, cpu_s = _wait(_spawn(argv))
+        b = sampler.boundary_read()
+    finally:
+        sampler.stop()
+    return a, b, exit_code, cpu_s
+
+
 def measure_command(
     argv: Sequence[str],
     *,
@@ -109,21 +131,7 @@ def measure_command(
     )
     try:
         sampler = Sampler(m, interval_s=interval_s, clock=clock)
-        sampler.start()
-        try:
-            a = sampler.boundary_read()
-            try:
-                proc = subprocess.Popen(argv)
-            except FileNotFoundError as exc:
-                raise AlemsError(f"command not found: {argv[0]}", "check the command name and PATH") from exc
-            except PermissionError as exc:
-                raise AlemsError(
-                    f"cannot execute {argv[0]}: permission denied", f"chmod +x {argv[0]}"
-                ) from exc
-            exit_code, cpu_s = _wait(proc)
-            b = sampler.boundary_read()
-        finally:
-            sampler.stop()
+        a, b, exit_code, cpu_s = _run_sampled(sampler, argv)
         warnings = list(m.warnings()) + list(sampler.warnings)
     finally:
         m.close()

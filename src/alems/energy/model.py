@@ -21,17 +21,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 from alems.energy.base import Domain, Meter
 from alems.energy.procstat import ProcStat
 from alems.energy.wrap import counter_error
 from alems.errors import ConfigError, MeterError
+from alems.settings import schema_default, settings_from_dict
 
 #: Cloud Carbon Footprint's per-vCPU coefficients for AWS (derived from SPECpower
-#: results): 0.74 W per vCPU at idle, 3.5 W per vCPU at full load.
-IDLE_W_PER_CPU = 0.74
-MAX_W_PER_CPU = 3.5
+#: results): 0.74 W per vCPU at idle, 3.5 W per vCPU at full load (the schema's
+#: ``energy.model`` defaults).
+IDLE_W_PER_CPU: float = schema_default("energy", "model", "idle_w_per_cpu")
+MAX_W_PER_CPU: float = schema_default("energy", "model", "max_w_per_cpu")
 
 
 @dataclass(frozen=True)
@@ -48,11 +50,11 @@ class ModelParams:
     ``proc_stat`` is the file utilisation comes from (injectable for tests).
     """
 
-    p_idle_w: float | None = None
-    p_max_w: float | None = None
+    p_idle_w: float | None = schema_default("energy", "model", "p_idle_w")
+    p_max_w: float | None = schema_default("energy", "model", "p_max_w")
     idle_w_per_cpu: float = IDLE_W_PER_CPU
     max_w_per_cpu: float = MAX_W_PER_CPU
-    proc_stat: str = "/proc/stat"
+    proc_stat: str = schema_default("energy", "model", "proc_stat")
 
     def __post_init__(self) -> None:
         for name in ("p_idle_w", "p_max_w", "idle_w_per_cpu", "max_w_per_cpu"):
@@ -70,12 +72,9 @@ class ModelParams:
 
     @classmethod
     def from_dict(cls, mapping: Mapping[str, object] | None) -> ModelParams:
-        mapping = dict(mapping or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(mapping) - known)
-        if unknown:
-            raise ConfigError(f"unknown model_params keys: {unknown}", f"allowed keys: {sorted(known)}")
-        return cls(**mapping)  # type: ignore[arg-type]
+        """Build from the ``energy.model`` config section; unknown keys and ill-typed values are a
+        :class:`ConfigError` (:func:`alems.settings.settings_from_dict`)."""
+        return settings_from_dict(cls, mapping, "model_params")
 
     def resolve(self, n_cpus: int) -> tuple[float, float]:
         """(P_idle, P_max) in watts for a machine with ``n_cpus`` logical CPUs."""
@@ -87,6 +86,13 @@ class ModelParams:
                 "set model_params.p_max_w >= model_params.p_idle_w",
             )
         return float(p_idle), float(p_max)
+
+
+def as_model_params(value: ModelParams | Mapping[str, object] | None) -> ModelParams:
+    """``value`` if it is :class:`ModelParams`, else built from the mapping (``None``: the defaults)."""
+    if value is None or isinstance(value, ModelParams):
+        return value or ModelParams()
+    return ModelParams.from_dict(value)
 
 
 def model_power_w(p_idle_w: float, p_max_w: float, utilisation: float) -> float:

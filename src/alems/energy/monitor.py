@@ -12,7 +12,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from alems.energy.auto import open_meter
 from alems.energy.base import Domain, Meter, summable_keys
+from alems.energy.model import ModelParams
 from alems.energy.sampler import Sample, Sampler
 from alems.energy.stepwise import energy_between, stepwise_keys
 
@@ -136,13 +138,11 @@ class EnergyMonitor:
         clock: Callable[[], float] = time.monotonic,
         pid: int | None = None,
         powercap_root: str | None = None,
-        model_params: object = None,
+        model_params: ModelParams | Mapping[str, object] | None = None,
         start: bool = True,
     ) -> None:
         if isinstance(meter, str):
-            from alems.energy.auto import open_meter
-
-            meter = open_meter(meter, powercap_root=powercap_root, model_params=model_params, clock=clock)  # type: ignore[arg-type]
+            meter = open_meter(meter, powercap_root=powercap_root, model_params=model_params, clock=clock)
         self.meter = meter
         self.sampler = Sampler(meter, interval_s=interval_s, clock=clock, pid=pid)
         self._open: dict[str, Sample] = {}

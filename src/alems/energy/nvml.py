@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from alems.energy.base import Domain, Meter
+from alems.energy.base import Domain, Meter, absent
 from alems.energy.wrap import counter_error
 from alems.errors import MeterError
 
@@ -54,12 +54,6 @@ def load_pynvml(module: ModuleType | None = None) -> ModuleType:
         ) from exc
 
 
-def absent(exc: MeterError) -> MeterError:
-    """Mark ``exc`` as "no such hardware here" (nothing is broken) rather than a fault."""
-    exc.absent = True  # type: ignore[attr-defined]
-    return exc
-
-
 def _text(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
@@ -70,6 +64,35 @@ def _err_name(nv: ModuleType, exc: Exception) -> str:
         if value is not None and value == getattr(nv, name, object()):
             return name
     return type(exc).__name__
+
+
+def _architecture(nv: ModuleType, h: Any) -> int | None:
+    try:
+        return int(nv.nvmlDeviceGetArchitecture(h))
+    except Exception:
+        return None
+
+
+def _has_energy_counter(nv: ModuleType, h: Any, arch: int | None) -> bool:
+    """Whether GPU ``h`` answers ``nvmlDeviceGetTotalEnergyConsumption`` (tried on Volta and newer,
+    or an unknown architecture)."""
+    if arch is not None and arch < getattr(nv, "NVML_DEVICE_ARCH_VOLTA", _VOLTA):
+        return False
+    try:
+        nv.nvmlDeviceGetTotalEnergyConsumption(h)
+    except Exception:
+        return False
+    return True
+
+
+def _power_limit_w(nv: ModuleType, h: Any) -> float | None:
+    """The enforced (else the management) power limit in watts; ``None`` if NVML gives neither."""
+    for fn in ("nvmlDeviceGetEnforcedPowerLimit", "nvmlDeviceGetPowerManagementLimit"):
+        try:
+            return float(getattr(nv, fn)(h)) / 1000.0
+        except Exception:
+            continue
+    return None
 
 
 def parse_visible_devices(
@@ -180,16 +203,7 @@ class NvmlMeter(Meter):
         count = int(nv.nvmlDeviceGetCount())
         handles = [nv.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
         uuids = [_text(nv.nvmlDeviceGetUUID(h)) for h in handles]
-
-        def mig_parent(uuid: str) -> int | None:
-            try:
-                h = nv.nvmlDeviceGetHandleByUUID(uuid)
-                parent = nv.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(h)
-                return int(nv.nvmlDeviceGetIndex(parent))
-            except Exception:
-                return None
-
-        indices, warns = parse_visible_devices(visible, count, uuids, mig_parent)
+        indices, warns = parse_visible_devices(visible, count, uuids, self._mig_parent)
         self.warnings_ += warns
         if count == 0:
             raise absent(MeterError("NVML found no NVIDIA GPU", "nothing to fix on a machine without a GPU"))
@@ -203,68 +217,66 @@ class NvmlMeter(Meter):
         except Exception:
             driver = "unknown"
         self.driver_version = driver
-        volta = getattr(nv, "NVML_DEVICE_ARCH_VOLTA", _VOLTA)
         self._gpus: list[_Gpu] = []
         self._domains: list[Domain] = []
         for cuda_idx, i in enumerate(indices):
-            h = handles[i]
-            key = f"gpu-{i}"
-            try:
-                arch: int | None = int(nv.nvmlDeviceGetArchitecture(h))
-            except Exception:
-                arch = None
-            energy_api = False
-            if arch is None or arch >= volta:
-                try:
-                    nv.nvmlDeviceGetTotalEnergyConsumption(h)
-                    energy_api = True
-                except Exception:
-                    energy_api = False
-            limit_w = None
-            for fn in ("nvmlDeviceGetEnforcedPowerLimit", "nvmlDeviceGetPowerManagementLimit"):
-                try:
-                    limit_w = float(getattr(nv, fn)(h)) / 1000.0
-                    break
-                except Exception:
-                    continue
-            try:
-                mem = int(nv.nvmlDeviceGetMemoryInfo(h).total)
-            except Exception:
-                mem = None
-            gpu = _Gpu(key, i, h, energy_api)
-            if not energy_api:
-                self.warnings_.append(
-                    f"{key}: no NVML energy counter (architecture {arch}); integrating polled power"
-                )
-                gpu.last_w = self._power_w(gpu)
-                gpu.last_t = self.clock()
-            self._gpus.append(gpu)
-            self._domains.append(
-                Domain(
-                    key=key,
-                    kind="gpu",
-                    source="measured",
-                    meter="nvml",
-                    max_range_j=None,
-                    max_power_w=limit_w,
-                    location=uuids[i],
-                    info={
-                        "name": _text(nv.nvmlDeviceGetName(h)),
-                        "uuid": uuids[i],
-                        "nvml_index": i,
-                        "cuda_index": cuda_idx,
-                        "architecture": arch,
-                        "method": "energy counter" if energy_api else "power polling",
-                        "driver_version": driver,
-                        "power_limit_w": limit_w,
-                        "memory_total_bytes": mem,
-                        "update_period_s": UPDATE_PERIOD_S,
-                        # the energy counter moves in ~100 ms steps: accounting reconstructs
-                        # it from its update instants (alems.energy.stepwise)
-                        "stepwise": energy_api,
-                    },
-                )
+            self._add_gpu(i, cuda_idx, handles[i], uuids[i])
+
+    def _mig_parent(self, uuid: str) -> int | None:
+        """The NVML index of the GPU holding MIG instance ``uuid`` (``None``: not found)."""
+        nv = self.nv
+        try:
+            h = nv.nvmlDeviceGetHandleByUUID(uuid)
+            parent = nv.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(h)
+            return int(nv.nvmlDeviceGetIndex(parent))
+        except Exception:
+            return None
+
+    def _add_gpu(self, i: int, cuda_idx: int, h: Any, uuid: str) -> None:
+        """Open GPU ``i`` (CUDA index ``cuda_idx``): its read method, limits and domain."""
+        nv = self.nv
+        key = f"gpu-{i}"
+        arch = _architecture(nv, h)
+        energy_api = _has_energy_counter(nv, h, arch)
+        limit_w = _power_limit_w(nv, h)
+        try:
+            mem = int(nv.nvmlDeviceGetMemoryInfo(h).total)
+        except Exception:
+            mem = None
+        gpu = _Gpu(key, i, h, energy_api)
+        if not energy_api:
+            self.warnings_.append(
+                f"{key}: no NVML energy counter (architecture {arch}); integrating polled power"
             )
+            gpu.last_w = self._power_w(gpu)
+            gpu.last_t = self.clock()
+        self._gpus.append(gpu)
+        self._domains.append(
+            Domain(
+                key=key,
+                kind="gpu",
+                source="measured",
+                meter="nvml",
+                max_range_j=None,
+                max_power_w=limit_w,
+                location=uuid,
+                info={
+                    "name": _text(nv.nvmlDeviceGetName(h)),
+                    "uuid": uuid,
+                    "nvml_index": i,
+                    "cuda_index": cuda_idx,
+                    "architecture": arch,
+                    "method": "energy counter" if energy_api else "power polling",
+                    "driver_version": self.driver_version,
+                    "power_limit_w": limit_w,
+                    "memory_total_bytes": mem,
+                    "update_period_s": UPDATE_PERIOD_S,
+                    # the energy counter moves in ~100 ms steps: accounting reconstructs
+                    # it from its update instants (alems.energy.stepwise)
+                    "stepwise": energy_api,
+                },
+            )
+        )
 
     def warnings(self) -> list[str]:
         return list(self.warnings_)

@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alems.energy.base import Domain, Meter
+from alems.energy.base import Domain, Meter, absent
 from alems.energy.kfile import KernelFile
 from alems.energy.wrap import counter_error
 from alems.errors import MeterError, PermissionDeniedError
@@ -153,38 +153,72 @@ def _zone_sort_key(zone_id: str) -> tuple:
     return (m.group(1) != "intel-rapl", [int(x) for x in m.group(2).split(":")])
 
 
+def _key_of(zid: str, z: RaplZone, parent: RaplZone | None) -> tuple[str, str, str | None] | str:
+    """(domain key, kind, parent package) of zone ``zid``, or why it is left out."""
+    if z.parent_id is None and _PACKAGE_RE.match(z.name):
+        return z.name, "package", None
+    if z.parent_id is None and z.name == "psys":
+        return "psys", "psys", None
+    if z.name not in SUBZONE_KINDS:
+        return f"{zid} ({z.name}): not a RAPL domain A-LEMS reads"
+    ppm = _PACKAGE_RE.match(parent.name) if parent is not None else None
+    if ppm and parent is not None:
+        return f"{z.name}-{ppm.group(1)}", z.name, parent.name
+    if z.parent_id is None:  # a top-level dram zone (rare): socket = zone index
+        return f"{z.name}-{zid.split(':')[1]}", z.name, None
+    return f"{zid} ({z.name}): parent is not a package zone"
+
+
+def _max_power_uw(kind: str, z: RaplZone, package: RaplZone | None) -> tuple[int, str]:
+    """The zone's power bound (uW) and where it comes from: its limits, its package's, or the fallback."""
+    if z.max_power_uw is not None:
+        return z.max_power_uw, "zone limits"
+    if package is not None and package.max_power_uw is not None:
+        return package.max_power_uw, "package limits"
+    return (
+        int(FALLBACK_MAX_POWER_W[kind] * 1e6),
+        f"fallback bound for a {kind} zone (it publishes no power limit)",
+    )
+
+
+def _rapl_domain(key: str, kind: str, z: RaplZone, parent: str | None, package: RaplZone | None) -> Domain:
+    max_power, power_from = _max_power_uw(kind, z, package)
+    return Domain(
+        key=key,
+        kind=kind,
+        source="measured",
+        meter="rapl",
+        parent=parent,
+        max_range_j=z.max_energy_range_uj / 1e6 if z.max_energy_range_uj else None,
+        max_power_w=max_power / 1e6 if max_power else None,
+        location=str(z.energy_file),
+        info={
+            "zone": z.zone_id,
+            "name": z.name,
+            "max_energy_range_uj": z.max_energy_range_uj,
+            "max_power_uw": max_power,
+            "max_power_from": power_from,
+            "constraints": z.constraints,
+        },
+    )
+
+
 def discover(root: str | os.PathLike[str] | None = None) -> Discovery:
     """Find RAPL zones under ``root`` and map them to domain keys (see module doc)."""
     rootp = Path(root or DEFAULT_POWERCAP_ROOT)
     dirs = _zone_dirs(rootp)
     zones = {zid: z for zid, p in dirs.items() if (z := _read_zone(zid, p)) is not None}
     skipped: list[str] = []
-    keyed: dict[str, RaplZone] = {}
-    kinds: dict[str, str] = {}
-    parents: dict[str, str] = {}
+    keyed: dict[str, tuple[RaplZone, str, str | None]] = {}  # key -> (zone, kind, parent package)
     for zid in sorted(zones, key=_zone_sort_key):
         z = zones[zid]
-        parent = zones.get(z.parent_id) if z.parent_id else None
-        pm = _PACKAGE_RE.match(z.name)
-        if z.parent_id is None and pm:
-            key, kind = z.name, "package"
-        elif z.parent_id is None and z.name == "psys":
-            key, kind = "psys", "psys"
-        elif z.name in SUBZONE_KINDS:
-            ppm = _PACKAGE_RE.match(parent.name) if parent is not None else None
-            if ppm:
-                key, kind = f"{z.name}-{ppm.group(1)}", z.name
-                parents[key] = parent.name  # type: ignore[union-attr]
-            elif z.parent_id is None:  # a top-level dram zone (rare): socket = zone index
-                key, kind = f"{z.name}-{zid.split(':')[1]}", z.name
-            else:
-                skipped.append(f"{zid} ({z.name}): parent is not a package zone")
-                continue
-        else:
-            skipped.append(f"{zid} ({z.name}): not a RAPL domain A-LEMS reads")
+        found = _key_of(zid, z, zones.get(z.parent_id) if z.parent_id else None)
+        if isinstance(found, str):
+            skipped.append(found)
             continue
+        key, kind, parent = found
         if key in keyed:
-            prev = keyed[key]
+            prev = keyed[key][0]
             why = (
                 "duplicates the MSR zone " + prev.zone_id
                 if z.control == "intel-rapl-mmio"
@@ -192,40 +226,13 @@ def discover(root: str | os.PathLike[str] | None = None) -> Discovery:
             )
             skipped.append(f"{zid} ({z.name}): {why}")
             continue
-        keyed[key] = z
-        kinds[key] = kind
-    domains = []
-    for key, z in keyed.items():
-        max_power = z.max_power_uw
-        power_from = "zone limits"
-        if max_power is None and key in parents:
-            max_power = keyed[parents[key]].max_power_uw
-            power_from = "package limits"
-        if max_power is None:
-            max_power = int(FALLBACK_MAX_POWER_W[kinds[key]] * 1e6)
-            power_from = f"fallback bound for a {kinds[key]} zone (it publishes no power limit)"
-        domains.append(
-            Domain(
-                key=key,
-                kind=kinds[key],
-                source="measured",
-                meter="rapl",
-                parent=parents.get(key),
-                max_range_j=z.max_energy_range_uj / 1e6 if z.max_energy_range_uj else None,
-                max_power_w=max_power / 1e6 if max_power else None,
-                location=str(z.energy_file),
-                info={
-                    "zone": z.zone_id,
-                    "name": z.name,
-                    "max_energy_range_uj": z.max_energy_range_uj,
-                    "max_power_uw": max_power,
-                    "max_power_from": power_from,
-                    "constraints": z.constraints,
-                },
-            )
-        )
+        keyed[key] = (z, kind, parent)
+    domains = [
+        _rapl_domain(key, kind, z, parent, keyed[parent][0] if parent in keyed else None)
+        for key, (z, kind, parent) in keyed.items()
+    ]
     domains.sort(key=lambda d: (d.kind == "psys", _socket(d.key), _KIND_ORDER.get(d.kind, 9), d.key))
-    return Discovery(rootp, domains, {d.key: keyed[d.key] for d in domains}, skipped)
+    return Discovery(rootp, domains, {d.key: keyed[d.key][0] for d in domains}, skipped)
 
 
 def _socket(key: str) -> int:
@@ -293,9 +300,9 @@ class RaplMeter(Meter):
             doms = [d for d in doms if d.key in wanted]
         if not doms:
             where = "" if self.root.is_dir() else " (the directory does not exist)"
-            err = MeterError(f"no RAPL powercap zones under {self.root}{where}", absent_fix(self.root))
-            err.absent = True  # type: ignore[attr-defined]
-            raise err
+            raise absent(
+                MeterError(f"no RAPL powercap zones under {self.root}{where}", absent_fix(self.root))
+            )
         self._domains = doms
         self._files: list[tuple[str, str, KernelFile]] = []
         denied = []

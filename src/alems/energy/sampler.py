@@ -42,41 +42,31 @@ one, and the tracker refuses a gap long enough to hide a wrap. Boundary reads ra
 from __future__ import annotations
 
 import bisect
-import contextlib
-import fcntl
 import itertools
-import json
 import logging
 import os
-import signal
-import struct
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from alems.energy.base import Domain, Meter
-from alems.energy.childproc import child_env, terminate
 from alems.energy.procstat import ProcessTreeCpu, ProcStat
+from alems.energy.sampler_link import SamplerChild
+from alems.energy.samples import read_samples, write_samples
 from alems.energy.stepwise import is_stepwise, update_period_s
 from alems.energy.wrap import TrackerSet, counter_error, safe_poll_interval_s
 from alems.errors import AlemsError, CounterReadError
-from alems.io import atomic_write_with, read_text_or_none
+from alems.io import read_text_or_none
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
+__all__ = ["MODES", "Sample", "Sampler", "read_samples", "write_samples"]
+
 log = logging.getLogger("alems.energy")
 
-#: Parquet metadata keys of a samples file.
-META_DOMAINS = b"alems.domains"
-META_SCHEMA = b"alems.schema"
-SAMPLES_SCHEMA = "samples/1"
 MODES = ("auto", "process", "thread")
 
 
@@ -126,28 +116,11 @@ class Sampler:
         self._domains = meter.domains()
         self.keys = [d.key for d in self._domains]
         self.warnings: list[str] = []
-        safe = safe_poll_interval_s(self._domains)
-        if safe is not None and interval_s > safe:
-            msg = (
-                f"sampling interval {interval_s * 1000:g} ms is longer than the safe poll "
-                f"interval {safe * 1000:.3g} ms (a counter could wrap twice between reads); "
-                f"using {safe * 1000:.3g} ms"
-            )
-            log.warning(msg)
-            self.warnings.append(msg)
-            interval_s = safe
-        self.interval_s = interval_s
-        self.safe_interval_s = safe
+        self.safe_interval_s = safe_poll_interval_s(self._domains)
+        self.interval_s = self._capped_interval(interval_s)
         self.spec = meter.spec() if clock is time.monotonic else None
-        if mode == "process" and self.spec is None:
-            raise ValueError(
-                "mode='process' needs a meter that can be re-opened in a child process "
-                "(Meter.spec()) and the real monotonic clock"
-            )
         self.requested_mode = mode
-        if mode == "auto":
-            mode = "process" if self.spec is not None else "thread"
-        self.mode = mode
+        self.mode = self._resolve_mode(mode)
         self.pid = os.getpid() if pid is None else int(pid)
         self.proc_stat_path = proc_stat
         self.proc_root = proc_root
@@ -163,7 +136,7 @@ class Sampler:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._child: _Child | None = None
+        self._child: SamplerChild | None = None
         self.sleep = sleep
         self.stepwise = [d for d in self._domains if is_stepwise(d)]
         self.gpu_study_pids = {int(p) for p in gpu_study_pids}
@@ -171,6 +144,44 @@ class Sampler:
         self.gpu_check_s = float(gpu_check_s)
         self.gpu_foreign_pids: set[int] = set()
         self._gpu_checks: list[tuple[float, int]] = []  # (t, foreign processes on any GPU)
+
+    def _capped_interval(self, interval_s: float) -> float:
+        """``interval_s``, or the safe poll interval (with a warning) where it is longer."""
+        safe = self.safe_interval_s
+        if safe is None or interval_s <= safe:
+            return interval_s
+        msg = (
+            f"sampling interval {interval_s * 1000:g} ms is longer than the safe poll "
+            f"interval {safe * 1000:.3g} ms (a counter could wrap twice between reads); "
+            f"using {safe * 1000:.3g} ms"
+        )
+        log.warning(msg)
+        self.warnings.append(msg)
+        return safe
+
+    def _resolve_mode(self, mode: str) -> str:
+        """``process`` or ``thread`` for the requested ``mode`` (``auto``: a child process where possible)."""
+        if mode == "process" and self.spec is None:
+            raise ValueError(
+                "mode='process' needs a meter that can be re-opened in a child process "
+                "(Meter.spec()) and the real monotonic clock"
+            )
+        if mode == "auto":
+            return "process" if self.spec is not None else "thread"
+        return mode
+
+    def _child_settings(self) -> dict[str, Any]:
+        """What the sampling child process needs to know (:meth:`SamplerChild.spawn`)."""
+        return {
+            "spec": self.spec,
+            "keys": self.keys,
+            "interval_s": self.interval_s,
+            "pid": self.pid,
+            "proc_stat": self.proc_stat_path,
+            "proc_root": self.proc_root,
+            "tree_scan_s": self.tree_scan_s,
+            "cpu_interval_s": self.cpu_interval_s,
+        }
 
     # ------------------------------------------------------------------ reading
     @property
@@ -335,7 +346,7 @@ class Sampler:
         self.tree.rescan()
         if self.mode == "process":
             try:
-                child = _Child.spawn(self)
+                child = SamplerChild.spawn(self._child_settings())
             except AlemsError as exc:
                 msg = f"sampler child process failed to start ({exc.message}); sampling from a thread"
                 log.warning(msg)
@@ -359,7 +370,7 @@ class Sampler:
         self._thread = threading.Thread(target=self._run, name="alems-sampler", daemon=True)
         self._thread.start()
 
-    def _child_died(self, child: _Child) -> None:
+    def _child_died(self, child: SamplerChild) -> None:
         """The sampling child exited on its own: report it and sample from a thread."""
         self._child = None
         for msg in child.stop():
@@ -470,7 +481,7 @@ class Sampler:
         between carry the linear interpolation of their neighbours, which is what a
         reader interpolating between read rows would get.
         """
-        import pandas as pd
+        import pandas as pd  # lazy: the sampling child imports this module (see alems.energy.samples)
 
         rows = self._filled_rows()
         cols: dict[str, Any] = {"t": [r[0] for r in rows]}
@@ -508,180 +519,3 @@ def _interp_nan(ts: Sequence[float], vals: Sequence[float]) -> list[float]:
             for i in range(a + 1, b):
                 out[i] = va if tb == ta else va + (vb - va) * (ts[i] - ta) / (tb - ta)
     return out
-
-
-# ---------------------------------------------------------------------- child process
-class _Child:
-    """The parent's handle on a sampling child: its rows file, lock file and process."""
-
-    def __init__(self, proc: subprocess.Popen[bytes], tmp: tempfile.TemporaryDirectory[str], n: int) -> None:
-        self.proc = proc
-        self.tmp = tmp
-        d = Path(tmp.name)
-        self.rows_path = d / "rows.bin"
-        self.errors_path = d / "errors.txt"
-        self.lock_fd = os.open(d / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-        self.rows_fd = os.open(self.rows_path, os.O_RDONLY)
-        self.fmt = struct.Struct(f"<{n + 3}d")
-        self.offset = 0
-        self._buf = b""
-
-    @classmethod
-    def spawn(cls, s: Sampler, timeout_s: float = 20.0) -> _Child:
-        shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None  # memory: no journal writes
-        tmp = tempfile.TemporaryDirectory(prefix="alems-sampler-", dir=shm)
-        d = Path(tmp.name)
-        (d / "rows.bin").write_bytes(b"")
-        config = {
-            "spec": s.spec,
-            "keys": s.keys,
-            "interval_s": s.interval_s,
-            "pid": s.pid,
-            "parent": os.getpid(),
-            "proc_stat": s.proc_stat_path,
-            "proc_root": s.proc_root,
-            "tree_scan_s": s.tree_scan_s,
-            "cpu_interval_s": s.cpu_interval_s,
-            "dir": str(d),
-        }
-        with open(d / "stderr.txt", "wb") as err_fh:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "alems.energy.sampler_child", json.dumps(config)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=err_fh,
-                env=child_env(),
-            )
-        assert proc.stdout is not None and proc.stdin is not None
-        ready = _readline_timeout(proc.stdout, timeout_s)
-        if ready.strip() != b"ready":
-            proc.kill()
-            proc.wait()
-            proc.stdout.close()
-            proc.stdin.close()
-            err = (d / "stderr.txt").read_text(errors="replace").strip().splitlines()
-            tmp.cleanup()
-            said = [ln[len("error: ") :] for ln in err if ln.startswith("error: ")]
-            raise AlemsError(
-                said[-1] if said else err[-1] if err else f"no 'ready' from the child (got {ready!r})"
-            )
-        return cls(proc, tmp, len(s.keys))
-
-    def go(self) -> None:
-        """Let the child start its periodic reads (after the parent's first read)."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(b"go\n")
-        self.proc.stdin.flush()
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def locked(self) -> _FileLock:
-        return _FileLock(self.lock_fd)
-
-    def drain(self) -> list[tuple[float, ...]]:
-        """Whole rows appended since the last drain (call with the lock held)."""
-        data = b""
-        while True:  # the child cannot append while we hold the lock: a short read is the end
-            chunk = os.pread(self.rows_fd, 1 << 20, self.offset + len(data))
-            data += chunk
-            if len(chunk) < 1 << 20:
-                break
-        if not data:
-            return []
-        self.offset += len(data)
-        data = self._buf + data
-        cut = len(data) - len(data) % self.fmt.size
-        self._buf = data[cut:]
-        return list(self.fmt.iter_unpack(data[:cut]))
-
-    def stop(self) -> list[str]:
-        """Stop the child; return the read errors it reported."""
-        terminate(self.proc)
-        for stream in (self.proc.stdout, self.proc.stdin):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
-        errors = []
-        if self.errors_path.exists():
-            errors = [ln for ln in self.errors_path.read_text().splitlines() if ln]
-        if self.proc.returncode not in (0, -signal.SIGTERM):
-            tail = (Path(self.tmp.name) / "stderr.txt").read_text(errors="replace").strip()
-            errors.append(f"sampler: child process exited with {self.proc.returncode}: {tail[-500:]}")
-        os.close(self.rows_fd)
-        os.close(self.lock_fd)
-        self.tmp.cleanup()
-        return errors
-
-    def kill(self) -> None:
-        try:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-        except Exception:
-            pass
-
-
-class _FileLock:
-    __slots__ = ("fd",)
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def __enter__(self) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-
-
-def _readline_timeout(stream: Any, timeout_s: float) -> bytes:
-    import selectors
-
-    sel = selectors.DefaultSelector()
-    sel.register(stream, selectors.EVENT_READ)
-    try:
-        if not sel.select(timeout_s):
-            return b""
-        return stream.readline()
-    finally:
-        sel.close()
-
-
-# ---------------------------------------------------------------------- files
-def domain_to_dict(d: Domain) -> dict[str, Any]:
-    out = asdict(d)
-    out["info"] = dict(d.info)
-    return out
-
-
-def domain_from_dict(m: dict[str, Any]) -> Domain:
-    return Domain(**{**m, "info": dict(m.get("info") or {})})
-
-
-def write_samples(df: pd.DataFrame, domains: Sequence[Domain], path: str) -> None:
-    """Write a samples table to parquet, atomically, with its domains in the file metadata."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    missing = [d.key for d in domains if d.key not in df.columns]
-    if missing:
-        raise ValueError(f"samples table has no column for domains {missing}")
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    meta = dict(table.schema.metadata or {})
-    meta[META_DOMAINS] = json.dumps([domain_to_dict(d) for d in domains], default=str).encode()
-    meta[META_SCHEMA] = SAMPLES_SCHEMA.encode()
-    table = table.replace_schema_metadata(meta)
-    atomic_write_with(path, lambda tmp: pq.write_table(table, tmp))
-
-
-def read_samples(path: str) -> tuple[pd.DataFrame, list[Domain]]:
-    """Read a file written by :func:`write_samples`: the table and its domains."""
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(path)
-    meta = table.schema.metadata or {}
-    if META_DOMAINS not in meta:
-        raise ValueError(f"{path} is not an A-LEMS samples file (no {META_DOMAINS.decode()} metadata)")
-    domains = [domain_from_dict(m) for m in json.loads(meta[META_DOMAINS])]
-    return table.to_pandas(), domains

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Protocol
 
 from alems.energy.childproc import child_env, terminate
+from alems.energy.model import CpuModelProfile, ModelParams
 
 #: Real Intel value of max_energy_range_uj (2^32 units of 61 uJ).
 DEFAULT_RANGE_UJ = 262_143_328_850
@@ -172,13 +173,9 @@ def make_powercap_tree(
         (rootp / ctl).mkdir(exist_ok=True)
         (rootp / ctl / "enabled").write_text("1\n")
     for zone_id, zname in zones:
-        parent = _parent_id(zone_id)
-        chain = [zone_id]
-        while (p := _parent_id(chain[-1])) is not None:
-            chain.append(p)
-        d = rootp.joinpath(*reversed(chain))
+        d = _zone_dir(rootp, zone_id)
         d.mkdir(parents=True, exist_ok=True)
-        if symlinks and parent is not None:
+        if symlinks and _parent_id(zone_id) is not None:
             link = rootp / zone_id
             if not link.exists():
                 link.symlink_to(d.relative_to(rootp))
@@ -192,24 +189,47 @@ def make_powercap_tree(
         (d / "enabled").write_text("1\n")
         (d / "max_energy_range_uj").write_text(f"{rng}\n")
         _write_atomic(d / "energy_uj", f"{int(init) % rng}\n")
-        if parent is None:
-            lim = int(package_limit_w * 1e6)
-            (d / "constraint_0_name").write_text("long_term\n")
-            (d / "constraint_0_power_limit_uw").write_text(f"{lim}\n")
-            (d / "constraint_0_time_window_us").write_text("27983872\n")
-            (d / "constraint_0_max_power_uw").write_text(f"{int((max_power_w or package_limit_w) * 1e6)}\n")
-            (d / "constraint_1_name").write_text("short_term\n")
-            (d / "constraint_1_power_limit_uw").write_text(f"{int(lim * 1.25)}\n")
-            (d / "constraint_1_time_window_us").write_text("2440\n")
+        if _parent_id(zone_id) is None:
+            _write_package_constraints(d, package_limit_w, max_power_w or package_limit_w)
         else:
-            (d / "constraint_0_name").write_text("long_term\n")
-            (d / "constraint_0_power_limit_uw").write_text("0\n")
-            (d / "constraint_0_time_window_us").write_text("976\n")
-        fake.zone_ids[key] = zone_id
-        # as /sys/class/powercap shows it: every zone at the root (sub-zones via symlinks)
-        fake.dirs[key] = rootp / zone_id if (rootp / zone_id).is_dir() else d
-        fake.range_uj[key] = rng
+            _write_subzone_constraints(d)
+        _add_zone(fake, key, zone_id, d, rng)
     return fake
+
+
+def _zone_dir(root: Path, zone_id: str) -> Path:
+    """Where zone ``zone_id`` lives: nested inside its parents' directories."""
+    chain = [zone_id]
+    while (p := _parent_id(chain[-1])) is not None:
+        chain.append(p)
+    return root.joinpath(*reversed(chain))
+
+
+def _write_package_constraints(d: Path, limit_w: float, max_power_w: float) -> None:
+    """A top-level zone's ``long_term`` (``limit_w``) and ``short_term`` (x1.25) constraints."""
+    lim = int(limit_w * 1e6)
+    (d / "constraint_0_name").write_text("long_term\n")
+    (d / "constraint_0_power_limit_uw").write_text(f"{lim}\n")
+    (d / "constraint_0_time_window_us").write_text("27983872\n")
+    (d / "constraint_0_max_power_uw").write_text(f"{int(max_power_w * 1e6)}\n")
+    (d / "constraint_1_name").write_text("short_term\n")
+    (d / "constraint_1_power_limit_uw").write_text(f"{int(lim * 1.25)}\n")
+    (d / "constraint_1_time_window_us").write_text("2440\n")
+
+
+def _write_subzone_constraints(d: Path) -> None:
+    """A sub-zone's ``long_term`` constraint with limit 0, as real core zones have."""
+    (d / "constraint_0_name").write_text("long_term\n")
+    (d / "constraint_0_power_limit_uw").write_text("0\n")
+    (d / "constraint_0_time_window_us").write_text("976\n")
+
+
+def _add_zone(fake: FakePowercap, key: str, zone_id: str, d: Path, rng: int) -> None:
+    """Record zone ``zone_id`` (domain ``key``) in ``fake``, where /sys/class/powercap shows it:
+    every zone at the root (sub-zones via symlinks)."""
+    fake.zone_ids[key] = zone_id
+    fake.dirs[key] = fake.root / zone_id if (fake.root / zone_id).is_dir() else d
+    fake.range_uj[key] = rng
 
 
 # ---------------------------------------------------------------------- power profiles
@@ -396,14 +416,9 @@ def _load_tree(root: Path, layout: str) -> FakePowercap:
     names = dict(zones)
     fake = FakePowercap(root, layout, {}, {})
     for zone_id, zname in zones:
-        chain = [zone_id]
-        while (p := _parent_id(chain[-1])) is not None:
-            chain.append(p)
-        d = root.joinpath(*reversed(chain))
-        key = _fake_key(zone_id, zname, names)
-        fake.zone_ids[key] = zone_id
-        fake.dirs[key] = root / zone_id if (root / zone_id).is_dir() else d
-        fake.range_uj[key] = int((d / "max_energy_range_uj").read_text())
+        d = _zone_dir(root, zone_id)
+        rng = int((d / "max_energy_range_uj").read_text())
+        _add_zone(fake, _fake_key(zone_id, zname, names), zone_id, d, rng)
     return fake
 
 
@@ -412,16 +427,14 @@ def _profile_from_args(args: argparse.Namespace) -> tuple[PowerProfile, float]:
     if args.profile == "constant":
         return ConstantProfile(args.watts), args.watts
     if args.profile == "steps":
-        prof = StepProfile.parse(args.steps)
-        return prof, max(w for _, w in prof.steps)
-    from alems.energy.model import CpuModelProfile, ModelParams
-
+        steps = StepProfile.parse(args.steps)
+        return steps, max(w for _, w in steps.steps)
     params = ModelParams(p_idle_w=args.p_idle_w, p_max_w=args.p_max_w, proc_stat=args.proc_stat)
-    prof = CpuModelProfile(params)
-    return prof, prof.p_max_w
+    model = CpuModelProfile(params)
+    return model, model.p_max_w
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="python -m alems.energy.simulated",
         description="simulated RAPL: write energy_uj files at a fake powercap root from a power profile",
@@ -447,8 +460,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=None, help="stop after S seconds (default: SIGTERM)")
     ap.add_argument("--dead", nargs="*", default=[], help="domain keys that never move")
     ap.add_argument("--share", nargs="*", default=[], help="KEY=FRACTION overrides of the power split")
-    args = ap.parse_args(argv)
+    return ap
 
+
+def _shares(
+    ap: argparse.ArgumentParser, args: argparse.Namespace, tree: FakePowercap, declared: float
+) -> dict[str, float]:
+    """Each counter's share of the profile (``--dead``, ``--share``); a tick long enough for a
+    counter to wrap twice at the declared power is a usage error."""
+    shares = default_shares(list(tree.zone_ids), args.dead)
+    for item in args.share:
+        k, _, v = item.partition("=")
+        shares[k] = float(v)
+    for k, share in shares.items():
+        period = tree.range_uj[k] / 1e6 / max(declared * share, 1e-9)
+        if args.tick_ms / 1000 >= period:
+            ap.error(f"--tick-ms {args.tick_ms} lets {k} wrap more than once per write; lower it")
+    return shares
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = _parser()
+    args = ap.parse_args(argv)
     profile, peak = _profile_from_args(args)
     declared = args.max_power_w or max(2.0 * peak, 1.0)
     tree = make_powercap_tree(
@@ -459,14 +492,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         package_limit_w=declared / 1.25,  # so that the short_term limit (x1.25) is the declared bound
         max_power_w=declared,
     )
-    shares = default_shares(list(tree.zone_ids), args.dead)
-    for item in args.share:
-        k, _, v = item.partition("=")
-        shares[k] = float(v)
-    for k, share in shares.items():
-        period = tree.range_uj[k] / 1e6 / max(declared * share, 1e-9)
-        if args.tick_ms / 1000 >= period:
-            ap.error(f"--tick-ms {args.tick_ms} lets {k} wrap more than once per write; lower it")
+    shares = _shares(ap, args, tree, declared)
 
     stopping = {"flag": False}
 
