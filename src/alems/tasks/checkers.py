@@ -76,6 +76,8 @@ AnswerKind = Literal["numeric", "string", "db", "file"]
 ValueKind = Literal["numeric", "string"]
 ANSWER_KINDS: tuple[str, ...] = ("numeric", "string", "db", "file")
 """What a goal's answer is compared with (:class:`alems.tasks.base.Goal`, ``answer_kind``)."""
+VALUE_KINDS: tuple[str, ...] = ("numeric", "string")
+"""How an answer value is read: as a number or as words (``value_kind``; ``answer_kind`` of text goals)."""
 
 
 class CheckedGoal(Protocol):
@@ -193,6 +195,7 @@ __all__ = [
     "ANSWER_KINDS",
     "MAX_FILE_BYTES",
     "REASONS",
+    "VALUE_KINDS",
     "AnswerKind",
     "CheckedGoal",
     "NumberReading",

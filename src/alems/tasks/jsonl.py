@@ -25,6 +25,7 @@ import numpy as np
 from alems.contracts import GROUPS
 from alems.errors import ConfigError
 from alems.tasks.base import Family, Goal, ValueKind
+from alems.tasks.checkers import VALUE_KINDS
 
 _NUMERIC = re.compile(r"^\s*[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?\s*$")
 
@@ -74,7 +75,7 @@ def parse_items(text: str, *, family: str, source: str, tools: Sequence[str] = (
             raise ConfigError(f"{where}: aliases and choices must be lists of strings", fix)
         answer = item["answer"]
         given = item.get("kind") or ("numeric" if is_number(answer) and not choices else "string")
-        if given not in ("numeric", "string"):
+        if given not in VALUE_KINDS:
             raise ConfigError(f"{where}: kind must be 'numeric' or 'string', got {given!r}", fix)
         kind: ValueKind = "numeric" if given == "numeric" else "string"
         if kind == "numeric" and not is_number(answer):
