@@ -88,44 +88,40 @@ def _pick(rng: np.random.Generator, rows: list[Row], column: str) -> str:
     return values[int(rng.integers(len(values)))]
 
 
-def _q_units_region(rng: np.random.Generator, rows: list[Row]) -> Question:
-    region = _pick(rng, rows, "region")
-    return (
-        f"What is the total number of units sold in the {region} region?",
-        f"SELECT SUM(units) FROM orders WHERE region = '{region}'",
-        "numeric",
-        (),
-    )
+@dataclass(frozen=True)
+class _AboutOneValue:
+    """A numeric question about one value of ``column`` drawn from the table: its text and
+    its reference query, with ``{v}`` for the value."""
+
+    column: str
+    text: str
+    query: str
+
+    def __call__(self, rng: np.random.Generator, rows: list[Row]) -> Question:
+        v = _pick(rng, rows, self.column)
+        return self.text.format(v=v), self.query.format(v=v), "numeric", ()
 
 
-def _q_count_product(rng: np.random.Generator, rows: list[Row]) -> Question:
-    p = _pick(rng, rows, "product")
-    return (
-        f"How many orders are for the product {p}?",
-        f"SELECT COUNT(*) FROM orders WHERE product = '{p}'",
-        "numeric",
-        (),
-    )
-
-
-def _q_revenue_rep(rng: np.random.Generator, rows: list[Row]) -> Question:
-    rep = _pick(rng, rows, "rep")
-    return (
-        f"What is the total revenue (units times price, summed over orders) of the sales rep {rep}?",
-        f"SELECT SUM(units * price) FROM orders WHERE rep = '{rep}'",
-        "numeric",
-        (),
-    )
-
-
-def _q_max_price_region(rng: np.random.Generator, rows: list[Row]) -> Question:
-    region = _pick(rng, rows, "region")
-    return (
-        f"What is the highest price of any order in the {region} region?",
-        f"SELECT MAX(price) FROM orders WHERE region = '{region}'",
-        "numeric",
-        (),
-    )
+_UNITS_REGION = _AboutOneValue(
+    "region",
+    "What is the total number of units sold in the {v} region?",
+    "SELECT SUM(units) FROM orders WHERE region = '{v}'",
+)
+_COUNT_PRODUCT = _AboutOneValue(
+    "product",
+    "How many orders are for the product {v}?",
+    "SELECT COUNT(*) FROM orders WHERE product = '{v}'",
+)
+_REVENUE_REP = _AboutOneValue(
+    "rep",
+    "What is the total revenue (units times price, summed over orders) of the sales rep {v}?",
+    "SELECT SUM(units * price) FROM orders WHERE rep = '{v}'",
+)
+_MAX_PRICE_REGION = _AboutOneValue(
+    "region",
+    "What is the highest price of any order in the {v} region?",
+    "SELECT MAX(price) FROM orders WHERE region = '{v}'",
+)
 
 
 def _q_top_rep_units(rng: np.random.Generator, rows: list[Row]) -> Question | None:
@@ -154,10 +150,10 @@ def _q_units_rep_product(rng: np.random.Generator, rows: list[Row]) -> Question:
 
 
 QUESTIONS: tuple[Callable[[np.random.Generator, list[Row]], Question | None], ...] = (
-    _q_units_region,
-    _q_count_product,
-    _q_revenue_rep,
-    _q_max_price_region,
+    _UNITS_REGION,
+    _COUNT_PRODUCT,
+    _REVENUE_REP,
+    _MAX_PRICE_REGION,
     _q_top_rep_units,
     _q_units_rep_product,
 )
