@@ -48,6 +48,7 @@ from alems.llm.build import (
     write_build_record,
 )
 from alems.llm.config import LLMConfig
+from alems.llm.factory import make_backend
 from alems.llm.openai_compat import OpenAIBackend
 
 __all__ = [
@@ -197,11 +198,6 @@ def _read_child_reply(
 
 def probe_child_main(stdin_text: str) -> int:
     """The child's side: build the backend, generate a few tokens, print one JSON line."""
-    # Imported here: the factory imports the backends, and llamacpp imports this layer's
-    # modules; importing it at the top would make runtime -> factory -> llamacpp a cycle
-    # the moment the factory loads its backends eagerly.
-    from alems.llm.factory import make_backend
-
     payload = json.loads(stdin_text)
     llm = dict(payload["llm"])
     llm["script"] = tuple(llm.get("script") or ())
