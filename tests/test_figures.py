@@ -168,20 +168,20 @@ def test_footer_says_modeled_or_measured() -> None:
 
 
 def test_every_figure_carries_the_footer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import alems.figures as figmod
+    import alems.figures.style as figstyle
 
     paths = write_inputs(tmp_path, synthetic_goals(modeled=False))
     inp = FigureInputs.load(**{k: paths[k] for k in ("goals", "epg", "ooi", "baseline")})
     assert not inp.table_modeled()
     seen: dict[str, list[str]] = {}
-    orig = figmod._save
+    orig = figstyle.save
 
     def spy(fig, out_dir, name, run_id, modeled):  # type: ignore[no-untyped-def]
         out = orig(fig, out_dir, name, run_id, modeled)
         seen[name] = [t.get_text() for t in fig.texts] + [ax.get_title() for ax in fig.axes]
         return out
 
-    monkeypatch.setattr(figmod, "_save", spy)
+    monkeypatch.setattr(figstyle, "save", spy)
     make_all(inp, tmp_path / "f")
     assert sorted(seen) == sorted(NAMES)
     for name in ("fig1_epg", "fig2_ooi_forest", "fig3_phases", "fig5_success_vs_energy"):
@@ -231,7 +231,7 @@ def test_forest_rows_take_families_and_each_scopes_headline() -> None:
 
 
 def test_dodge_spreads_coinciding_points_only() -> None:
-    from alems.figures import _dodge
+    from alems.figures.epg import _dodge
 
     x = pd.Series([4.0, 4.01, 4.0, 4.0, 4.0, 40.0, np.nan])
     y = pd.Series([0.25, 0.25, 0.25, 0.25, 0.25, 0.25, 0.5])
@@ -243,6 +243,7 @@ def test_figures_mark_unbounded_and_missing_intervals(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import alems.figures as figmod
+    import alems.figures.style as figstyle
 
     paths = write_inputs(tmp_path, synthetic_goals())
     epg = pd.read_csv(paths["epg"])
@@ -280,7 +281,7 @@ def test_figures_mark_unbounded_and_missing_intervals(
         seen[name] += [t.get_text() for t in legend.get_texts()] if legend else []
         return []
 
-    monkeypatch.setattr(figmod, "_save", spy)
+    monkeypatch.setattr(figstyle, "save", spy)
     figmod.fig_epg(inp, tmp_path)
     figmod.fig_ooi(inp, tmp_path)
     figmod.fig_success_energy(inp, tmp_path)
@@ -294,7 +295,7 @@ def test_figures_mark_unbounded_and_missing_intervals(
 
 
 def test_an_undefined_ooi_row_says_why() -> None:
-    from alems.figures import _undefined_reason
+    from alems.figures.ooi import _undefined_reason
 
     assert _undefined_reason("zero_successes_agentic;zero_successes_linear") == "no success in either mode"
     assert _undefined_reason("zero_successes_linear") == "no linear success"

@@ -107,10 +107,10 @@ def _inputs(negative: bool) -> FigureInputs:
 
 
 def test_negative_epg_stays_on_a_linear_axis_with_a_marker(tmp_path: Path, monkeypatch):
-    import alems.figures as figmod
+    import alems.figures.style as figstyle
 
     seen = {}
-    orig = figmod._save
+    orig = figstyle.save
 
     def spy(fig, out_dir, name, run_id, modeled):  # type: ignore[no-untyped-def]
         out = orig(fig, out_dir, name, run_id, modeled)  # draws the footer
@@ -118,7 +118,7 @@ def test_negative_epg_stays_on_a_linear_axis_with_a_marker(tmp_path: Path, monke
         seen[name] = (ax.get_yscale(), ax.get_ylim(), [t.get_text() for t in fig.texts + ax.texts])
         return out
 
-    monkeypatch.setattr(figmod, "_save", spy)
+    monkeypatch.setattr(figstyle, "save", spy)
     fig_epg(_inputs(negative=True), tmp_path)
     scale, (lo, _), texts = seen["fig1_epg"]
     assert scale == "linear" and lo < -3.0
@@ -129,10 +129,10 @@ def test_negative_epg_stays_on_a_linear_axis_with_a_marker(tmp_path: Path, monke
 
 
 def test_power_timeline_plots_reconstructed_power(tmp_path: Path, monkeypatch):
-    import alems.figures as figmod
+    import alems.figures.style as figstyle
 
     seen = {}
-    orig = figmod._save
+    orig = figstyle.save
 
     def spy(fig, out_dir, name, run_id, modeled):  # type: ignore[no-untyped-def]
         out = orig(fig, out_dir, name, run_id, modeled)
@@ -140,7 +140,7 @@ def test_power_timeline_plots_reconstructed_power(tmp_path: Path, monkeypatch):
         seen[name] = (np.asarray(line.get_ydata(), dtype=float), [t.get_text() for t in fig.texts])
         return out
 
-    monkeypatch.setattr(figmod, "_save", spy)
+    monkeypatch.setattr(figstyle, "save", spy)
     fig_timeline(_inputs(negative=False), tmp_path)
     power, texts = seen["fig4_power_timeline"]
     finite = power[np.isfinite(power)]
@@ -150,15 +150,16 @@ def test_power_timeline_plots_reconstructed_power(tmp_path: Path, monkeypatch):
 
 def test_a_negative_ooi_is_written_out_not_dropped(tmp_path: Path, monkeypatch):
     import alems.figures as figmod
+    import alems.figures.style as figstyle
 
     seen = {}
-    orig = figmod._save
+    orig = figstyle.save
 
     def spy(fig, out_dir, name, run_id, modeled):  # type: ignore[no-untyped-def]
         out = orig(fig, out_dir, name, run_id, modeled)
         seen[name] = [t.get_text() for t in fig.axes[0].texts]
         return out
 
-    monkeypatch.setattr(figmod, "_save", spy)
+    monkeypatch.setattr(figstyle, "save", spy)
     figmod.fig_ooi(_inputs(negative=True), tmp_path)
     assert any("not > 0" in t for t in seen["fig2_ooi_forest"])

@@ -45,12 +45,23 @@ from typing import IO, Any
 
 import pandas as pd
 
+from alems.accounting import combine_sources, contains_modeled
+from alems.baseline import load_baseline
+from alems.energy.childproc import terminate
 from alems.errors import ConfigError, ProvenanceError
+from alems.io import atomic_path, atomic_write_bytes, atomic_write_json
+from alems.provenance import check_compatible, fingerprint
+from alems.proxy import LlmProxy
+from alems.session import Attempt, DirLock, Session
+from alems.session.records import Goal as GoalExecution
+from alems.tasks.base import Goal
+from alems.tasks.checkers import VALUE_KINDS, ValueKind, find_numbers
+from alems.tasks.checkers import judge as check
 
 #: The largest stdout tail kept for the checker and the ``answer`` column.
 MAX_STDOUT_BYTES = 1 << 20
 MAX_ANSWER_CHARS = 500
-KINDS = ("numeric", "string")
+KINDS = VALUE_KINDS
 
 
 @dataclass
@@ -76,8 +87,6 @@ def run_teed(cmd: Sequence[str], env: Mapping[str, str], out: IO[bytes] | None) 
 
     stderr is inherited. On an exception here (Ctrl-C) the child gets SIGTERM, then SIGKILL.
     """
-    from alems.energy.childproc import terminate
-
     proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, env=dict(env))
     assert proc.stdout is not None
     tail = bytearray()
@@ -110,10 +119,10 @@ def judge(
         return False, f"exit code {exit_code}"
     if expect is None:
         return True, ""
-    from alems.tasks.base import Goal
-    from alems.tasks.checkers import judge as check
-
-    goal = Goal(family=family, goal_id=goal_id, prompt="", expected=str(expect), answer_kind=kind)  # type: ignore[arg-type]
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    answer_kind: ValueKind = "numeric" if kind == "numeric" else "string"
+    goal = Goal(family=family, goal_id=goal_id, prompt="", expected=str(expect), answer_kind=answer_kind)
     return (True, "") if check(goal, stdout).success else (False, "wrong answer")
 
 
@@ -149,9 +158,6 @@ def _read_goals(path: Path) -> pd.DataFrame:
 
 def merge_calls(out: str | os.PathLike[str]) -> dict[str, Any]:
     """Rebuild ``DIR/goals.csv``, ``DIR/events.jsonl`` and ``DIR/run.json`` from the complete calls."""
-    from alems.accounting import combine_sources, contains_modeled
-    from alems.io import atomic_path, atomic_write_json
-
     out = Path(out)
     calls = _complete_calls(out)
     frames = [_read_goals(d / "goals.csv") for d, _ in calls]
@@ -193,8 +199,6 @@ def merge_calls(out: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _check_append(out: Path, goal_id: str, rep: int, mode: str, hashes: Mapping[str, Any]) -> None:
     """Refuse a call that would duplicate an execution or mix provenance into ``out``."""
-    from alems.provenance import check_compatible
-
     goals = out / "goals.csv"
     if goals.is_file() and goals.stat().st_size:
         g = _read_goals(goals)
@@ -222,11 +226,9 @@ def _check_append(out: Path, goal_id: str, rep: int, mode: str, hashes: Mapping[
             )
 
 
-def _run_baseline(idle: Path, given: str | os.PathLike[str] | None) -> Any:
+def _run_baseline(idle: Path, given: str | os.PathLike[str] | None) -> Path | str:
     """The baseline of this call: the run's ``idle.json``, a given file (copied there for the
     later calls), or ``"measure"`` (stored there). A given file that differs from the run's is refused."""
-    from alems.baseline import load_baseline
-
     if given is None:
         return idle if idle.is_file() else "measure"
     base = load_baseline(given)
@@ -239,10 +241,106 @@ def _run_baseline(idle: Path, given: str | os.PathLike[str] | None) -> Any:
                 f"leave out --baseline (the run's {idle} is used), or track into a new --out directory",
             )
         return idle
-    from alems.io import atomic_write_bytes
-
     atomic_write_bytes(idle, Path(given).read_bytes())
     return idle
+
+
+def _check_command(cmd: Sequence[str], kind: str, expect: str | None) -> None:
+    """The command exists, and ``--kind``/``--expect`` make sense, before anything is locked."""
+    if not cmd:
+        raise ConfigError(
+            "no command given", "write the command after --, e.g. alems track ... -- python agent.py"
+        )
+    if shutil.which(cmd[0]) is None:
+        raise ConfigError(f"command {cmd[0]!r} not found", "give the program's path, or check PATH")
+    if kind not in KINDS:
+        raise ConfigError(
+            f"--kind {kind!r} is not one of {list(KINDS)}", "use --kind numeric or --kind string"
+        )
+    if expect is not None and kind == "numeric" and not find_numbers(str(expect)):
+        raise ConfigError(f"--expect {expect!r} is not a number", "give a number, or use --kind string")
+
+
+def _call_hashes(meter: Any, interval_ms: float, attribution: str) -> dict[str, Any]:
+    """The provenance hashes of a call: the fingerprint of the machine and the track settings."""
+    meter_name = meter if isinstance(meter, str) or meter is None else getattr(meter, "name", "meter")
+    cfg = {"track": {"meter": meter_name, "interval_ms": float(interval_ms), "attribution": attribution}}
+    return fingerprint(cfg).hashes.to_dict()
+
+
+def _next_call_dir(out: Path) -> Path:
+    existing = _call_dirs(out)
+    number = int(existing[-1].name) + 1 if existing else 1
+    return out / "calls" / f"{number:04d}"
+
+
+@dataclass
+class _Call:
+    """One command run as one attempt: what to run, where its output goes, how it is judged."""
+
+    cmd: Sequence[str]
+    env: dict[str, str]
+    stdout: IO[bytes]
+    expect: str | None
+    kind: str
+    proxy_upstream: str | None
+    proxy_timeouts: tuple[float, float]
+    exit_code: int = -1
+    text: str = ""
+    proxy: LlmProxy | None = None
+
+    def run(self, a: Attempt, *, family: str, goal_id: str) -> None:
+        """Run the command inside attempt ``a`` (through the recording proxy when there is an
+        upstream), then give the attempt its verdict."""
+        if self.proxy_upstream:
+            self.proxy = LlmProxy(
+                self.proxy_upstream,
+                a,
+                connect_timeout_s=self.proxy_timeouts[0],
+                read_timeout_s=self.proxy_timeouts[1],
+            ).start()
+            self.env["OPENAI_BASE_URL"] = self.env["OPENAI_API_BASE"] = self.proxy.base_url
+        try:
+            self.exit_code, self.text = run_teed(self.cmd, self.env, self.stdout)
+        finally:
+            if self.proxy is not None:
+                self.proxy.stop()
+        ok, why = judge(self.text, self.exit_code, self.expect, self.kind, family=family, goal_id=goal_id)
+        if ok:
+            a.succeed(answer=last_line(self.text))
+        else:
+            a.fail(why, answer=last_line(self.text))
+
+    def record(self, *, goal_id: str, family: str, mode: str, rep: int) -> dict[str, Any]:
+        """The call's ``track`` entry of its run.json."""
+        return {
+            "goal_id": goal_id,
+            "family": family,
+            "mode": mode,
+            "rep": rep,
+            "exit_code": self.exit_code,
+            "program": Path(self.cmd[0]).name,
+            "proxy": bool(self.proxy_upstream),
+            "proxy_calls": 0 if self.proxy is None else self.proxy.calls,
+            "proxy_errors": 0 if self.proxy is None else self.proxy.errors,
+        }
+
+
+def _result(session: Session, call_dir: Path, g: GoalExecution, call: _Call) -> TrackResult:
+    result = session.result
+    row = result.goals.iloc[-1] if result is not None and len(result.goals) else None
+    energy = None if row is None or pd.isna(row["energy_j"]) else float(row["energy_j"] + row["gap_j"])
+    return TrackResult(
+        call=call_dir.name,
+        call_dir=str(call_dir),
+        exit_code=call.exit_code,
+        success=bool(g.success),
+        error=g.attempts[-1].error if g.attempts else "",
+        answer=last_line(call.text),
+        llm_calls=0 if row is None else int(row["llm_calls"]),
+        energy_j=energy,
+        energy_source=str(row["energy_source"]) if row is not None else "none",
+    )
 
 
 def track_command(
@@ -268,42 +366,24 @@ def track_command(
     stdout: IO[bytes] | None = None,
 ) -> TrackResult:
     """Run ``cmd`` as one goal execution of one attempt and append it to ``out_dir`` (module docstring)."""
-    from alems.proxy import LlmProxy
-    from alems.session import DirLock, Session
-
-    if not cmd:
-        raise ConfigError(
-            "no command given", "write the command after --, e.g. alems track ... -- python agent.py"
-        )
-    if shutil.which(cmd[0]) is None:
-        raise ConfigError(f"command {cmd[0]!r} not found", "give the program's path, or check PATH")
-    if kind not in KINDS:
-        raise ConfigError(
-            f"--kind {kind!r} is not one of {list(KINDS)}", "use --kind numeric or --kind string"
-        )
-    if expect is not None and kind == "numeric":
-        from alems.tasks.checkers import find_numbers
-
-        if not find_numbers(str(expect)):
-            raise ConfigError(f"--expect {expect!r} is not a number", "give a number, or use --kind string")
+    _check_command(cmd, kind, expect)
     out = Path(out_dir)
-    stdout = stdout if stdout is not None else sys.stdout.buffer
+    call = _Call(
+        cmd,
+        dict(os.environ if env is None else env),
+        stdout if stdout is not None else sys.stdout.buffer,
+        expect,
+        kind,
+        proxy_upstream,
+        proxy_timeouts,
+    )
     with DirLock(out):
         if hashes is None:
-            from alems.provenance import fingerprint
-
-            meter_name = meter if isinstance(meter, str) or meter is None else getattr(meter, "name", "meter")
-            cfg = {
-                "track": {"meter": meter_name, "interval_ms": float(interval_ms), "attribution": attribution}
-            }
-            hashes = fingerprint(cfg).hashes.to_dict()
+            hashes = _call_hashes(meter, interval_ms, attribution)
         _check_append(out, str(goal_id), int(rep), mode, hashes)
         idle = out / "idle.json"
-        base_arg: Any = _run_baseline(idle, baseline) if meter is not None else "none"
-        existing = _call_dirs(out)
-        number = int(existing[-1].name) + 1 if existing else 1
-        call_dir = out / "calls" / f"{number:04d}"
-        child_env = dict(os.environ if env is None else env)
+        base_arg: Path | str = _run_baseline(idle, baseline) if meter is not None else "none"
+        call_dir = _next_call_dir(out)
         session = Session(
             call_dir,
             meter=meter,
@@ -315,58 +395,13 @@ def track_command(
             baseline_config=baseline_config,
             hashes=hashes,
         )
-        rc, text = -1, ""
         with session as s:
-            with (
-                s.goal(
-                    goal_id, family=family, mode=mode, rep=rep, expected="" if expect is None else str(expect)
-                ) as g,
-                g.attempt() as a,
-            ):
-                proxy = None
-                if proxy_upstream:
-                    proxy = LlmProxy(
-                        proxy_upstream,
-                        a,
-                        connect_timeout_s=proxy_timeouts[0],
-                        read_timeout_s=proxy_timeouts[1],
-                    ).start()
-                    child_env["OPENAI_BASE_URL"] = child_env["OPENAI_API_BASE"] = proxy.base_url
-                try:
-                    rc, text = run_teed(cmd, child_env, stdout)
-                finally:
-                    if proxy is not None:
-                        proxy.stop()
-                ok, why = judge(text, rc, expect, kind, family=family, goal_id=str(goal_id))
-                if ok:
-                    a.succeed(answer=last_line(text))
-                else:
-                    a.fail(why, answer=last_line(text))
-            s.meta_extra["track"] = {
-                "goal_id": str(goal_id),
-                "family": family,
-                "mode": mode,
-                "rep": int(rep),
-                "exit_code": rc,
-                "program": Path(cmd[0]).name,
-                "proxy": bool(proxy_upstream),
-                "proxy_calls": 0 if proxy is None else proxy.calls,
-                "proxy_errors": 0 if proxy is None else proxy.errors,
-            }
+            expected = "" if expect is None else str(expect)
+            with s.goal(goal_id, family=family, mode=mode, rep=rep, expected=expected) as g, g.attempt() as a:
+                call.run(a, family=family, goal_id=str(goal_id))
+            s.meta_extra["track"] = call.record(goal_id=str(goal_id), family=family, mode=mode, rep=int(rep))
         merge_calls(out)
-    row = session.result.goals.iloc[-1] if session.result is not None and len(session.result.goals) else None
-    energy = None if row is None or pd.isna(row["energy_j"]) else float(row["energy_j"] + row["gap_j"])
-    return TrackResult(
-        call=call_dir.name,
-        call_dir=str(call_dir),
-        exit_code=rc,
-        success=bool(g.success),
-        error=g.attempts[-1].error if g.attempts else "",
-        answer=last_line(text),
-        llm_calls=0 if row is None else int(row["llm_calls"]),
-        energy_j=energy,
-        energy_source=str(row["energy_source"]) if row is not None else "none",
-    )
+    return _result(session, call_dir, g, call)
 
 
 def install_sigterm() -> None:

@@ -30,16 +30,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alems.errors import ConfigError
-from alems.settings import settings_from_dict
+from alems.settings import schema_default, settings_from_dict
 
-#: Output-token caps per kind of LLM call.
+#: The final-answer cap of BOTH modes (linear's one call, agentic's synthesis). It has no schema
+#: default, so that its older names (:data:`LEGACY_ANSWER_KEYS`) can still set it.
+DEFAULT_ANSWER_TOKENS = 384
+#: Output-token caps per kind of LLM call: ``answer``, then (from the schema) ``plan`` (the JSON
+#: plan), ``step`` (a plain sentence after a tool result, or a sub-question answer), ``react``
+#: (one thought/action step), ``decide`` (linear single_pass: the one tool call, or none) and
+#: ``verify`` (YES, or NO with a short reason).
 DEFAULT_MAX_TOKENS: dict[str, int] = {
-    "answer": 384,  # the final-answer call of BOTH modes (linear's one call, agentic's synthesis)
-    "plan": 192,  # the JSON plan (plan_execute)
-    "step": 48,  # a plain sentence after a tool result, or a sub-question answer (plan_execute)
-    "react": 128,  # one thought/action step (react)
-    "decide": 64,  # linear single_pass: the one tool call, or none
-    "verify": 48,  # YES, or NO with a short reason
+    "answer": DEFAULT_ANSWER_TOKENS,
+    **{k: schema_default("agents", "max_tokens", k) for k in ("plan", "step", "react", "decide", "verify")},
 }
 #: Older names of the final-answer cap, still accepted; they must agree with each other.
 LEGACY_ANSWER_KEYS: tuple[str, ...] = ("linear", "synthesise")
@@ -51,22 +53,27 @@ LINEAR_TOOLS: tuple[str, ...] = ("none", "single_pass")
 class AgentConfig:
     """Settings of the linear and agentic executors."""
 
-    max_attempts: int = 3
-    backoff_s: float = 0.5
-    backoff_factor: float = 2.0
-    verify: bool = True
-    style: str = "plan_execute"
-    linear_tools: str = "none"
-    max_steps: int = 5
-    max_tokens: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_MAX_TOKENS))
-    temperature: float = 0.0
-    seed: int = 0
-    json_schema: bool = True  # constrain the plan and verify calls with a JSON schema
-    plan_schema: dict[str, Any] | None = None  # override the generated plan schema
-    inject_tool_failure_rate: float = 0.0
-    inject_timeout_rate: float = 0.0
-    inject_timeout_s: float = 0.0  # how long an injected timeout waits before failing
-    keep_workdirs: bool = True  # keep per-attempt sandboxes and database copies
+    max_attempts: int = schema_default("agents", "max_attempts")
+    backoff_s: float = schema_default("agents", "backoff_s")
+    backoff_factor: float = schema_default("agents", "backoff_factor")
+    verify: bool = schema_default("agents", "verify")
+    style: str = schema_default("agents", "style")
+    linear_tools: str = schema_default("agents", "linear_tools")
+    max_steps: int = schema_default("agents", "max_steps")
+    # the schema's default is {}: __post_init__ fills in DEFAULT_MAX_TOKENS
+    max_tokens: dict[str, int] = field(default_factory=lambda: schema_default("agents", "max_tokens"))
+    temperature: float = schema_default("agents", "temperature")
+    seed: int = schema_default("agents", "seed")
+    json_schema: bool = schema_default("agents", "json_schema")  # constrain the plan and verify calls
+    # override the generated plan schema
+    plan_schema: dict[str, Any] | None = field(
+        default_factory=lambda: schema_default("agents", "plan_schema")
+    )
+    inject_tool_failure_rate: float = schema_default("agents", "inject_tool_failure_rate")
+    inject_timeout_rate: float = schema_default("agents", "inject_timeout_rate")
+    # how long an injected timeout waits before failing
+    inject_timeout_s: float = schema_default("agents", "inject_timeout_s")
+    keep_workdirs: bool = schema_default("agents", "keep_workdirs")  # keep sandboxes and database copies
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+import pandas as pd
+
 from alems.contracts import EVENT_KINDS
 
 
@@ -166,10 +168,8 @@ def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return out
 
 
-def events_frame(events: list[dict[str, Any]]):  # -> pandas.DataFrame
+def events_frame(events: list[dict[str, Any]]) -> pd.DataFrame:
     """The events as a DataFrame with every contract column present (missing ones as NA)."""
-    import pandas as pd
-
     cols = ["t", "goal_id", "rep", "mode", "attempt", "kind", "name", "tokens_in", "tokens_out", "error"]
     df = pd.DataFrame.from_records(events)
     for c in cols:

@@ -54,6 +54,7 @@ the checker's verdict on every attempt's answer and ``check_reason`` its reason
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import time
 from collections.abc import Callable
@@ -433,8 +434,6 @@ class Execution:
 def parse_verification(text: str) -> tuple[bool | None, str]:
     """The self-check's verdict and reason: from a JSON ``{"reason", "verdict"}`` object, or
     from free text (the first word is the verdict, the rest the reason)."""
-    import json
-
     raw = (text or "").strip()
     try:
         obj = json.loads(raw)

@@ -15,6 +15,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from alems.agents.tools import TOOL_NAMES
 from alems.tasks import Goal
 
 ANSWER_FORMAT = "End your reply with a final line of the form 'Answer: <answer>'."
@@ -41,7 +44,7 @@ _TOOL_HELP = {
 }
 
 
-def _example(tools: list[str]) -> str:
+def _example(tools: Sequence[str]) -> str:
     """A format example for a *different* task, so that it shows the plan format (and a
     {N} reference) without handing the model operations it could copy into this task."""
     if "sql" in tools:
@@ -63,7 +66,7 @@ def _example(tools: list[str]) -> str:
 
 
 def agentic_system(goal: Goal, max_steps: int) -> str:
-    tools = [t for t in ("calculator", "sql", "write_file") if t in goal.tools]
+    tools = [t for t in TOOL_NAMES if t in goal.tools]
     lines = [
         "You solve tasks by writing a short plan of steps. The steps are carried out for you, "
         "one by one, and you see each result. Each step does one small thing.",
@@ -86,7 +89,7 @@ def agentic_system(goal: Goal, max_steps: int) -> str:
 
 def _tool_call_help(goal: Goal) -> list[str]:
     """The tools of one-tool-call formats (react, linear single_pass): help, schema, file field."""
-    lines = ["Tools:", *(_TOOL_HELP[t] for t in ("calculator", "sql", "write_file") if t in goal.tools)]
+    lines = ["Tools:", *(_TOOL_HELP[t] for t in TOOL_NAMES if t in goal.tools)]
     if "sql" in goal.tools and goal.db_schema:
         lines.append(
             f"The database has this schema: {goal.db_schema}. It holds the same rows as the table in the task."

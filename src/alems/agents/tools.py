@@ -70,51 +70,61 @@ def _digits(x: Fraction) -> int:
     return int(bits * 0.30103) + 1
 
 
+def _constant(v: object) -> Fraction:
+    """A literal of the expression: an int or a finite float (read as the decimal it shows)."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ToolArgumentError(f"only numbers are allowed, not {v!r}")
+    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+        raise ToolArgumentError("number out of range")
+    return Fraction(v) if isinstance(v, int) else Fraction(Decimal(repr(v)))
+
+
+def _power(a: Fraction, b: Fraction) -> Fraction:
+    if b.denominator != 1:
+        raise ToolArgumentError("only whole-number exponents are supported")
+    e = b.numerator
+    if abs(e) > MAX_EXPONENT:
+        raise ToolArgumentError(f"exponent {e} is too large (limit {MAX_EXPONENT})")
+    if a == 0 and e < 0:
+        raise ToolArgumentError("division by zero")
+    if _digits(a) * abs(e) > MAX_RESULT_DIGITS * 2:
+        raise ToolArgumentError("result would be too large")
+    return a**e
+
+
+def _binop(op: ast.operator, a: Fraction, b: Fraction) -> Fraction:
+    """``a op b`` exactly, for the operators of :data:`_BINOPS`."""
+    if isinstance(op, ast.Add):
+        return a + b
+    if isinstance(op, ast.Sub):
+        return a - b
+    if isinstance(op, ast.Mult):
+        return a * b
+    if isinstance(op, ast.Pow):
+        return _power(a, b)
+    if b == 0:
+        raise ToolArgumentError("division by zero")
+    if isinstance(op, ast.Div):
+        return a / b
+    if isinstance(op, ast.FloorDiv):
+        return Fraction(a // b)
+    return a - b * Fraction(a // b)
+
+
 def _eval(node: ast.AST, depth: int) -> Fraction:
     if depth > MAX_DEPTH:
         raise ToolArgumentError("expression is nested too deeply")
     if isinstance(node, ast.Expression):
         return _eval(node.body, depth + 1)
     if isinstance(node, ast.Constant):
-        v = node.value
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise ToolArgumentError(f"only numbers are allowed, not {v!r}")
-        if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
-            raise ToolArgumentError("number out of range")
-        return Fraction(v) if isinstance(v, int) else Fraction(Decimal(repr(v)))
+        return _constant(node.value)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd | ast.USub):
-        v = _eval(node.operand, depth + 1)
-        return -v if isinstance(node.op, ast.USub) else v
+        operand = _eval(node.operand, depth + 1)
+        return -operand if isinstance(node.op, ast.USub) else operand
     if isinstance(node, ast.BinOp) and isinstance(node.op, _BINOPS):
         a = _eval(node.left, depth + 1)
         b = _eval(node.right, depth + 1)
-        op = node.op
-        if isinstance(op, ast.Add):
-            r = a + b
-        elif isinstance(op, ast.Sub):
-            r = a - b
-        elif isinstance(op, ast.Mult):
-            r = a * b
-        elif isinstance(op, ast.Pow):
-            if b.denominator != 1:
-                raise ToolArgumentError("only whole-number exponents are supported")
-            e = b.numerator
-            if abs(e) > MAX_EXPONENT:
-                raise ToolArgumentError(f"exponent {e} is too large (limit {MAX_EXPONENT})")
-            if a == 0 and e < 0:
-                raise ToolArgumentError("division by zero")
-            if _digits(a) * abs(e) > MAX_RESULT_DIGITS * 2:
-                raise ToolArgumentError("result would be too large")
-            r = a**e
-        else:
-            if b == 0:
-                raise ToolArgumentError("division by zero")
-            if isinstance(op, ast.Div):
-                r = a / b
-            elif isinstance(op, ast.FloorDiv):
-                r = Fraction(a // b)
-            else:
-                r = a - b * Fraction(a // b)
+        r = _binop(node.op, a, b)
         if _digits(r) > MAX_RESULT_DIGITS:
             raise ToolArgumentError("result would be too large")
         return r

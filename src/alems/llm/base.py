@@ -1,15 +1,19 @@
-"""The one protocol every LLM backend implements, and the typed failures of a call.
+"""The one protocol every LLM backend implements, the typed failures of a call, and the
+body of ``complete`` the backends share.
 
 Backends: ``llamacpp`` (embedded), ``openai`` (any OpenAI-compatible server),
 ``scripted`` (deterministic test double). Executors only ever see :class:`Backend`.
+A backend built on :class:`TimedBackend` implements only ``generate``: the start and end
+stamps on its clock and the :class:`Completion` are made here, once for all of them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from alems.errors import AlemsError
+from alems.errors import AlemsError, ModelError
 
 Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": "..."}
 
@@ -28,7 +32,16 @@ class Completion:
 
 
 class LLMCallError(AlemsError):
-    """An LLM call failed. Executors record it as a failed attempt; it never crashes a run."""
+    """An LLM call failed. Executors record it as a failed attempt; it never crashes a run.
+
+    The ``openai`` backend also says whether the failure is worth a retry (``retryable``),
+    the HTTP status (``status``, None without one), the URL it called (``url``) and, once it
+    gives up, how many tries it made (``attempts``)."""
+
+    retryable: bool = False
+    status: int | None = None
+    url: str | None = None
+    attempts: int | None = None
 
 
 class LLMUnavailable(LLMCallError):
@@ -41,6 +54,10 @@ class LLMTimeout(LLMCallError):
 
 class LLMHTTPError(LLMCallError):
     """The server answered with an HTTP error status or an unusable body."""
+
+
+class BackendNotInstalled(ModelError):
+    """The package a backend runs on is not installed (llama-cpp-python for ``llamacpp``)."""
 
 
 @runtime_checkable
@@ -60,3 +77,63 @@ class Backend(Protocol):
         stop: list[str] | None = None,
         json_schema: dict[str, Any] | None = None,
     ) -> Completion: ...
+
+
+@dataclass(frozen=True)
+class Request:
+    """The settings of one call besides its messages: the keyword arguments of ``complete``."""
+
+    max_tokens: int
+    temperature: float = 0.0
+    seed: int = 0
+    stop: list[str] | None = None
+    json_schema: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What one call generated, before :class:`TimedBackend` stamps it into a :class:`Completion`.
+    ``ttft_s`` is measured from the call's start stamp."""
+
+    text: str
+    tokens_in: int
+    tokens_out: int
+    finish_reason: str
+    ttft_s: float | None = None
+
+
+class TimedBackend:
+    """The shared ``complete`` of the backends: stamp the start on ``_clock``, ``generate``,
+    stamp the end (after everything the call did, retries included) and return the
+    :class:`Completion`. Subclasses set ``name``, ``model`` and ``_clock``."""
+
+    name: str
+    model: str
+    _clock: Callable[[], float]
+
+    def complete(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        seed: int = 0,
+        stop: list[str] | None = None,
+        json_schema: dict[str, Any] | None = None,
+    ) -> Completion:
+        t_start = self._clock()
+        request = Request(max_tokens, temperature, seed, stop, json_schema)
+        out = self.generate(messages, request, t_start)
+        return Completion(
+            text=out.text,
+            tokens_in=out.tokens_in,
+            tokens_out=out.tokens_out,
+            t_start=t_start,
+            t_end=self._clock(),
+            finish_reason=out.finish_reason,
+            ttft_s=out.ttft_s,
+        )
+
+    def generate(self, messages: list[Message], request: Request, t_start: float) -> Generation:
+        """One call's text, token counts and finish reason; ``t_start`` is the call's start stamp."""
+        raise NotImplementedError

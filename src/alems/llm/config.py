@@ -11,11 +11,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from alems.errors import ConfigError
-from alems.settings import settings_from_dict
+from alems.settings import schema_default, settings_from_dict
 
 BACKENDS = ("llamacpp", "openai", "scripted")
 RESPONSE_FORMATS = ("json_schema", "json_object", "none")
@@ -26,35 +26,35 @@ class LLMConfig:
     """Settings of the LLM layer. ``model`` is a catalog name; ``model_path`` (a local GGUF)
     overrides it and skips fetching. ``threads=None`` means the job's threads."""
 
-    backend: str = "llamacpp"
-    model: str = "qwen2.5-coder-0.5b"
-    model_path: str | None = None
-    model_sha256: str | None = None
-    models_dir: str = "resources/models"
+    backend: str = schema_default("llm", "backend")
+    model: str = schema_default("llm", "model")
+    model_path: str | None = schema_default("llm", "model_path")
+    model_sha256: str | None = schema_default("llm", "model_sha256")
+    models_dir: str = schema_default("llm", "models_dir")
     # llamacpp
-    threads: int | None = None
-    n_ctx: int = 4096
-    n_batch: int = 512
-    top_k: int = 40
-    top_p: float = 0.95
-    min_p: float = 0.05
-    repeat_penalty: float = 1.0
-    prompt_cache: bool = True
+    threads: int | None = schema_default("llm", "threads")
+    n_ctx: int = schema_default("llm", "n_ctx")
+    n_batch: int = schema_default("llm", "n_batch")
+    top_k: int = schema_default("llm", "top_k")
+    top_p: float = schema_default("llm", "top_p")
+    min_p: float = schema_default("llm", "min_p")
+    repeat_penalty: float = schema_default("llm", "repeat_penalty")
+    prompt_cache: bool = schema_default("llm", "prompt_cache")
     # sampling and limits (all backends)
-    max_tokens: int = 256
-    temperature: float = 0.0
-    seed: int = 0
+    max_tokens: int = schema_default("llm", "max_tokens")
+    temperature: float = schema_default("llm", "temperature")
+    seed: int = schema_default("llm", "seed")
     # openai
-    base_url: str = "http://127.0.0.1:8080/v1"
-    api_key_env: str | None = None
-    timeout_s: float = 120.0
-    connect_timeout_s: float = 5.0
-    retries: int = 2
-    backoff_s: float = 1.0
-    stream: bool = False
-    response_format: str = "json_schema"
+    base_url: str = schema_default("llm", "base_url")
+    api_key_env: str | None = schema_default("llm", "api_key_env")
+    timeout_s: float = float(schema_default("llm", "timeout_s"))
+    connect_timeout_s: float = float(schema_default("llm", "connect_timeout_s"))
+    retries: int = schema_default("llm", "retries")
+    backoff_s: float = schema_default("llm", "backoff_s")
+    stream: bool = schema_default("llm", "stream")
+    response_format: str = schema_default("llm", "response_format")
     # scripted
-    script: tuple[str, ...] = field(default_factory=tuple)
+    script: tuple[str, ...] = schema_default("llm", "script")
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:

@@ -290,30 +290,34 @@ def resolve_model(
       is never deleted). If its hash matches a catalog entry it takes that entry's name.
     """
     cat = catalog or load_catalog()
-    mdir = Path(models_dir)
     text = os.fspath(name_or_path)
     if text in cat.names:
-        entry = cat.get(text)
-        path = mdir / entry.filename
-        if not path.is_file():
-            raise ModelError(
-                f"model {entry.name!r} is not fetched: {path} does not exist",
-                fix=_fetch_hint(entry.name, mdir),
-            )
-        digest = file_sha256(path)
-        if digest != entry.sha256:
-            _remove_model_file(path)
-            raise ModelError(
-                f"{path} failed its sha256 check (got {digest}, expected {entry.sha256}); "
-                "the file was deleted",
-                fix=_fetch_hint(entry.name, mdir),
-            )
-        return ModelFile(
-            path=path, sha256=digest, name=entry.name, source=entry.source, size=path.stat().st_size
-        )
+        return _catalog_model(cat.get(text), Path(models_dir))
     if not _looks_like_path(text) and not Path(text).exists():
         cat.get(text)  # raises: unknown name, listing the valid ones
-    path = Path(text).expanduser()
+    return _user_model(Path(text).expanduser(), expected_sha256, cat)
+
+
+def _catalog_model(entry: CatalogEntry, mdir: Path) -> ModelFile:
+    """``mdir/NAME.gguf`` verified against the catalog; missing, or deleted when its hash is wrong."""
+    path = mdir / entry.filename
+    if not path.is_file():
+        raise ModelError(
+            f"model {entry.name!r} is not fetched: {path} does not exist",
+            fix=_fetch_hint(entry.name, mdir),
+        )
+    digest = file_sha256(path)
+    if digest != entry.sha256:
+        _remove_model_file(path)
+        raise ModelError(
+            f"{path} failed its sha256 check (got {digest}, expected {entry.sha256}); the file was deleted",
+            fix=_fetch_hint(entry.name, mdir),
+        )
+    return ModelFile(path=path, sha256=digest, name=entry.name, source=entry.source, size=path.stat().st_size)
+
+
+def _user_model(path: Path, expected_sha256: str | None, cat: Catalog) -> ModelFile:
+    """A user's GGUF file: it must exist and start with the GGUF magic; hashed (never deleted)."""
     if not path.is_file():
         raise ModelError(
             f"model file {path} does not exist",

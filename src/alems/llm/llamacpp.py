@@ -39,14 +39,18 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
 
 from alems.errors import ModelError
 from alems.io import canonical_json
-from alems.llm.base import Completion, LLMCallError, Message
+from alems.llm.base import BackendNotInstalled, Generation, LLMCallError, Message, Request, TimedBackend
+from alems.llm.build import read_build_record
 from alems.llm.fetch import ModelFile
-from alems.llm.runtime import read_build_record
+
+if TYPE_CHECKING:  # llama-cpp-python is optional and loaded lazily
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 LLAMA_IMPORT_FIX = "run `make llama` (builds llama-cpp-python once and caches the wheel)"
 
@@ -55,7 +59,7 @@ def _import_llama() -> Any:
     try:
         import llama_cpp
     except ImportError as exc:
-        raise ModelError(f"llama-cpp-python is not installed ({exc})", fix=LLAMA_IMPORT_FIX) from exc
+        raise BackendNotInstalled(f"llama-cpp-python is not installed ({exc})", fix=LLAMA_IMPORT_FIX) from exc
     return llama_cpp
 
 
@@ -74,7 +78,40 @@ def llama_build_info() -> dict[str, Any]:
     return info
 
 
-class LlamaCppBackend:
+@dataclass
+class _Decoded:
+    """The bytes a call decoded so far, its token count, time to first token, finish reason
+    and where a stop string cut it."""
+
+    data: bytearray = field(default_factory=bytearray)
+    n_out: int = 0
+    ttft: float | None = None
+    finish: str = "length"
+    cut: int | None = None
+
+    def text(self) -> str:
+        kept = self.data[: self.cut] if self.cut is not None else self.data
+        return bytes(kept).decode("utf-8", errors="ignore")
+
+
+class _StopScan:
+    """Finds the first stop string in the decoded bytes, looking only where the newest token
+    could have completed one."""
+
+    def __init__(self, stops: list[str]) -> None:
+        self.stops = [s.encode("utf-8") for s in stops if s]
+        self.longest = max((len(s) for s in self.stops), default=0)
+
+    def find(self, data: bytearray, before: int) -> int | None:
+        """The earliest start of a stop string ending after byte ``before``, or None."""
+        if not self.stops:
+            return None
+        start = max(0, before - self.longest + 1)
+        hits = [i for s in self.stops if (i := data.find(s, start)) >= 0]
+        return min(hits) if hits else None
+
+
+class LlamaCppBackend(TimedBackend):
     """An embedded llama.cpp model. Construct once per process/job and keep it."""
 
     name = "llamacpp"
@@ -95,8 +132,6 @@ class LlamaCppBackend:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         llama_cpp = _import_llama()
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
         self.model = model.name
         self.model_file = model
         self.threads = int(threads)
@@ -107,8 +142,14 @@ class LlamaCppBackend:
         self.prompt_cache = prompt_cache
         self._grammars: dict[str, Any] = {}
         self._llama_cpp = llama_cpp
+        self._llm = self._load(model, n_ctx=n_ctx, n_batch=n_batch, seed=seed)
+        self._formatter = self._chat_formatter(model)
+        self._vocab = self._llm._model.vocab  # the one private handle: end-of-generation test
+
+    def _load(self, model: ModelFile, *, n_ctx: int, n_batch: int, seed: int) -> Any:
+        """The ``llama_cpp.Llama`` of ``model`` on CPU; a file llama.cpp cannot load is a ModelError."""
         try:
-            self._llm = llama_cpp.Llama(
+            return self._llama_cpp.Llama(
                 model_path=str(model.path),
                 n_ctx=n_ctx,
                 n_batch=n_batch,
@@ -123,8 +164,13 @@ class LlamaCppBackend:
                 f"llama.cpp could not load {model.path}: {exc}",
                 fix=f"check the file (`alems models fetch {model.name}` restores catalog models)",
             ) from exc
-        meta = self._llm.metadata
-        template = meta.get("tokenizer.chat_template")
+
+    def _chat_formatter(self, model: ModelFile) -> Jinja2ChatFormatter:
+        """The chat template of the GGUF metadata as llama-cpp-python's own formatter (its
+        sha256 is kept for provenance); a model without one is a ModelError."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = self._llm.metadata.get("tokenizer.chat_template")
         if not template:
             raise ModelError(
                 f"{model.path} has no chat template in its GGUF metadata (tokenizer.chat_template)",
@@ -133,13 +179,12 @@ class LlamaCppBackend:
         self.chat_template_sha256 = hashlib.sha256(template.encode("utf-8")).hexdigest()
         eos = self._llm.token_eos()
         bos = self._llm.token_bos()
-        self._formatter = Jinja2ChatFormatter(
+        return Jinja2ChatFormatter(
             template=template,
             eos_token=self._token_text(eos),
             bos_token=self._token_text(bos),
             stop_token_ids=[eos],
         )
-        self._vocab = self._llm._model.vocab  # the one private handle: end-of-generation test
 
     def _token_text(self, token: int) -> str:
         if token < 0:
@@ -149,7 +194,8 @@ class LlamaCppBackend:
     # ------------------------------------------------------------------ public helpers
     def render_prompt(self, messages: list[Message]) -> tuple[str, list[str], bool]:
         """The chat-template rendering: ``(prompt, stop strings, added_special)``."""
-        r = self._formatter(messages=messages)
+        # llama-cpp-python types messages as its request TypedDicts; ours are plain role/content dicts
+        r = self._formatter(messages=cast(list[Any], messages))
         stop = r.stop if isinstance(r.stop, list) else ([r.stop] if r.stop else [])
         return r.prompt, [s for s in stop if s], bool(r.added_special)
 
@@ -184,17 +230,7 @@ class LlamaCppBackend:
         return g
 
     # ------------------------------------------------------------------ protocol
-    def complete(
-        self,
-        messages: list[Message],
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        seed: int = 0,
-        stop: list[str] | None = None,
-        json_schema: dict[str, Any] | None = None,
-    ) -> Completion:
-        t_start = self._clock()
+    def generate(self, messages: list[Message], request: Request, t_start: float) -> Generation:
         prompt, template_stop, added_special = self.render_prompt(messages)
         tokens = self._llm.tokenize(prompt.encode("utf-8"), add_bos=not added_special, special=True)
         n_in = len(tokens)
@@ -204,57 +240,46 @@ class LlamaCppBackend:
                 f"prompt of {n_in} tokens does not fit the context window of {self.n_ctx}",
                 fix="raise llm.n_ctx or shorten the prompt",
             )
-        limit = min(max_tokens, room)
-        stops = [s.encode("utf-8") for s in [*(stop or []), *template_stop] if s]
-        longest_stop = max((len(s) for s in stops), default=0)
-        grammar = self._grammar(json_schema) if json_schema is not None else None
-
-        self._llm.set_seed(seed)
+        stops = _StopScan([*(request.stop or []), *template_stop])
+        grammar = self._grammar(request.json_schema) if request.json_schema is not None else None
+        self._llm.set_seed(request.seed)
         if not self.prompt_cache:
             self._llm.reset()  # no KV reuse across calls: the output never depends on call history
-        out = bytearray()
-        n_out = 0
-        ttft: float | None = None
-        finish = "length"
-        cut: int | None = None
-        is_eog = self._llama_cpp.llama_vocab_is_eog
-        vocab = self._vocab
-        detok = self._llm.detokenize
-        gen = self._llm.generate(tokens, temp=temperature, grammar=grammar, reset=True, **self._sampling)
+        gen = self._llm.generate(
+            tokens, temp=request.temperature, grammar=grammar, reset=True, **self._sampling
+        )
         try:
-            for token in gen:
-                if ttft is None:
-                    ttft = self._clock() - t_start
-                if is_eog(vocab, token):
-                    finish = "stop"
-                    break
-                n_out += 1
-                before = len(out)
-                out += detok([token])
-                if stops:
-                    start = max(0, before - longest_stop + 1)
-                    hits = [i for s in stops if (i := out.find(s, start)) >= 0]
-                    if hits:
-                        cut = min(hits)
-                        finish = "stop"
-                        break
-                if n_out >= limit:
-                    finish = "length"
-                    break
+            decoded = self._decode(gen, min(request.max_tokens, room), stops, t_start)
         except (RuntimeError, ValueError) as exc:
             raise LLMCallError(f"llama.cpp generation failed: {exc}") from exc
         finally:
             gen.close()
-        text = bytes(out[:cut] if cut is not None else out).decode("utf-8", errors="ignore")
-        return Completion(
-            text=text,
-            tokens_in=n_in,
-            tokens_out=n_out,
-            t_start=t_start,
-            t_end=self._clock(),
-            finish_reason=finish,
-            ttft_s=ttft,
-        )
+        return Generation(decoded.text(), n_in, decoded.n_out, decoded.finish, decoded.ttft)
+
+    def _decode(self, gen: Iterator[int], limit: int, stops: _StopScan, t_start: float) -> _Decoded:
+        """Read tokens from ``gen`` until an end-of-generation token (not counted), a stop
+        string (the text is cut before it) or ``limit`` generated tokens."""
+        out = _Decoded()
+        is_eog = self._llama_cpp.llama_vocab_is_eog
+        vocab = self._vocab
+        detok = self._llm.detokenize
+        for token in gen:
+            if out.ttft is None:
+                out.ttft = self._clock() - t_start
+            if is_eog(vocab, token):
+                out.finish = "stop"
+                break
+            out.n_out += 1
+            before = len(out.data)
+            out.data += detok([token])
+            out.cut = stops.find(out.data, before)
+            if out.cut is not None:
+                out.finish = "stop"
+                break
+            if out.n_out >= limit:
+                out.finish = "length"
+                break
+        return out
 
     def provenance(self) -> dict[str, Any]:
         return {

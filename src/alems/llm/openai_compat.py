@@ -34,7 +34,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from alems.errors import ConfigError
-from alems.llm.base import Completion, LLMCallError, LLMHTTPError, LLMTimeout, LLMUnavailable, Message
+from alems.llm.base import (
+    Generation,
+    LLMCallError,
+    LLMHTTPError,
+    LLMTimeout,
+    LLMUnavailable,
+    Message,
+    Request,
+    TimedBackend,
+)
 
 READ_CHUNK = 65536
 MAX_BODY = 64 << 20
@@ -52,7 +61,7 @@ def is_local_host(host: str | None) -> bool:
         return False
 
 
-class OpenAIBackend:
+class OpenAIBackend(TimedBackend):
     """Client of an OpenAI-compatible chat-completions server."""
 
     name = "openai"
@@ -136,43 +145,25 @@ class OpenAIBackend:
         return body
 
     # ------------------------------------------------------------------ protocol
-    def complete(
-        self,
-        messages: list[Message],
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        seed: int = 0,
-        stop: list[str] | None = None,
-        json_schema: dict[str, Any] | None = None,
-    ) -> Completion:
-        t_start = self._clock()
+    def generate(self, messages: list[Message], request: Request, t_start: float) -> Generation:
+        """One exchange, retried (with backoff) while the failure is retryable and tries remain."""
         body = json.dumps(
             self.payload(
                 messages,
-                max_tokens=max_tokens,
-                temperature=temperature,
-                seed=seed,
-                stop=stop,
-                json_schema=json_schema,
+                max_tokens=request.max_tokens,
+                temperature=request.temperature,
+                seed=request.seed,
+                stop=request.stop,
+                json_schema=request.json_schema,
             )
         ).encode("utf-8")
         attempts = self.retries + 1
         for attempt in range(attempts):
             try:
-                text, finish, n_in, n_out, ttft = self._once(body, t_start)
-                return Completion(
-                    text=text,
-                    tokens_in=n_in,
-                    tokens_out=n_out,
-                    t_start=t_start,
-                    t_end=self._clock(),
-                    finish_reason=finish,
-                    ttft_s=ttft,
-                )
+                return self._once(body, t_start)
             except LLMCallError as exc:
-                if not getattr(exc, "retryable", False) or attempt == attempts - 1:
-                    exc.attempts = attempt + 1  # type: ignore[attr-defined]
+                if not exc.retryable or attempt == attempts - 1:
+                    exc.attempts = attempt + 1
                     if attempts > 1:
                         exc.message = f"{exc.message} (after {attempt + 1} of {attempts} attempts)"
                         exc.args = (exc.message,)
@@ -196,9 +187,9 @@ class OpenAIBackend:
         self, cls: type[LLMCallError], msg: str, fix: str, *, retryable: bool, status: int | None = None
     ) -> LLMCallError:
         err = cls(msg, fix=fix)
-        err.retryable = retryable  # type: ignore[attr-defined]
-        err.status = status  # type: ignore[attr-defined]
-        err.url = self.url  # type: ignore[attr-defined]
+        err.retryable = retryable
+        err.status = status
+        err.url = self.url
         return err
 
     def _unavailable(self, exc: BaseException) -> LLMCallError:
@@ -217,7 +208,7 @@ class OpenAIBackend:
             retryable=True,
         )
 
-    def _once(self, body: bytes, t_call: float) -> tuple[str, str, int, int, float | None]:
+    def _once(self, body: bytes, t_call: float) -> Generation:
         t0 = self._clock()
         deadline = t0 + self.timeout_s
 
@@ -329,7 +320,7 @@ class OpenAIBackend:
             raise self._bad_body(f"token usage without integer prompt/completion counts: {usage!r}")
         return n_in, n_out
 
-    def _parse_body(self, raw: bytes) -> tuple[str, str, int, int, float | None]:
+    def _parse_body(self, raw: bytes) -> Generation:
         try:
             data = json.loads(raw)
             choice = data["choices"][0]
@@ -338,9 +329,9 @@ class OpenAIBackend:
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             raise self._bad_body(f"not a chat completion: {raw[:200]!r}") from None
         n_in, n_out = self._usage(data.get("usage"))
-        return text, str(finish), n_in, n_out, None
+        return Generation(text, n_in, n_out, str(finish))
 
-    def _parse_stream(self, lines: Iterator[bytes], t_call: float) -> tuple[str, str, int, int, float | None]:
+    def _parse_stream(self, lines: Iterator[bytes], t_call: float) -> Generation:
         parts: list[str] = []
         finish = "stop"
         usage: Any = None
@@ -371,7 +362,7 @@ class OpenAIBackend:
                 "the stream carried no token usage (stream_options.include_usage unsupported); set llm.stream: false"
             )
         n_in, n_out = self._usage(usage)
-        return "".join(parts), finish, n_in, n_out, ttft
+        return Generation("".join(parts), n_in, n_out, finish, ttft)
 
     # ------------------------------------------------------------------ provenance
     def provenance(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from alems.llm.base import Completion, Message
+from alems.llm.base import Generation, Message, Request, TimedBackend
 
 Reply = str | BaseException
 Script = Sequence[Reply] | Callable[[list[Message]], Reply]
@@ -25,7 +25,7 @@ def count_tokens(text: str) -> int:
     return len(text.split())
 
 
-class ScriptedBackend:
+class ScriptedBackend(TimedBackend):
     name = "scripted"
 
     def __init__(
@@ -63,28 +63,20 @@ class ScriptedBackend:
         while time.perf_counter() < end:
             x += 1
 
-    def complete(
-        self,
-        messages: list[Message],
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        seed: int = 0,
-        stop: list[str] | None = None,
-        json_schema: dict[str, Any] | None = None,
-    ) -> Completion:
-        t0 = self._clock()
-        self.calls.append({"messages": messages, "max_tokens": max_tokens, "json_schema": json_schema})
+    def generate(self, messages: list[Message], request: Request, t_start: float) -> Generation:
+        self.calls.append(
+            {"messages": messages, "max_tokens": request.max_tokens, "json_schema": request.json_schema}
+        )
         reply = self._next(messages)
         if isinstance(reply, BaseException):
             raise reply
         pieces = reply.split()
         finish = "stop"
-        if len(pieces) > max_tokens:
-            reply = " ".join(pieces[:max_tokens])
+        if len(pieces) > request.max_tokens:
+            reply = " ".join(pieces[: request.max_tokens])
             finish = "length"
-        if stop:
-            for s in stop:
+        if request.stop:
+            for s in request.stop:
                 if s and s in reply:
                     reply = reply[: reply.index(s)]
                     finish = "stop"
@@ -92,15 +84,7 @@ class ScriptedBackend:
         tokens_out = count_tokens(reply)
         if self._cost:
             self._burn(self._cost * (tokens_in + tokens_out))
-        return Completion(
-            text=reply,
-            tokens_in=tokens_in,
-            tokens_out=tokens_out,
-            t_start=t0,
-            t_end=self._clock(),
-            finish_reason=finish,
-            ttft_s=None,
-        )
+        return Generation(reply, tokens_in, tokens_out, finish)
 
     def provenance(self) -> dict[str, Any]:
         return {

@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from alems.contracts import BUILTIN_FAMILIES, GROUPS, family_group
+from alems.contracts import BUILTIN_FAMILIES, GROUPS, REASONING, default_group, family_group
 from alems.errors import ConfigError
 from alems.tasks.arithmetic import (
     generate_gsm8k_basic,
@@ -40,7 +40,8 @@ from alems.tasks.arithmetic import (
 from alems.tasks.base import Family, Goal, materialise_db
 from alems.tasks.checkers import check_answer
 from alems.tasks.database import generate_tg_sequential_2, generate_tg_single_db
-from alems.tasks.jsonl import load_jsonl_family, load_packaged_family
+from alems.tasks.formats import load_jsonl_family
+from alems.tasks.jsonl import load_packaged_family
 from alems.tasks.logic import generate_logical_reasoning
 
 __all__ = [
@@ -58,13 +59,15 @@ __all__ = [
 FAMILIES: tuple[str, ...] = BUILTIN_FAMILIES
 
 _GENERATED = {
-    "logical_reasoning": ("reasoning", generate_logical_reasoning, "syllogisms and deductions"),
-    "gsm8k_basic": ("reasoning", generate_gsm8k_basic, "GSM8K-grade word problems of 2-3 steps"),
-    "gsm8k_multi_step": ("reasoning", generate_gsm8k_multi_step, "GSM8K-grade word problems of 4-8 steps"),
-    "tg_single_calc": ("tool", generate_tg_single_calc, "exact arithmetic on large integers"),
-    "tg_single_db": ("tool", generate_tg_single_db, "one question on a generated SQLite table"),
-    "tg_sequential_2": ("tool", generate_tg_sequential_2, "query the table, then write a result file"),
+    "logical_reasoning": (generate_logical_reasoning, "syllogisms and deductions"),
+    "gsm8k_basic": (generate_gsm8k_basic, "GSM8K-grade word problems of 2-3 steps"),
+    "gsm8k_multi_step": (generate_gsm8k_multi_step, "GSM8K-grade word problems of 4-8 steps"),
+    "tg_single_calc": (generate_tg_single_calc, "exact arithmetic on large integers"),
+    "tg_single_db": (generate_tg_single_db, "one question on a generated SQLite table"),
+    "tg_sequential_2": (generate_tg_sequential_2, "query the table, then write a result file"),
 }
+"""Generator and description of each generated built-in family (its group: :func:`default_group`)."""
+
 _CURATED = {
     "factual_qa": "curated general-knowledge questions with aliases",
     "science_qa": "curated science questions with aliases",
@@ -102,7 +105,7 @@ def get_family(name: str, config: Mapping[str, Any] | None = None) -> Family:
             raise ConfigError(
                 f"user family {name} has no path", fix=f"set user_families.{name}.path to a JSONL file"
             )
-        group = str(entry.get("group", "reasoning"))
+        group = str(entry.get("group", REASONING))
         if group not in GROUPS:
             raise ConfigError(
                 f"user family {name}: group must be one of {GROUPS}, got {group!r}",
@@ -118,10 +121,10 @@ def get_family(name: str, config: Mapping[str, Any] | None = None) -> Family:
             columns=entry.get("columns"),
         )
     if name in _CURATED:
-        return load_packaged_family(name, group="reasoning", description=_CURATED[name])
+        return load_packaged_family(name, group=default_group(name), description=_CURATED[name])
     if name in _GENERATED:
-        group, gen, desc = _GENERATED[name]
-        return Family(name=name, group=group, generator=gen, description=desc)
+        gen, desc = _GENERATED[name]
+        return Family(name=name, group=default_group(name), generator=gen, description=desc)
     known = ", ".join([*FAMILIES, *users])
     raise ConfigError(
         f"unknown task family {name!r}",

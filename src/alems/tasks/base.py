@@ -15,15 +15,11 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
-from alems.tasks.checkers import Verdict, judge
+from alems.contracts import GROUPS
+from alems.tasks.checkers import ANSWER_KINDS, AnswerKind, ValueKind, Verdict, judge
 
-AnswerKind = Literal["numeric", "string", "db", "file"]
-ValueKind = Literal["numeric", "string"]
-Group = Literal["reasoning", "tool"]
-
-ANSWER_KINDS: tuple[str, ...] = ("numeric", "string", "db", "file")
+__all__ = ["ANSWER_KINDS", "AnswerKind", "Family", "Goal", "ValueKind", "materialise_db"]
 
 
 @dataclass(frozen=True)
@@ -84,10 +80,14 @@ class Family:
     """A named task family: ``generate(seed, n)`` and ``check(goal, answer, workdir)``."""
 
     name: str
-    group: Group
+    group: str  # one of alems.contracts.GROUPS
     generator: Callable[[int, int], list[Goal]] = field(repr=False)
     description: str = ""
     size: int | None = None  # number of distinct instances for curated sets, None = unbounded
+
+    def __post_init__(self) -> None:
+        if self.group not in GROUPS:
+            raise ValueError(f"group must be one of {GROUPS}, got {self.group!r}")
 
     def generate(self, seed: int, n: int) -> list[Goal]:
         if n < 0:

@@ -43,458 +43,69 @@ Rules:
 
 from __future__ import annotations
 
-import re
 import sqlite3
-import unicodedata
-from dataclasses import asdict, dataclass
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Literal, Protocol
 
-if TYPE_CHECKING:  # pragma: no cover
-    from alems.tasks.base import Goal
+from alems.tasks.answers import (
+    REASONS,
+    NumberReading,
+    Segment,
+    Verdict,
+    answer_segment,
+    check_choice,
+    check_numeric,
+    check_string,
+    contains_phrase,
+    extract_number,
+    final_segment,
+    find_numbers,
+    judge_number_segment,
+    judge_string_segment,
+    judge_text,
+    normalize,
+    numbers_match,
+    parse_number_words,
+    read_number,
+)
 
 #: Largest file the file checker reads (bytes); bigger files fail the check.
 MAX_FILE_BYTES = 1_000_000
 
-REASONS: tuple[str, ...] = ("correct", "wrong", "no_marker", "ambiguous", "negated", "truncated")
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """One judgement: did the answer reach the goal, why, and what was read as the answer."""
-
-    success: bool
-    reason: str
-    extracted: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.reason not in REASONS:
-            raise ValueError(f"reason must be one of {REASONS}, got {self.reason!r}")
-        if self.success != (self.reason == "correct"):
-            raise ValueError(f"success={self.success} contradicts reason {self.reason!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-_MARKERS = re.compile(
-    r"(?:\bfinal[*_\s]+answer[*_\s]*(?:is\b|[:=])?|\banswer[*_\s]*(?:is\b\s*:?|[:=])|(?<!#)####(?!#))",
-    re.IGNORECASE,
-)
-_BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
-_STRIP = " \t*_`:>#"
-
-# A number: grouped thousands or plain digits, optional decimals and exponent.
-# A minus sign counts only when it is not a hyphen after a word, digit or ')'.
-_NUMBER = re.compile(
-    r"(?P<sign>(?<![\w)\]])[-\u2212])?"
-    r"(?P<body>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
-    r"(?P<exp>[eE][-+]?\d+(?![\w.]))?"
-)
-_SENTENCE_END = re.compile(r"\.(?=\s|$)|[!?]|\n")
-# a sentence end in a string answer: not after a short abbreviation ("St. Petersburg", "D.C.")
-_STRING_SENTENCE_END = re.compile(r"(?<=\w{4})\.(?=\s+[A-Z])|[!?](?=\s)|\n")
-_PARENS = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
-_OPERATOR_NEXT = re.compile(r"^\s*[-+*/×÷x\u2212]\s*[$€£]?\s*\d")
-_ALTERNATIVE_NEXT = re.compile(
-    r"^\s*[%a-zA-Z$€£]{0,12}\s*(?:,|\bor\b|\band\b|/|-|–|\bto\b)\s*(?:maybe\s+|perhaps\s+)?[$€£]?\s*(?=[-\u2212]?\d)"
-)
-_NEGATION_WORDS = {"not", "never", "neither", "nor", "isnt", "arent", "wasnt", "cannot", "t", "no"}
-_FILLER = {
-    "it",
-    "is",
-    "was",
-    "be",
-    "maybe",
-    "perhaps",
-    "possibly",
-    "probably",
-    "either",
-    "i",
-    "think",
-    "guess",
-    "would",
-    "say",
-    "could",
-    "answer",
-    "final",
-    "s",
-}
-
-_UNITS = {
-    "zero": 0,
-    "one": 1,
-    "two": 2,
-    "three": 3,
-    "four": 4,
-    "five": 5,
-    "six": 6,
-    "seven": 7,
-    "eight": 8,
-    "nine": 9,
-    "ten": 10,
-    "eleven": 11,
-    "twelve": 12,
-    "thirteen": 13,
-    "fourteen": 14,
-    "fifteen": 15,
-    "sixteen": 16,
-    "seventeen": 17,
-    "eighteen": 18,
-    "nineteen": 19,
-}
-_TENS = {
-    "twenty": 20,
-    "thirty": 30,
-    "forty": 40,
-    "fifty": 50,
-    "sixty": 60,
-    "seventy": 70,
-    "eighty": 80,
-    "ninety": 90,
-}
-_SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
-_ARTICLES = {"a", "an", "the"}
-
-
-# --------------------------------------------------------------------------- segments
-@dataclass(frozen=True)
-class Segment:
-    """The answer segment of a text: ``text`` after the last marker, whether a marker was
-    found, and whether the segment's line was completed (a newline follows it in the text)."""
-
-    text: str
-    marked: bool
-    complete: bool
-
-
-def answer_segment(answer: str) -> Segment:
-    """The final-answer segment of ``answer`` (see the module docstring for the rule)."""
-    text = answer or ""
-    last_box = None
-    for m in _BOXED.finditer(text):
-        last_box = m
-    last = None
-    for m in _MARKERS.finditer(text):
-        last = m
-    if last_box is not None and (last is None or last_box.start() > last.start()):
-        return Segment(last_box.group(1), True, True)
-    if last is None:
-        return Segment(text, False, True)
-    rest = text[last.end() :]
-    lines = rest.split("\n")
-    first = lines[0].strip(_STRIP)
-    if first:
-        return Segment(first, True, len(lines) > 1)
-    for k, ln in enumerate(lines[1:], 1):
-        if ln.strip(_STRIP):
-            return Segment(ln.strip(_STRIP), True, k < len(lines) - 1)
-    return Segment("", True, False)
-
-
-def final_segment(answer: str) -> tuple[str, bool]:
-    """``(segment text, marker found)``: :func:`answer_segment` without the completeness."""
-    seg = answer_segment(answer)
-    return seg.text, seg.marked
-
-
-# --------------------------------------------------------------------------- numbers
-def _to_decimal(m: re.Match[str]) -> Decimal | None:
-    body = m.group("body").replace(",", "")
-    if body.startswith("."):
-        body = "0" + body
-    raw = ("-" if m.group("sign") else "") + body + (m.group("exp") or "")
-    try:
-        return Decimal(raw)
-    except InvalidOperation:  # pragma: no cover - the regex only admits valid numbers
-        return None
-
-
-def _join_spaced_thousands(text: str) -> str:
-    """``12 345`` (space, no-break or thin space between groups of three) -> ``12345``."""
-    return re.sub(r"(?<=\d)[ \u00a0\u2009\u202f](?=\d{3}(?!\d))", "", text)
-
-
-def find_numbers(text: str) -> list[Decimal]:
-    """Every number in ``text``, in order, as exact decimals."""
-    out = []
-    for m in _NUMBER.finditer(text or ""):
-        d = _to_decimal(m)
-        if d is not None:
-            out.append(d)
-    return out
-
-
-def parse_number_words(text: str) -> Decimal | None:
-    """The first run of English number words in ``text`` ("forty-two" -> 42), or None."""
-    tokens = re.findall(r"[a-z]+", (text or "").lower().replace("-", " "))
-    total = current = 0
-    seen = False
-    for tok in tokens:
-        if tok in _UNITS:
-            current += _UNITS[tok]
-            seen = True
-        elif tok in _TENS:
-            current += _TENS[tok]
-            seen = True
-        elif tok in _SCALES and seen:
-            if tok == "hundred":
-                current = max(current, 1) * 100
-            else:
-                total += max(current, 1) * _SCALES[tok]
-                current = 0
-        elif tok == "and" and seen:
-            continue
-        elif seen:
-            break
-    if not seen:
-        return None
-    return Decimal(total + current)
-
-
-def _first_sentence(segment: str) -> str:
-    clause = _PARENS.sub(" ", segment.replace("*", " ").replace("`", " "))
-    clause = _join_spaced_thousands(clause)
-    m = _SENTENCE_END.search(clause)
-    return clause[: m.start()] if m else clause
-
-
-def _words_before(text: str) -> list[str]:
-    return normalize(text).split()
-
-
-@dataclass(frozen=True)
-class NumberReading:
-    """What a final-answer segment states as a number: the value (None when none) and
-    ``reason`` None when usable, else ``ambiguous`` or ``negated``."""
-
-    value: Decimal | None
-    reason: str | None = None
-
-
-def read_number(segment: str) -> NumberReading:
-    """The number a final-answer segment states (module docstring, *Numbers*)."""
-    clause = _first_sentence(segment)
-    matches = list(_NUMBER.finditer(clause))
-    if not matches:
-        worded = parse_number_words(clause)
-        return NumberReading(worded)
-    m = matches[0]
-    after = clause[m.end() :]
-    if _OPERATOR_NEXT.match(after) and "=" in after:
-        eq = after.index("=")
-        res = _NUMBER.search(after[eq + 1 :])
-        if res is not None:
-            base = m.end() + eq + 1
-            m = _NUMBER.match(clause, base + res.start())  # type: ignore[assignment]
-            after = clause[m.end() :]
-    value = _to_decimal(m)
-    before = _words_before(clause[: m.start()])
-    if any(w in _NEGATION_WORDS for w in before[-2:]):
-        return NumberReading(value, "negated")
-    alt = _ALTERNATIVE_NEXT.match(after)
-    if alt is not None:
-        nxt = _NUMBER.match(after, alt.end())
-        other = _to_decimal(nxt) if nxt else None
-        if other is not None and other != value:
-            return NumberReading(value, "ambiguous")
-    return NumberReading(value)
-
-
-def extract_number(answer: str) -> Decimal | None:
-    """The number the final answer states, or None (no marker, no number, or unusable)."""
-    seg = answer_segment(answer)
-    if not seg.marked:
-        return None
-    reading = read_number(seg.text)
-    return reading.value if reading.reason is None else None
-
-
-def numbers_match(value: Decimal, expected: Decimal, *, rel_tol: float, abs_tol: float) -> bool:
-    """Exact when both tolerances are 0, else within ``max(abs_tol, rel_tol*|expected|)``."""
-    if rel_tol == 0 and abs_tol == 0:
-        return value == expected
-    bound = max(Decimal(str(abs_tol)), Decimal(str(rel_tol)) * abs(expected))
-    return abs(value - expected) <= bound
-
-
-def _expected_number(expected: str) -> Decimal:
-    exp = find_numbers(_join_spaced_thousands(str(expected)))
-    if not exp:
-        raise ValueError(f"expected value {expected!r} is not a number")
-    return exp[0]
-
-
-def judge_number_segment(segment: str, expected: str, *, rel_tol: float, abs_tol: float) -> Verdict:
-    """Judge an answer segment against a numeric ``expected``."""
-    target = _expected_number(expected)
-    reading = read_number(segment)
-    shown = None if reading.value is None else _show(reading.value)
-    if reading.reason is not None:
-        return Verdict(False, reading.reason, shown)
-    if reading.value is None:
-        return Verdict(False, "wrong", None)
-    ok = numbers_match(reading.value, target, rel_tol=rel_tol, abs_tol=abs_tol)
-    return Verdict(ok, "correct" if ok else "wrong", shown)
-
-
-def _show(d: Decimal) -> str:
-    if d == d.to_integral_value() and abs(d) < Decimal("1e40"):
-        return str(int(d))
-    return str(d.normalize())
-
-
-# --------------------------------------------------------------------------- strings
-def normalize(text: str, *, drop_articles: bool = True) -> str:
-    """Compatibility form, no accents, lower case, thousands commas removed, punctuation to
-    spaces (a decimal point inside a number survives), articles dropped, single spaces."""
-    t = unicodedata.normalize("NFKD", text or "")
-    t = "".join(ch for ch in t if not unicodedata.combining(ch))
-    t = t.lower()
-    t = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", t)  # 12,345 -> 12345
-    t = re.sub(r"(?<=\d)\.(?=\d)", "\x00", t)  # keep 3.14 together
-    t = re.sub(r"[^\w\x00]+", " ", t)
-    t = t.replace("\x00", ".").replace("_", " ")
-    words = [w for w in t.split() if not (drop_articles and w in _ARTICLES)]
-    return " ".join(words)
-
-
-def _norm_phrase(phrase: str) -> tuple[str, bool]:
-    p = normalize(phrase)
-    if p:
-        return p, True
-    return normalize(phrase, drop_articles=False), False
-
-
-def _occurrences(text: str, phrase: str) -> list[int]:
-    """Word offsets where ``phrase`` occurs as whole words in ``text`` (both normalised)."""
-    p, articles_dropped = _norm_phrase(phrase)
-    if not p:
-        return []
-    hay = normalize(text, drop_articles=articles_dropped)
-    out = []
-    for m in re.finditer(rf"(?<![\w.]){re.escape(p)}(?![\w]|\.\d)", hay):
-        out.append(len(hay[: m.start()].split()))
-    return out
-
-
-def contains_phrase(text: str, phrase: str) -> bool:
-    """Whole-word occurrence of ``phrase`` in ``text``, both normalised. A phrase that is
-    only an article (a choice "A") is matched with articles kept."""
-    return bool(_occurrences(text, phrase))
-
-
-_CLAUSE_SPLIT = re.compile(r"[,;:!?]|(?<=\w{4})\.(?!\d)|\bbut\b|\bhowever\b|\bwhereas\b|\n", re.IGNORECASE)
-
-
-def _clauses(segment: str) -> list[str]:
-    return [c for c in _CLAUSE_SPLIT.split(segment) if c.strip()]
-
-
-def _mentions(segment: str, phrase: str, negation_words: set[str]) -> tuple[bool, bool]:
-    """(named plainly somewhere, named under a negation somewhere) in ``segment``."""
-    plain = negated = False
-    articles_dropped = _norm_phrase(phrase)[1]
-    for clause in _clauses(segment):
-        words = normalize(clause, drop_articles=articles_dropped).split()
-        for pos in _occurrences(clause, phrase):
-            if any(w in negation_words for w in words[:pos]):
-                negated = True
-            else:
-                plain = True
-    return plain, negated
-
-
-def _offers_alternatives(segment: str, correct: tuple[str, ...]) -> bool:
-    """True when the segment offers ``X or Y`` and some alternative is not a correct name."""
-    if not re.search(r"\bor\b|/", segment, re.IGNORECASE):
-        return False
-    parts = re.split(r"\bor\b|/|,|;|\beither\b", segment, flags=re.IGNORECASE)
-    for part in parts:
-        words = [w for w in normalize(part).split() if w not in _FILLER]
-        if not words:
-            continue
-        if not any(contains_phrase(part, c) for c in correct):
-            return True
-    return False
-
-
-def judge_string_segment(
-    segment: str,
-    expected: str,
-    aliases: tuple[str, ...] | list[str] = (),
-    choices: tuple[str, ...] | list[str] = (),
-) -> Verdict:
-    """Judge an answer segment against a string ``expected`` (module docstring, *Strings*)."""
-    m = _STRING_SENTENCE_END.search(segment)
-    segment = segment[: m.start()] if m else segment  # a trailing explanation is not the answer
-    correct = tuple(c for c in (expected, *aliases) if normalize(c, drop_articles=False))
-    correct_norm = {normalize(c, drop_articles=False) for c in correct}
-    others = [c for c in choices if normalize(c, drop_articles=False) not in correct_norm]
-    neg_words = set(_NEGATION_WORDS)
-    if any(normalize(c, drop_articles=False) == "no" for c in (*choices, *correct)):
-        neg_words.discard("no")
-    plain = negated = False
-    hit = None
-    for c in correct:
-        p, n = _mentions(segment, c, neg_words)
-        if p and hit is None:
-            hit = c
-        plain, negated = plain or p, negated or n
-    other_named = [
-        c
-        for c in others
-        if _mentions(segment, c, neg_words)[0] and not any(contains_phrase(c, k) for k in correct)
-    ]
-    if plain:
-        if other_named or _offers_alternatives(segment, correct):
-            return Verdict(False, "ambiguous", hit)
-        return Verdict(True, "correct", hit)
-    if negated:
-        return Verdict(False, "negated", None)
-    return Verdict(False, "wrong", other_named[0] if other_named else (segment.strip() or None))
-
-
-def check_numeric(answer: str, expected: str, *, rel_tol: float = 1e-6, abs_tol: float = 1e-6) -> bool:
-    """True when the final answer states a number matching ``expected`` within tolerance."""
-    return judge_text(answer, expected, value_kind="numeric", rel_tol=rel_tol, abs_tol=abs_tol).success
-
-
-def check_string(answer: str, expected: str, aliases: tuple[str, ...] | list[str] = ()) -> bool:
-    """True when the final answer names ``expected`` or an alias, unambiguously and not negated."""
-    return judge_text(answer, expected, aliases=tuple(aliases)).success
-
-
-def check_choice(answer: str, expected: str, choices: tuple[str, ...] | list[str]) -> bool:
-    """True when the final answer names ``expected`` and no other of ``choices``."""
-    return judge_text(answer, expected, choices=tuple(choices)).success
-
-
-def judge_text(
-    answer: str | None,
-    expected: str,
-    *,
-    value_kind: str = "string",
-    aliases: tuple[str, ...] = (),
-    choices: tuple[str, ...] = (),
-    rel_tol: float = 1e-6,
-    abs_tol: float = 1e-6,
-    truncated: bool = False,
-    require_marker: bool = True,
-) -> Verdict:
-    """Judge one free-text answer. ``truncated``: the call that wrote it hit its token cap.
-    ``require_marker=False`` reads a marker-less text whole (file contents)."""
-    if value_kind == "numeric":
-        _expected_number(expected)  # a bad expected value is an error, whatever the answer
-    seg = answer_segment(answer or "")
-    if truncated and (not seg.marked or not seg.complete):
-        return Verdict(False, "truncated", None)
-    if not seg.marked and require_marker:
-        return Verdict(False, "no_marker", None)
-    if value_kind == "numeric":
-        return judge_number_segment(seg.text, expected, rel_tol=rel_tol, abs_tol=abs_tol)
-    return judge_string_segment(seg.text, expected, aliases, choices)
+AnswerKind = Literal["numeric", "string", "db", "file"]
+ValueKind = Literal["numeric", "string"]
+ANSWER_KINDS: tuple[str, ...] = ("numeric", "string", "db", "file")
+"""What a goal's answer is compared with (:class:`alems.tasks.base.Goal`, ``answer_kind``)."""
+VALUE_KINDS: tuple[str, ...] = ("numeric", "string")
+"""How an answer value is read: as a number or as words (``value_kind``; ``answer_kind`` of text goals)."""
+
+
+class CheckedGoal(Protocol):
+    """What the checker reads of a goal: the fields of :class:`alems.tasks.base.Goal` it
+    judges by. The checker depends on this shape only, never on the task records."""
+
+    @property
+    def goal_id(self) -> str: ...
+    @property
+    def expected(self) -> str: ...
+    @property
+    def answer_kind(self) -> str: ...
+    @property
+    def value_kind(self) -> str: ...
+    @property
+    def aliases(self) -> tuple[str, ...]: ...
+    @property
+    def choices(self) -> tuple[str, ...]: ...
+    @property
+    def rel_tol(self) -> float: ...
+    @property
+    def abs_tol(self) -> float: ...
+    @property
+    def db_sql(self) -> str | None: ...
+    @property
+    def db_query(self) -> str | None: ...
+    @property
+    def output_file(self) -> str | None: ...
 
 
 # --------------------------------------------------------------------------- db / file
@@ -528,43 +139,86 @@ def read_answer_file(workdir: str | Path | None, name: str) -> str | None:
     return path.read_text(encoding="utf-8", errors="replace")
 
 
-def _expected_of(goal: Goal) -> str:
+def _expected_of(goal: CheckedGoal) -> str:
     if goal.db_sql and goal.db_query and goal.answer_kind in ("db", "file"):
         return query_value(goal.db_sql, goal.db_query)
     return goal.expected
 
 
+def _judge_goal_text(
+    goal: CheckedGoal, text: str, *, truncated: bool, require_marker: bool = True
+) -> Verdict:
+    """:func:`judge_text` with the goal's expected value, kinds, candidates and tolerances."""
+    return judge_text(
+        text,
+        _expected_of(goal),
+        value_kind=goal.value_kind,
+        aliases=tuple(goal.aliases),
+        choices=tuple(goal.choices),
+        rel_tol=goal.rel_tol,
+        abs_tol=goal.abs_tol,
+        truncated=truncated,
+        require_marker=require_marker,
+    )
+
+
 def judge(
-    goal: Goal, answer: str | None, workdir: str | Path | None = None, *, truncated: bool = False
+    goal: CheckedGoal, answer: str | None, workdir: str | Path | None = None, *, truncated: bool = False
 ) -> Verdict:
     """The checker for every family, with its reason: dispatch on ``goal.answer_kind``.
 
     ``truncated`` says the call that produced ``answer`` stopped at its token cap. For a
     file goal the file in ``workdir`` is judged (a missing file is ``wrong``)."""
     kind = goal.answer_kind
-    if kind not in ("numeric", "string", "db", "file"):
+    if kind not in ANSWER_KINDS:
         raise ValueError(f"unknown answer_kind {kind!r}")
     if kind == "db" and not (goal.db_sql and goal.db_query):
         raise ValueError(f"goal {goal.goal_id} is a db goal without db_sql/db_query")
-    common = {
-        "value_kind": goal.value_kind,
-        "aliases": tuple(goal.aliases),
-        "choices": tuple(goal.choices),
-        "rel_tol": goal.rel_tol,
-        "abs_tol": goal.abs_tol,
-    }
     if kind == "file":
         if not goal.output_file:
             raise ValueError(f"goal {goal.goal_id} is a file goal without output_file")
         content = read_answer_file(workdir, goal.output_file)
         if content is None:
             return Verdict(False, "truncated" if truncated else "wrong", None)
-        return judge_text(content, _expected_of(goal), truncated=truncated, require_marker=False, **common)
+        return _judge_goal_text(goal, content, truncated=truncated, require_marker=False)
     if answer is None:
         return Verdict(False, "truncated" if truncated else "wrong", None)
-    return judge_text(answer, _expected_of(goal), truncated=truncated, **common)
+    return _judge_goal_text(goal, answer, truncated=truncated)
 
 
-def check_answer(goal: Goal, answer: str | None, workdir: str | Path | None = None) -> bool:
+def check_answer(goal: CheckedGoal, answer: str | None, workdir: str | Path | None = None) -> bool:
     """``judge(goal, answer, workdir).success``."""
     return judge(goal, answer, workdir).success
+
+
+__all__ = [
+    "ANSWER_KINDS",
+    "MAX_FILE_BYTES",
+    "REASONS",
+    "VALUE_KINDS",
+    "AnswerKind",
+    "CheckedGoal",
+    "NumberReading",
+    "Segment",
+    "ValueKind",
+    "Verdict",
+    "answer_segment",
+    "check_answer",
+    "check_choice",
+    "check_numeric",
+    "check_string",
+    "contains_phrase",
+    "extract_number",
+    "final_segment",
+    "find_numbers",
+    "judge",
+    "judge_number_segment",
+    "judge_string_segment",
+    "judge_text",
+    "normalize",
+    "numbers_match",
+    "parse_number_words",
+    "query_value",
+    "read_answer_file",
+    "read_number",
+]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from alems.tasks.base import Goal
+from alems.tasks.base import AnswerKind, Goal, ValueKind
 from alems.tasks.checkers import query_value
 
 REPS = ("Ana", "Ben", "Carla", "Dev", "Eli", "Fay", "Gus", "Hana")
@@ -79,54 +79,52 @@ def rows_table(rows: list[Row]) -> str:
 
 
 # A question: (text, reference query, value kind, choices for name answers).
-Question = tuple[str, str, str, tuple[str, ...]]
+Question = tuple[str, str, ValueKind, tuple[str, ...]]
 
 
-def _q_units_region(rng, rows):
-    regions = sorted({r.region for r in rows})
-    region = regions[int(rng.integers(len(regions)))]
-    return (
-        f"What is the total number of units sold in the {region} region?",
-        f"SELECT SUM(units) FROM orders WHERE region = '{region}'",
-        "numeric",
-        (),
-    )
+def _pick(rng: np.random.Generator, rows: list[Row], column: str) -> str:
+    """One of the distinct values of ``column`` in ``rows`` (sorted, then drawn uniformly)."""
+    values = sorted({str(getattr(r, column)) for r in rows})
+    return values[int(rng.integers(len(values)))]
 
 
-def _q_count_product(rng, rows):
-    prods = sorted({r.product for r in rows})
-    p = prods[int(rng.integers(len(prods)))]
-    return (
-        f"How many orders are for the product {p}?",
-        f"SELECT COUNT(*) FROM orders WHERE product = '{p}'",
-        "numeric",
-        (),
-    )
+@dataclass(frozen=True)
+class _AboutOneValue:
+    """A numeric question about one value of ``column`` drawn from the table: its text and
+    its reference query, with ``{v}`` for the value."""
+
+    column: str
+    text: str
+    query: str
+
+    def __call__(self, rng: np.random.Generator, rows: list[Row]) -> Question:
+        v = _pick(rng, rows, self.column)
+        return self.text.format(v=v), self.query.format(v=v), "numeric", ()
 
 
-def _q_revenue_rep(rng, rows):
-    reps = sorted({r.rep for r in rows})
-    rep = reps[int(rng.integers(len(reps)))]
-    return (
-        f"What is the total revenue (units times price, summed over orders) of the sales rep {rep}?",
-        f"SELECT SUM(units * price) FROM orders WHERE rep = '{rep}'",
-        "numeric",
-        (),
-    )
+_UNITS_REGION = _AboutOneValue(
+    "region",
+    "What is the total number of units sold in the {v} region?",
+    "SELECT SUM(units) FROM orders WHERE region = '{v}'",
+)
+_COUNT_PRODUCT = _AboutOneValue(
+    "product",
+    "How many orders are for the product {v}?",
+    "SELECT COUNT(*) FROM orders WHERE product = '{v}'",
+)
+_REVENUE_REP = _AboutOneValue(
+    "rep",
+    "What is the total revenue (units times price, summed over orders) of the sales rep {v}?",
+    "SELECT SUM(units * price) FROM orders WHERE rep = '{v}'",
+)
+_MAX_PRICE_REGION = _AboutOneValue(
+    "region",
+    "What is the highest price of any order in the {v} region?",
+    "SELECT MAX(price) FROM orders WHERE region = '{v}'",
+)
 
 
-def _q_max_price_region(rng, rows):
-    regions = sorted({r.region for r in rows})
-    region = regions[int(rng.integers(len(regions)))]
-    return (
-        f"What is the highest price of any order in the {region} region?",
-        f"SELECT MAX(price) FROM orders WHERE region = '{region}'",
-        "numeric",
-        (),
-    )
-
-
-def _q_top_rep_units(rng, rows) -> Question | None:
+def _q_top_rep_units(rng: np.random.Generator, rows: list[Row]) -> Question | None:
     totals: dict[str, int] = {}
     for r in rows:
         totals[r.rep] = totals.get(r.rep, 0) + r.units
@@ -141,7 +139,7 @@ def _q_top_rep_units(rng, rows) -> Question | None:
     )
 
 
-def _q_units_rep_product(rng, rows):
+def _q_units_rep_product(rng: np.random.Generator, rows: list[Row]) -> Question:
     r = rows[int(rng.integers(len(rows)))]
     return (
         f"How many units of {r.product} did {r.rep} sell in total?",
@@ -151,11 +149,11 @@ def _q_units_rep_product(rng, rows):
     )
 
 
-QUESTIONS: tuple[Callable[..., Question | None], ...] = (
-    _q_units_region,
-    _q_count_product,
-    _q_revenue_rep,
-    _q_max_price_region,
+QUESTIONS: tuple[Callable[[np.random.Generator, list[Row]], Question | None], ...] = (
+    _UNITS_REGION,
+    _COUNT_PRODUCT,
+    _REVENUE_REP,
+    _MAX_PRICE_REGION,
     _q_top_rep_units,
     _q_units_rep_product,
 )
@@ -169,40 +167,43 @@ def _draw(rng: np.random.Generator) -> tuple[list[Row], Question]:
             return rows, q
 
 
+def _goal(family: str, goal_id: str, rows: list[Row], question: Question) -> Goal:
+    """The goal of one drawn table and question: a db goal (``tg_single_db``) or a file goal."""
+    text, query, value_kind, choices = question
+    sql = rows_sql(rows)
+    prompt = f"The table `orders` below lists sales orders:\n\n{rows_table(rows)}\n\n{text}"
+    kind: AnswerKind
+    tools: tuple[str, ...]
+    out: str | None
+    if family == "tg_single_db":
+        kind, tools, out = "db", ("sql", "calculator"), None
+    else:
+        prompt += f" Then write the answer (just the value) to a file named {OUTPUT_FILE}."
+        kind, tools, out = "file", ("sql", "calculator", "write_file"), OUTPUT_FILE
+    return Goal(
+        family=family,
+        goal_id=goal_id,
+        prompt=prompt,
+        expected=query_value(sql, query),
+        answer_kind=kind,
+        value_kind=value_kind,
+        choices=choices,
+        tools=tools,
+        db_sql=sql,
+        db_query=query,
+        db_schema=SCHEMA,
+        output_file=out,
+        rel_tol=0.0 if value_kind == "numeric" else 1e-6,
+        abs_tol=0.0 if value_kind == "numeric" else 1e-6,
+    )
+
+
 def _generate(family: str, seed: int, n: int) -> list[Goal]:
     goals = []
     for i in range(n):
         rng = np.random.default_rng([seed, i, _SALT[family]])
-        rows, (question, query, value_kind, choices) = _draw(rng)
-        sql = rows_sql(rows)
-        expected = query_value(sql, query)
-        intro = f"The table `orders` below lists sales orders:\n\n{rows_table(rows)}\n\n"
-        if family == "tg_single_db":
-            prompt = intro + question
-            kind, tools, out = "db", ("sql", "calculator"), None
-        else:
-            prompt = (
-                intro + question + f" Then write the answer (just the value) to a file named {OUTPUT_FILE}."
-            )
-            kind, tools, out = "file", ("sql", "calculator", "write_file"), OUTPUT_FILE
-        goals.append(
-            Goal(
-                family=family,
-                goal_id=f"{family}-s{seed}-{i:04d}",
-                prompt=prompt,
-                expected=expected,
-                answer_kind=kind,
-                value_kind=value_kind,
-                choices=choices,
-                tools=tools,
-                db_sql=sql,
-                db_query=query,
-                db_schema=SCHEMA,
-                output_file=out,
-                rel_tol=0.0 if value_kind == "numeric" else 1e-6,
-                abs_tol=0.0 if value_kind == "numeric" else 1e-6,
-            )
-        )
+        rows, question = _draw(rng)
+        goals.append(_goal(family, f"{family}-s{seed}-{i:04d}", rows, question))
     return goals
 
 

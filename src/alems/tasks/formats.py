@@ -29,9 +29,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from alems.contracts import REASONING
 from alems.errors import ConfigError
-from alems.tasks.base import Goal
-from alems.tasks.jsonl import is_number, json_lines, parse_items
+from alems.tasks.base import Family, Goal, ValueKind
+from alems.tasks.jsonl import family_from_items, is_number, json_lines, parse_items
 
 FORMATS: tuple[str, ...] = ("alems", "gsm8k", "jsonl", "parquet")
 COLUMN_KEYS: tuple[str, ...] = ("question", "answer", "id", "choices", "aliases")
@@ -103,16 +106,8 @@ def _as_list(value: Any) -> list[str]:
     return [str(value)]
 
 
-def goals_from_records(
-    records: Sequence[Mapping[str, Any]],
-    columns: Mapping[str, Any],
-    *,
-    family: str,
-    source: str,
-    tools: Sequence[str] = (),
-) -> list[Goal]:
-    """Rows of a table (dicts) to goals through a column mapping (module docstring)."""
-    cols = _mapping(family, columns)
+def _needed_columns(cols: Mapping[str, Any]) -> list[Any]:
+    """The file columns a column mapping reads: question, answer, then id, choices, aliases."""
     needed = [cols["question"], cols["answer"]]
     if "id" in cols:
         needed.append(cols["id"])
@@ -123,6 +118,61 @@ def goals_from_records(
         needed.append(choice_cols)
     if "aliases" in cols:
         needed.append(cols["aliases"])
+    return needed
+
+
+def _record_goal(
+    rec: Mapping[str, Any],
+    cols: Mapping[str, Any],
+    *,
+    gid: str,
+    where: str,
+    family: str,
+    tools: Sequence[str],
+) -> Goal:
+    """The goal of one row (its columns checked present), the choices listed after the question."""
+    choice_cols = cols.get("choices")
+    if isinstance(choice_cols, list):
+        choices = [str(rec[c]) for c in choice_cols if rec[c] is not None]
+    else:
+        choices = _as_list(rec[choice_cols]) if choice_cols is not None else []
+    aliases = _as_list(rec[cols["aliases"]]) if "aliases" in cols else []
+    answer = rec[cols["answer"]]
+    if hasattr(answer, "item"):
+        answer = answer.item()
+    question = str(rec[cols["question"]])
+    if choices:
+        question += "\nChoices: " + "; ".join(choices)
+    if choices and str(answer) not in choices:
+        raise ConfigError(
+            f"{where}: answer {answer!r} is not one of the choices {choices}",
+            "map columns.answer to the column that holds the correct choice's text",
+        )
+    kind: ValueKind = "numeric" if is_number(answer) and not choices else "string"
+    return Goal(
+        family=family,
+        goal_id=gid,
+        prompt=question,
+        expected=str(answer).replace(",", "") if kind == "numeric" else str(answer),
+        answer_kind=kind,
+        value_kind=kind,
+        aliases=tuple(aliases),
+        choices=tuple(choices),
+        tools=tuple(tools),
+    )
+
+
+def goals_from_records(
+    records: Sequence[Mapping[str, Any]],
+    columns: Mapping[str, Any],
+    *,
+    family: str,
+    source: str,
+    tools: Sequence[str] = (),
+) -> list[Goal]:
+    """Rows of a table (dicts) to goals through a column mapping (module docstring)."""
+    cols = _mapping(family, columns)
+    needed = _needed_columns(cols)
     goals: list[Goal] = []
     seen: set[str] = set()
     for row_no, rec in enumerate(records, 1):
@@ -139,36 +189,7 @@ def goals_from_records(
                 f"{where}: duplicate id {gid!r}", "map columns.id to a column with unique values"
             )
         seen.add(gid)
-        if isinstance(choice_cols, list):
-            choices = [str(rec[c]) for c in choice_cols if rec[c] is not None]
-        else:
-            choices = _as_list(rec[choice_cols]) if choice_cols is not None else []
-        aliases = _as_list(rec[cols["aliases"]]) if "aliases" in cols else []
-        answer = rec[cols["answer"]]
-        if hasattr(answer, "item"):
-            answer = answer.item()
-        question = str(rec[cols["question"]])
-        if choices:
-            question += "\nChoices: " + "; ".join(choices)
-        if choices and str(answer) not in choices:
-            raise ConfigError(
-                f"{where}: answer {answer!r} is not one of the choices {choices}",
-                "map columns.answer to the column that holds the correct choice's text",
-            )
-        kind = "numeric" if is_number(answer) and not choices else "string"
-        goals.append(
-            Goal(
-                family=family,
-                goal_id=gid,
-                prompt=question,
-                expected=str(answer).replace(",", "") if kind == "numeric" else str(answer),
-                answer_kind=kind,
-                value_kind=kind,
-                aliases=tuple(aliases),
-                choices=tuple(choices),
-                tools=tuple(tools),
-            )
-        )
+        goals.append(_record_goal(rec, cols, gid=gid, where=where, family=family, tools=tools))
     if not goals:
         raise ConfigError(f"{source}: no rows", fix="the file holds no items")
     return goals
@@ -177,8 +198,6 @@ def goals_from_records(
 def read_records(path: Path, fmt: str) -> list[dict[str, Any]]:
     """The rows of a JSONL or Parquet file as dicts."""
     if fmt == "parquet":
-        import pandas as pd
-
         try:
             df = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises several types for a bad file
@@ -186,7 +205,7 @@ def read_records(path: Path, fmt: str) -> list[dict[str, Any]]:
                 f"{path}: cannot read as Parquet ({type(exc).__name__}: {exc})",
                 "point the family at a Parquet file, or set format: jsonl",
             ) from None
-        return df.to_dict("records")
+        return [{str(k): v for k, v in rec.items()} for rec in df.to_dict("records")]
     fix = "one JSON object per line"
     return [item for _, item in json_lines(path.read_text(encoding="utf-8"), source=str(path), fix=fix)]
 
@@ -218,3 +237,24 @@ def load_goals(
     if fmt == "gsm8k":
         return parse_gsm8k(text, family=name, source=str(p), tools=tools)
     return parse_items(text, family=name, source=str(p), tools=tools)
+
+
+def load_jsonl_family(
+    name: str,
+    path: str | Path,
+    group: str = REASONING,
+    *,
+    tools: Sequence[str] = ("calculator",),
+    description: str = "",
+    fmt: str = "alems",
+    columns: Mapping[str, Any] | None = None,
+) -> Family:
+    """A user family from a data file: A-LEMS JSONL ``{id, prompt, answer, aliases?}`` by
+    default, or another format (:mod:`alems.tasks.formats`).
+
+    ``tools`` are the tools its agentic executions may call (default: the calculator).
+    """
+    items = load_goals(name, path, fmt, columns=columns, tools=tools)
+    return family_from_items(
+        name, group, items, description=description or f"user family from {path} ({fmt})"
+    )

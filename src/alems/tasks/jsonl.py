@@ -1,5 +1,6 @@
-"""Families read from JSONL files: the curated QA sets shipped under ``tasks/data/`` and
-any user family named in config (this is how GSM8K or private tasks are run).
+"""Families read from JSONL files: the curated QA sets shipped under ``tasks/data/``, and the
+A-LEMS JSONL format of user families named in config (this is how GSM8K or private tasks are
+run; :func:`alems.tasks.formats.load_jsonl_family` reads every format).
 
 One JSON object per line: ``{"id": ..., "prompt": ..., "answer": ..., "aliases": [...]}``.
 ``aliases`` is optional. Two optional keys refine checking: ``"kind"`` (``"numeric"`` or
@@ -15,16 +16,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from alems.contracts import GROUPS
 from alems.errors import ConfigError
-from alems.tasks.base import Family, Goal
+from alems.tasks.base import Family, Goal, ValueKind
+from alems.tasks.checkers import VALUE_KINDS
 
 _NUMERIC = re.compile(r"^\s*[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?\s*$")
 
@@ -73,9 +74,10 @@ def parse_items(text: str, *, family: str, source: str, tools: Sequence[str] = (
         if not isinstance(aliases, list) or not isinstance(choices, list):
             raise ConfigError(f"{where}: aliases and choices must be lists of strings", fix)
         answer = item["answer"]
-        kind = item.get("kind") or ("numeric" if is_number(answer) and not choices else "string")
-        if kind not in ("numeric", "string"):
-            raise ConfigError(f"{where}: kind must be 'numeric' or 'string', got {kind!r}", fix)
+        given = item.get("kind") or ("numeric" if is_number(answer) and not choices else "string")
+        if given not in VALUE_KINDS:
+            raise ConfigError(f"{where}: kind must be 'numeric' or 'string', got {given!r}", fix)
+        kind: ValueKind = "numeric" if given == "numeric" else "string"
         if kind == "numeric" and not is_number(answer):
             raise ConfigError(f"{where}: kind is numeric but answer {answer!r} is not a number", fix)
         goals.append(
@@ -115,29 +117,6 @@ def family_from_items(name: str, group: str, items: list[Goal], *, description: 
         return [frozen[int(j)] for j in order[:n]]
 
     return Family(name=name, group=group, generator=generate, description=description, size=len(frozen))
-
-
-def load_jsonl_family(
-    name: str,
-    path: str | Path,
-    group: str = "reasoning",
-    *,
-    tools: Sequence[str] = ("calculator",),
-    description: str = "",
-    fmt: str = "alems",
-    columns: Mapping[str, Any] | None = None,
-) -> Family:
-    """A user family from a data file: A-LEMS JSONL ``{id, prompt, answer, aliases?}`` by
-    default, or another format (:mod:`alems.tasks.formats`).
-
-    ``tools`` are the tools its agentic executions may call (default: the calculator).
-    """
-    from alems.tasks.formats import load_goals
-
-    items = load_goals(name, path, fmt, columns=columns, tools=tools)
-    return family_from_items(
-        name, group, items, description=description or f"user family from {path} ({fmt})"
-    )
 
 
 def load_packaged_family(

@@ -1,37 +1,5 @@
-"""A recording OpenAI-compatible HTTP proxy: LLM phases from any client, with no code changes.
-
-This module owns ``alems proxy`` and the proxy that ``alems track --proxy-upstream``
-starts. It forwards every request to the upstream server (``/v1/chat/completions``,
-``/v1/completions`` and ``/v1/models`` are what OpenAI clients use; other paths are
-forwarded too, unrecorded) and records one ``llm_start``/``llm_end`` pair per completion
-call into a sink (:class:`LlmSink`): an :class:`~alems.session.Attempt` under
-``alems track``, or an :class:`EventLogSink` writing ``events.jsonl`` records for
-``alems proxy``.
-
-* **Times** are on CLOCK_MONOTONIC, the sampler's clock: :func:`time.monotonic` (which is
-  ``clock_gettime(CLOCK_MONOTONIC)`` on Linux) standalone, and the sampler's boundary
-  read under ``track``.
-* **Tokens** come from the response's ``usage`` (``prompt_tokens``, ``completion_tokens``),
-  or, for a stream, from the last server-sent event chunk that carries ``usage``. The
-  request is never rewritten (no ``stream_options`` added): a server that sends no usage
-  gives a call without token counts.
-* **Status and errors:** the upstream HTTP status goes on ``llm_end`` as ``status``; a
-  status of 400 or more, an unreachable upstream, a timeout or a broken stream is
-  recorded as the call's ``error``, and the client gets a JSON error (502 unreachable,
-  504 timeout) with a clean message. Timeouts are bounded: ``connect_timeout_s`` to
-  connect, ``read_timeout_s`` between two reads of the response.
-* **Secrets:** the client's ``Authorization`` header goes to the upstream unchanged; no
-  header is ever logged or recorded, and error text taken from the upstream has the
-  client's bearer token and anything shaped like an API key blanked out.
-* It listens on loopback (127.0.0.1) by default.
-
-HTTP stack: the standard library's :class:`http.server.ThreadingHTTPServer` and
-:mod:`http.client`, one thread per connection. It adds no dependency (no async server is
-among A-LEMS's dependencies), an agent makes a handful of concurrent calls at most, and
-the sink's boundary read is a blocking call that fits a thread. Streams are relayed
-chunk by chunk as the upstream sends them (HTTP/1.1 chunked encoding towards the client),
-so a streaming client sees tokens as they are generated.
-"""
+"""The proxy server: :class:`LlmProxy` (a threaded HTTP server on loopback) and the handler
+that relays each request to the upstream and records completion calls into the sink."""
 
 from __future__ import annotations
 
@@ -43,199 +11,29 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
-from urllib.parse import urlsplit
+from typing import Any
 
 from alems.errors import ConfigError
+from alems.proxy.sinks import LlmSink
+from alems.proxy.wire import (
+    HOP_BY_HOP,
+    MAX_ERROR_CHARS,
+    RECORDED_SUFFIXES,
+    SseUsage,
+    Upstream,
+    error_text,
+    redact,
+    usage_tokens,
+)
 
 log = logging.getLogger("alems.proxy")
 
-#: Paths whose POST is an LLM call (recorded as an LLM phase).
-RECORDED_SUFFIXES: tuple[str, ...] = ("/chat/completions", "/completions")
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
-        "accept-encoding",
-        "expect",
-    }
-)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-_KEYLIKE = re.compile(r"\b(?:sk|pk|rk|key|api)[-_][A-Za-z0-9_\-*.]{6,}", re.IGNORECASE)
-MAX_ERROR_CHARS = 300
 
 
-class LlmSink(Protocol):
-    """Where the proxy records its calls (thread-safe)."""
-
-    def llm_start(self, name: str | None = None) -> Any: ...
-
-    def llm_end(
-        self,
-        phase: Any,
-        *,
-        tokens_in: int | None = None,
-        tokens_out: int | None = None,
-        error: str | None = None,
-        status: int | None = None,
-    ) -> None: ...
-
-
-class EventLogSink:
-    """Records each call as an ``llm_start``/``llm_end`` pair of one fixed execution
-    ``(goal_id, rep, mode, attempt)`` in an :class:`~alems.agents.events.EventLog`."""
-
-    def __init__(
-        self, events: Any, *, goal_id: str = "proxy", rep: int = 0, mode: str = "agentic", attempt: int = 1
-    ) -> None:
-        self.events = events
-        self.ident = {"goal_id": goal_id, "rep": int(rep), "mode": mode, "attempt": int(attempt)}
-        self._lock = threading.Lock()
-
-    def llm_start(self, name: str | None = None) -> dict[str, Any]:
-        with self._lock:
-            self.events.emit("llm_start", name=name, **self.ident)
-        return {"name": name, "closed": False}
-
-    def llm_end(
-        self,
-        phase: Any,
-        *,
-        tokens_in: int | None = None,
-        tokens_out: int | None = None,
-        error: str | None = None,
-        status: int | None = None,
-    ) -> None:
-        with self._lock:
-            if phase is None or phase["closed"]:
-                return
-            phase["closed"] = True
-            self.events.emit(
-                "llm_end",
-                name=phase["name"],
-                tokens_in=tokens_in,
-                tokens_out=tokens_out,
-                error=error,
-                status=status,
-                **self.ident,
-            )
-
-
-@dataclass(frozen=True)
-class Upstream:
-    """The upstream server: scheme, host, port and base path (``/v1`` is not doubled)."""
-
-    scheme: str
-    host: str
-    port: int
-    base_path: str
-    url: str
-
-    @classmethod
-    def parse(cls, url: str) -> Upstream:
-        u = urlsplit(url.strip())
-        if u.scheme not in ("http", "https") or not u.hostname:
-            raise ConfigError(
-                f"upstream {url!r} is not an http(s) URL", "pass e.g. --upstream http://127.0.0.1:8080"
-            )
-        port = u.port or (443 if u.scheme == "https" else 80)
-        return cls(
-            u.scheme,
-            u.hostname,
-            port,
-            u.path.rstrip("/"),
-            f"{u.scheme}://{u.hostname}:{port}{u.path.rstrip('/')}",
-        )
-
-    def target(self, path: str) -> str:
-        """The upstream path for a client path: ``/v1/x`` on base ``/v1`` stays ``/v1/x``."""
-        base = self.base_path
-        if base.endswith("/v1") and (path == "/v1" or path.startswith("/v1/")):
-            base = base[: -len("/v1")]
-        return base + path
-
-    def connection(self, timeout_s: float) -> http.client.HTTPConnection:
-        cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
-        return cls(self.host, self.port, timeout=timeout_s)
-
-
-def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """``text`` with every given secret and anything shaped like an API key replaced by ``***``."""
-    for s in secrets:
-        if s and len(s) >= 4:
-            text = text.replace(s, "***")
-    return _KEYLIKE.sub("***", text)
-
-
-def usage_tokens(obj: Any) -> tuple[int | None, int | None]:
-    """``(prompt_tokens, completion_tokens)`` of a response or chunk's ``usage`` (None if absent)."""
-    usage = obj.get("usage") if isinstance(obj, dict) else None
-    if not isinstance(usage, dict):
-        return None, None
-
-    def num(key: str) -> int | None:
-        v = usage.get(key)
-        return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
-
-    return num("prompt_tokens"), num("completion_tokens")
-
-
-def _error_text(body: bytes) -> str:
-    try:
-        obj = json.loads(body)
-    except ValueError:
-        return body[:MAX_ERROR_CHARS].decode(errors="replace").strip()
-    err = obj.get("error") if isinstance(obj, dict) else None
-    if isinstance(err, dict):
-        return str(err.get("message") or err)[:MAX_ERROR_CHARS]
-    return str(err or obj)[:MAX_ERROR_CHARS]
-
-
-class SseUsage:
-    """Follows a server-sent event stream as it is relayed; keeps the last ``usage`` seen."""
-
-    def __init__(self) -> None:
-        self._buf = b""
-        self.tokens_in: int | None = None
-        self.tokens_out: int | None = None
-        self.error: str | None = None
-
-    def feed(self, data: bytes) -> None:
-        self._buf += data
-        *lines, self._buf = self._buf.split(b"\n")
-        for line in lines:
-            self._line(line.strip())
-
-    def close(self) -> None:
-        if self._buf.strip():
-            self._line(self._buf.strip())
-        self._buf = b""
-
-    def _line(self, line: bytes) -> None:
-        if not line.startswith(b"data:"):
-            return
-        payload = line[5:].strip()
-        if not payload or payload == b"[DONE]":
-            return
-        try:
-            obj = json.loads(payload)
-        except ValueError:
-            return
-        tin, tout = usage_tokens(obj)
-        if tin is not None or tout is not None:
-            self.tokens_in, self.tokens_out = tin, tout
-        if isinstance(obj, dict) and obj.get("error"):
-            self.error = str(obj["error"].get("message") if isinstance(obj["error"], dict) else obj["error"])
+class _ThreadingHTTPServer6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
 
 
 class LlmProxy:
@@ -295,11 +93,7 @@ class LlmProxy:
         class Handler(_Handler):
             owner = proxy
 
-        server_cls = ThreadingHTTPServer
-        if ":" in self.host:
-            server_cls = type(
-                "ThreadingHTTPServer6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6}
-            )
+        server_cls = _ThreadingHTTPServer6 if ":" in self.host else ThreadingHTTPServer
         self._server = server_cls((self.host, self.port), Handler)
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
@@ -371,7 +165,7 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------------ request
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            parts = []
+            parts: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
@@ -494,7 +288,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
         self.wfile.flush()
         if resp.status >= 400:
-            result["error"] = f"upstream HTTP {resp.status}: {_error_text(data)}"
+            result["error"] = f"upstream HTTP {resp.status}: {error_text(data)}"
             return
         try:
             obj = json.loads(data)
@@ -521,44 +315,3 @@ class _Handler(BaseHTTPRequestHandler):
             result["error"] = f"upstream HTTP {resp.status}"
         elif sse.error:
             result["error"] = f"upstream stream error: {sse.error[:MAX_ERROR_CHARS]}"
-
-
-def serve(
-    upstream: str,
-    events_path: str,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    goal_id: str = "proxy",
-    rep: int = 0,
-    mode: str = "agentic",
-    attempt: int = 1,
-    connect_timeout_s: float = 10.0,
-    read_timeout_s: float = 600.0,
-    ready: Callable[[LlmProxy], None] | None = None,
-    stop: threading.Event | None = None,
-) -> LlmProxy:
-    """``alems proxy``: serve until ``stop`` is set (or SIGINT/SIGTERM in the CLI); the
-    event log is moved into place at ``events_path`` when the proxy stops."""
-    from alems.agents.events import EventLog
-
-    stop = stop or threading.Event()
-    with EventLog(events_path) as events:
-        sink = EventLogSink(events, goal_id=goal_id, rep=rep, mode=mode, attempt=attempt)
-        proxy = LlmProxy(
-            upstream,
-            sink,
-            host=host,
-            port=port,
-            connect_timeout_s=connect_timeout_s,
-            read_timeout_s=read_timeout_s,
-        )
-        with proxy:
-            if ready is not None:
-                ready(proxy)
-            while not stop.wait(0.2):
-                pass
-    return proxy
-
-
-__all__ = ["EventLogSink", "LlmProxy", "LlmSink", "SseUsage", "Upstream", "redact", "serve", "usage_tokens"]
