@@ -23,6 +23,7 @@ import pandas as pd
 from scipy import stats
 
 from alems.contracts import BUILTIN_FAMILIES as KNOWN_FAMILIES
+from alems.contracts import GOALS_REQUIRED
 from alems.metrics import (
     MetricsConfig,
     bootstrap_scope,
@@ -59,20 +60,7 @@ def goals_frame(data: dict[str, np.ndarray]) -> pd.DataFrame:
         for j, (e_a, s_a, e_l, s_l) in enumerate(v):
             for mode, e, s in (("agentic", e_a, s_a), ("linear", e_l, s_l)):
                 rows.append((fam, mode, f"{fam}-{j}", 0, 1, bool(s), True, e, 0.0, "measured", ""))
-    cols = [
-        "family",
-        "mode",
-        "goal_id",
-        "rep",
-        "attempt",
-        "success",
-        "final_attempt",
-        "energy_j",
-        "gap_j",
-        "energy_source",
-        "flags",
-    ]
-    return pd.DataFrame(rows, columns=cols)
+    return pd.DataFrame(rows, columns=[*GOALS_REQUIRED, "energy_source", "flags"])
 
 
 def best_of(fn, repeats: int = REPEATS) -> tuple[float, object]:

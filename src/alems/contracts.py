@@ -35,8 +35,7 @@ WINDOW_EVENT_KINDS: frozenset[str] = frozenset(EVENT_KINDS) - GOAL_EVENT_KINDS
 """Event kinds that open or close an attempt, LLM or tool window."""
 
 # --------------------------------------------------------------------------- goals.csv
-GOALS_COLUMNS: tuple[str, ...] = (
-    # identity and outcome
+ATTEMPT_IDENTITY: tuple[str, ...] = (
     "family",
     "mode",
     "goal_id",
@@ -44,6 +43,13 @@ GOALS_COLUMNS: tuple[str, ...] = (
     "attempt",
     "success",
     "final_attempt",
+)
+"""Which attempt of which execution a row is, and how it ended: the first columns of goals.csv
+and of the agents' outcomes."""
+
+GOALS_COLUMNS: tuple[str, ...] = (
+    # identity and outcome
+    *ATTEMPT_IDENTITY,
     "t0",
     "t1",
     "duration_s",
@@ -78,31 +84,10 @@ GOALS_TASK_COLUMNS: tuple[str, ...] = ("check_reason", "truncated", "steps", "te
 """Optional outcome columns carried into goals.csv after :data:`GOALS_EXTRA_COLUMNS`, when the
 outcomes have them (readers default them when absent)."""
 
-GOALS_REQUIRED: tuple[str, ...] = (
-    "family",
-    "mode",
-    "goal_id",
-    "rep",
-    "attempt",
-    "success",
-    "final_attempt",
-    "energy_j",
-    "gap_j",
-)
+GOALS_REQUIRED: tuple[str, ...] = (*ATTEMPT_IDENTITY, "energy_j", "gap_j")
 """The columns ``alems metrics`` cannot do without; every other column has a default."""
 
-OUTCOME_COLUMNS: tuple[str, ...] = (
-    "family",
-    "mode",
-    "goal_id",
-    "rep",
-    "attempt",
-    "success",
-    "final_attempt",
-    "answer",
-    "expected",
-    "error",
-)
+OUTCOME_COLUMNS: tuple[str, ...] = (*ATTEMPT_IDENTITY, "answer", "expected", "error")
 """The attempt-outcome columns accounting needs from the agents (they may carry more,
 e.g. :data:`GOALS_TASK_COLUMNS`)."""
 
