@@ -718,7 +718,7 @@ def _tasks_list(args: argparse.Namespace) -> int:
 
 def _tasks_show(args: argparse.Namespace) -> int:
     goals = get_family(args.family, read_config_file(args.config)).generate(args.seed, args.n)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "goal_id": g.goal_id,
             "prompt": g.prompt,

@@ -29,7 +29,10 @@ from alems.config import load_schema, validate_config
 from alems.contracts import BUILTIN_FAMILIES
 from alems.errors import ConfigError
 
-if TYPE_CHECKING:  # these modules import this one (settings_from_dict): see StudySettings.from_config
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    # StudySettings' sections: their modules import this one (see StudySettings.from_config)
     from alems.accounting import AccountingConfig
     from alems.agents.config import AgentConfig
     from alems.baseline import BaselineConfig
@@ -38,7 +41,7 @@ if TYPE_CHECKING:  # these modules import this one (settings_from_dict): see Stu
     from alems.llm.oracle import OracleConfig
     from alems.metrics import MetricsConfig
 
-T = TypeVar("T")
+T = TypeVar("T", bound="DataclassInstance")
 
 
 @functools.cache
@@ -68,7 +71,7 @@ def settings_from_dict(cls: type[T], mapping: Mapping[str, Any] | None, section:
     stored as a dict; ``X | None`` also ``None``. Other annotations pass values through.
     """
     data = dict(mapping or {})
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(
@@ -164,7 +167,9 @@ class EnergySettings:
 
     @classmethod
     def from_dict(cls, mapping: Mapping[str, Any] | None) -> EnergySettings:
-        from alems.energy.model import ModelParams  # a cycle: alems.energy imports this module
+        from alems.energy.model import (
+            ModelParams,
+        )  # like every layer's settings class, it imports this module
 
         data = dict(mapping or {})
         if data.get("model") is not None:
