@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from isolated import isolated
 
-from alems.agents import AgentConfig, EventLog, execute_family, read_events
+from alems.agents import AgentConfig, AttemptOutcome, EventLog, execute_family, read_events
 from alems.agents.plan import parse_plan
 from alems.llm.config import LLMConfig
 from alems.llm.factory import make_backend
@@ -21,6 +21,25 @@ MODELS = ROOT / "resources" / "models"
 SMOL = MODELS / "smollm2-135m.gguf"
 
 pytestmark = pytest.mark.slow
+
+
+def run_goal(
+    family: str, modes: tuple[str, ...], backend, cfg: AgentConfig, out: Path
+) -> list[AttemptOutcome]:
+    """The first goal of ``family`` in ``modes``; events in ``out/events.jsonl``."""
+    fam = get_family(family)
+    with EventLog(out / "events.jsonl") as log:
+        return execute_family(
+            fam,
+            fam.generate(0, 1),
+            modes=modes,
+            rep=0,
+            backend=backend,
+            events=log,
+            cfg=cfg,
+            workdir=out / "work",
+            progress=False,
+        )
 
 
 class Recorder:
@@ -52,19 +71,7 @@ def test_real_model_runs_both_modes(tmp_path) -> None:
         max_tokens={"linear": 24, "plan": 160, "step": 16, "synthesise": 24, "verify": 4},
     )
     try:
-        fam = get_family("tg_single_calc")
-        with EventLog(tmp_path / "events.jsonl") as log:
-            outcomes = execute_family(
-                fam,
-                fam.generate(0, 1),
-                modes=("linear", "agentic"),
-                rep=0,
-                backend=rec,
-                events=log,
-                cfg=cfg,
-                workdir=tmp_path / "work",
-                progress=False,
-            )
+        outcomes = run_goal("tg_single_calc", ("linear", "agentic"), rec, cfg, tmp_path)
     finally:
         backend.close()
     events = read_events(tmp_path / "events.jsonl")

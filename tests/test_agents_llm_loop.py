@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 from isolated import isolated
+from test_agents_llm import run_goal
 
-from alems.agents import AgentConfig, AttemptOutcome, EventLog, execute_family, read_events
+from alems.agents import AgentConfig, read_events
 from alems.agents.executors import VERIFY_REJECTED
 from alems.llm.config import LLMConfig
 from alems.llm.factory import make_backend
-from alems.tasks import get_family
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "resources" / "models"
@@ -31,23 +31,6 @@ def _smol():
     return make_backend(
         LLMConfig(model="smollm2-135m", models_dir=str(MODELS), n_ctx=2048, prompt_cache=True), threads=2
     )
-
-
-def run_agentic(backend, cfg: AgentConfig, out: Path) -> list[AttemptOutcome]:
-    """One gsm8k_basic goal in agentic mode; events in ``out/events.jsonl``."""
-    fam = get_family("gsm8k_basic")
-    with EventLog(out / "events.jsonl") as log:
-        return execute_family(
-            fam,
-            fam.generate(0, 1),
-            modes=("agentic",),
-            rep=0,
-            backend=backend,
-            events=log,
-            cfg=cfg,
-            workdir=out / "work",
-            progress=False,
-        )
 
 
 class CallLog:
@@ -72,7 +55,7 @@ def test_real_model_react_loop(tmp_path) -> None:
         style="react", max_attempts=1, max_steps=3, verify=False, max_tokens={"answer": 24, "react": 64}
     )
     try:
-        outcomes = run_agentic(log, cfg, tmp_path)
+        outcomes = run_goal("gsm8k_basic", ("agentic",), log, cfg, tmp_path)
     finally:
         backend.close()
     events = read_events(tmp_path / "events.jsonl")
@@ -108,7 +91,7 @@ def test_real_model_verify_retry_loop(tmp_path) -> None:
         max_tokens={"answer": 24, "plan": 128, "step": 16, "verify": 48},
     )
     try:
-        rows = run_agentic(log, cfg, tmp_path)
+        rows = run_goal("gsm8k_basic", ("agentic",), log, cfg, tmp_path)
     finally:
         backend.close()
     assert 1 <= len(rows) <= 2 and sum(r.final_attempt for r in rows) == 1

@@ -17,7 +17,7 @@ import threading
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alems import __version__, baseline, contracts, provenance
 from alems.config import load_config, model_file, read_config_file
@@ -34,6 +34,9 @@ from alems.tasks import describe_families, get_family
 from alems.tasks.checkers import judge_text
 from alems.tasks.jsonl import is_number
 from alems.track import install_sigterm, track_command
+
+if TYPE_CHECKING:  # alems.jobs.standalone needs scipy and rich: imported by _cmd_run when it runs
+    from alems.jobs.standalone import RunSummary
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -240,7 +243,7 @@ def _add_fingerprint(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _fingerprint_summary(fp: Any) -> str:
+def _fingerprint_summary(fp: provenance.Fingerprint) -> str:
     hw, env, h = fp.hardware, fp.environment, fp.hashes
     cpu, freq = hw["cpu"], hw["cpufreq"]
     turbo = freq["turbo"]["enabled"]
@@ -377,7 +380,7 @@ def _add_baseline(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _baseline_table(base: Any) -> str:
+def _baseline_table(base: baseline.Baseline) -> str:
     kind = "modeled" if base.modeled else "measured"
     turbo = "unknown" if base.turbo is None else "on" if base.turbo else "off"
     lines = [
@@ -584,7 +587,7 @@ def _max_tokens(items: Sequence[str]) -> dict[str, int]:
     return caps
 
 
-def _print_run(summary: Any) -> None:
+def _print_run(summary: RunSummary) -> None:
     print(f"{summary.family} ({summary.group}): {summary.wall_s:.1f} s wall, outputs in {summary.out_dir}")
     print(
         f"{'mode':<8} {'success':>9} {'rate':>6} {'attempts':>8} {'llm':>5} {'tools':>5} {'tok_in':>8} {'tok_out':>8}"
