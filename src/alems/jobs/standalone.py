@@ -198,6 +198,15 @@ class _Measured:
     def run_id(self) -> str:
         return self.fingerprint.hashes.run_id or ""
 
+    def job_record(self) -> dict[str, Any]:
+        """What each rep's ``run.json`` records of them (``run_family``'s keyword arguments)."""
+        base = self.baseline
+        return {
+            "run_id": self.run_id,
+            "hashes": self.fingerprint.hashes.to_dict(),
+            "baseline_info": {"baseline_id": base.baseline_id, "status": base.status, "host": base.host},
+        }
+
 
 def _measure_baseline(plan: StandaloneRun) -> _Measured:
     """Fingerprint the run (``hashes.json``), then its idle baseline (``idle.json``)."""
@@ -313,9 +322,7 @@ def run_standalone(
                 rep,
                 paths,
                 _recording(plan, measured, clock),
-                run_id=measured.run_id if measured else "",
-                hashes=measured.fingerprint.hashes.to_dict() if measured else None,
-                baseline_info=_baseline_info(measured),
+                **(measured.job_record() if measured else {}),
                 threads=threads,
                 backend=backend,
                 progress=progress,
@@ -338,10 +345,3 @@ def run_standalone(
     record = _run_record(plan, summary, jobs, measured, backend)
     atomic_write_json(out / "run.json", json.loads(json.dumps(record, default=str)))
     return summary
-
-
-def _baseline_info(measured: _Measured | None) -> dict[str, Any] | None:
-    if measured is None:
-        return None
-    base = measured.baseline
-    return {"baseline_id": base.baseline_id, "status": base.status, "host": base.host}
