@@ -17,10 +17,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from alems.agents.config import AgentConfig
 from alems.agents.events import EventLog
@@ -59,8 +58,13 @@ class GoalProgress:
         self.done = 0
         self.success = 0
         self.by_mode: dict[str, list[int]] = {}
-        self._progress: Progress | None = None
+        self._progress: Any = None
         if enabled and total > 0:
+            # rich only when a bar is shown: alems doctor and measure import the agents (through
+            # alems.proxy) and must run with the core dependencies only (tests/test_energy_cli.py)
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),

@@ -23,7 +23,7 @@ from typing import Any
 
 from alems.agents import prompts
 from alems.errors import ConfigError
-from alems.llm.base import Completion, Message
+from alems.llm.base import Generation, Message, Request, TimedBackend
 from alems.llm.config import LLMConfig
 from alems.llm.scripted import count_tokens
 from alems.settings import schema_default, settings_from_dict
@@ -86,7 +86,7 @@ def _wrong_value(expected: str) -> str:
     return str(int(v) + 7) if v == int(v) else f"{v + 7.5:g}"
 
 
-class OracleBackend:
+class OracleBackend(TimedBackend):
     """The ``scripted`` backend's oracle policy: it knows every goal's expected answer.
 
     It plays both modes by the executors' protocol (``alems.agents``): in linear mode it
@@ -103,7 +103,8 @@ class OracleBackend:
     plan is not JSON (a parse failure, retried). So a run has successes, failures and
     retries, and its energy scales with tokens through ``cost_s_per_token`` (CPU time
     burned per token, measured on the process clock so it does not depend on load).
-    Tokens are whitespace-separated pieces, like :class:`alems.llm.scripted.ScriptedBackend`.
+    Tokens are whitespace-separated pieces, like :class:`alems.llm.scripted.ScriptedBackend`;
+    calls are stamped on ``clock`` (:class:`~alems.llm.base.TimedBackend`).
     """
 
     name = "scripted"
@@ -125,7 +126,7 @@ class OracleBackend:
         self.cost = float(cost_s_per_token)
         self.sleep_s = float(sleep_s_per_call)
         self.model = model
-        self.clock = clock
+        self._clock = clock
         self._attempt: dict[tuple[str, str, int], int] = {}
         self._call_seed = 0
         self._wrong: dict[tuple[str, str], bool] = {}
@@ -221,37 +222,20 @@ class OracleBackend:
         while time.process_time() - start < seconds and time.monotonic() < wall_end:
             hashlib.sha256(self._BLOCK).digest()
 
-    def complete(
-        self,
-        messages: list[Message],
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        seed: int = 0,
-        stop: list[str] | None = None,
-        json_schema: dict[str, Any] | None = None,
-    ) -> Completion:
-        t0 = self.clock()
+    def generate(self, messages: list[Message], request: Request, t_start: float) -> Generation:
         self.calls += 1
-        self._call_seed = int(seed)
-        text = self._reply(messages, json_schema)
+        self._call_seed = int(request.seed)
+        text = self._reply(messages, request.json_schema)
         finish = "stop"
         pieces = text.split(" ")
-        if count_tokens(text) > max_tokens:
-            text, finish = " ".join(pieces[:max_tokens]), "length"
+        if count_tokens(text) > request.max_tokens:
+            text, finish = " ".join(pieces[: request.max_tokens]), "length"
         tokens_in = sum(count_tokens(m.get("content", "")) for m in messages)
         tokens_out = count_tokens(text)
         self._burn(self.cost * (tokens_in + tokens_out))
         if self.sleep_s:  # after the work: a call ends idle, like a server waiting on I/O
             time.sleep(self.sleep_s)
-        return Completion(
-            text=text,
-            tokens_in=tokens_in,
-            tokens_out=tokens_out,
-            t_start=t0,
-            t_end=self.clock(),
-            finish_reason=finish,
-        )
+        return Generation(text, tokens_in, tokens_out, finish)
 
 
 __all__ = ["OracleBackend", "OracleConfig", "uses_oracle"]
