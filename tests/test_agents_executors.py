@@ -18,12 +18,12 @@ from alems.agents import (
     mode_order,
     read_events,
     run_execution,
-    run_family,
     write_attempts_csv,
 )
 from alems.agents.executors import INJECTED_TIMEOUT, INJECTED_TOOL_FAILURE, VERIFY_REJECTED, parse_verdict
 from alems.agents.runner import parse_modes
 from alems.errors import ConfigError
+from alems.jobs.standalone import plan_standalone, run_standalone
 from alems.llm.base import LLMTimeout, LLMUnavailable
 from alems.llm.scripted import ScriptedBackend
 from alems.tasks import Goal, get_family
@@ -493,23 +493,27 @@ def test_parse_modes_errors() -> None:
         parse_modes("")
 
 
-def test_run_family_outputs_and_determinism(tmp_path) -> None:
+def test_alems_run_without_energy_outputs_and_determinism(tmp_path) -> None:
     def run(d):
-        return run_family(
+        plan = plan_standalone(
             "logical_reasoning",
+            out_dir=d,
+            tasks=6,
+            reps=2,
+            seed=3,
+            config={"agents": {"keep_workdirs": False}},
+        )
+        return run_standalone(
+            plan,
+            energy=False,
             backend=agent(
                 linear="Answer: yes",
                 final="Answer: no",
                 plans=['{"steps": [{"action": "llm", "input": "x"}]}'],
             ),
-            out_dir=d,
-            tasks=6,
-            reps=2,
-            seed=3,
             progress=False,
             clock=fake_clock(),
             sleep=lambda s: None,
-            cfg=AgentConfig(keep_workdirs=False),
         )
 
     s1 = run(tmp_path / "a")

@@ -10,16 +10,36 @@ from pathlib import Path
 import pytest
 from isolated import isolated
 
-from alems.agents import AgentConfig, read_events, run_family
+from alems.agents import AgentConfig, AttemptOutcome, EventLog, execute_family, read_events
 from alems.agents.plan import parse_plan
 from alems.llm.config import LLMConfig
 from alems.llm.factory import make_backend
+from alems.tasks import get_family
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "resources" / "models"
 SMOL = MODELS / "smollm2-135m.gguf"
 
 pytestmark = pytest.mark.slow
+
+
+def run_goal(
+    family: str, modes: tuple[str, ...], backend, cfg: AgentConfig, out: Path
+) -> list[AttemptOutcome]:
+    """The first goal of ``family`` in ``modes``; events in ``out/events.jsonl``."""
+    fam = get_family(family)
+    with EventLog(out / "events.jsonl") as log:
+        return execute_family(
+            fam,
+            fam.generate(0, 1),
+            modes=modes,
+            rep=0,
+            backend=backend,
+            events=log,
+            cfg=cfg,
+            workdir=out / "work",
+            progress=False,
+        )
 
 
 class Recorder:
@@ -51,16 +71,14 @@ def test_real_model_runs_both_modes(tmp_path) -> None:
         max_tokens={"linear": 24, "plan": 160, "step": 16, "synthesise": 24, "verify": 4},
     )
     try:
-        summary = run_family(
-            "tg_single_calc", backend=rec, out_dir=tmp_path, tasks=1, reps=1, cfg=cfg, progress=False
-        )
+        outcomes = run_goal("tg_single_calc", ("linear", "agentic"), rec, cfg, tmp_path)
     finally:
         backend.close()
     events = read_events(tmp_path / "events.jsonl")
     ends = [e for e in events if e["kind"] == "llm_end"]
     assert ends and all(e["tokens_in"] > 0 and "error" not in e for e in ends)
     assert {e["mode"] for e in events} == {"linear", "agentic"}
-    assert [c.executions for c in summary.cells] == [1, 1]
+    assert sorted(o.mode for o in outcomes if o.final_attempt) == ["agentic", "linear"]
     # the grammar keeps even a 135M model's plan in the schema: the tool name comes first,
     # and a plan that stopped by itself parses (one cut at max_tokens may end mid-string)
     assert rec.plans

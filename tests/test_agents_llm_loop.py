@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 from isolated import isolated
+from test_agents_llm import run_goal
 
-from alems.agents import AgentConfig, read_events, run_family
+from alems.agents import AgentConfig, read_events
 from alems.agents.executors import VERIFY_REJECTED
 from alems.llm.config import LLMConfig
 from alems.llm.factory import make_backend
@@ -54,21 +55,12 @@ def test_real_model_react_loop(tmp_path) -> None:
         style="react", max_attempts=1, max_steps=3, verify=False, max_tokens={"answer": 24, "react": 64}
     )
     try:
-        summary = run_family(
-            "gsm8k_basic",
-            backend=log,
-            out_dir=tmp_path,
-            tasks=1,
-            reps=1,
-            modes="agentic",
-            cfg=cfg,
-            progress=False,
-        )
+        outcomes = run_goal("gsm8k_basic", ("agentic",), log, cfg, tmp_path)
     finally:
         backend.close()
     events = read_events(tmp_path / "events.jsonl")
     names = [e["name"] for e in events if e["kind"] == "llm_start"]
-    (row,) = summary.outcomes
+    (row,) = outcomes
     assert names[0] == "react" and len(names) <= 4
     # the loop ends in a synthesis, or a step the parser rejects (e.g. cut at its cap) ends the attempt
     if row.error:
@@ -83,7 +75,7 @@ def test_real_model_react_loop(tmp_path) -> None:
     tools = [e for e in events if e["kind"] == "tool_start"]
     observations = [last for last, _, _ in log.calls if last.startswith("Observation (")]
     assert len(observations) == len(tools)
-    assert summary.cells[0].executions == 1
+    assert sum(o.final_attempt for o in outcomes) == 1
 
 
 @isolated
@@ -99,19 +91,9 @@ def test_real_model_verify_retry_loop(tmp_path) -> None:
         max_tokens={"answer": 24, "plan": 128, "step": 16, "verify": 48},
     )
     try:
-        summary = run_family(
-            "gsm8k_basic",
-            backend=log,
-            out_dir=tmp_path,
-            tasks=1,
-            reps=1,
-            modes="agentic",
-            cfg=cfg,
-            progress=False,
-        )
+        rows = run_goal("gsm8k_basic", ("agentic",), log, cfg, tmp_path)
     finally:
         backend.close()
-    rows = summary.outcomes
     assert 1 <= len(rows) <= 2 and sum(r.final_attempt for r in rows) == 1
     verifies = [
         (reply, finish) for last, reply, finish in log.calls if last.startswith("Check your final answer")

@@ -271,23 +271,23 @@ def test_answer_cap_config() -> None:
 # --------------------------------------------------------------------------- goals.csv and epg.csv columns
 def test_new_columns_reach_goals_and_epg(tmp_path) -> None:
     from alems.contracts import GOALS_TASK_COLUMNS as TASK_COLUMNS
+    from alems.jobs.standalone import plan_standalone, run_standalone
     from alems.metrics import MetricsConfig, epg_table
-    from alems.study import run_with_energy
 
     cfg = {
         "llm": {"backend": "scripted", "script": ["Answer: 5"]},
         "baseline": {"settle_s": 0, "windows": 2, "window_s": 0.05},
     }
-    summary = run_with_energy(
+    plan = plan_standalone(
         "gsm8k_basic",
         out_dir=tmp_path / "out",
         tasks=2,
         reps=1,
         config=cfg,
         agent_overrides={"backoff_s": 0, "max_attempts": 1},
-        progress=False,
-        meter="model",
+        energy_overrides={"meter": "model"},
     )
+    summary = run_standalone(plan, progress=False)
     goals = pd.read_csv(tmp_path / "out" / "attempts.csv")
     for col in TASK_COLUMNS:
         assert col in goals.columns

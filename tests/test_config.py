@@ -147,7 +147,7 @@ def test_layer_dataclasses_accept_their_sections() -> None:
     from alems.energy import ModelParams
     from alems.llm.config import LLMConfig
     from alems.metrics import MetricsConfig
-    from alems.study import llm_settings
+    from alems.settings import llm_settings
 
     cfg = validate_config({})
     LLMConfig.from_dict(llm_settings(cfg["llm"]))

@@ -1,4 +1,4 @@
-"""A measurement job subtracts the idle baseline of its own host (alems.study.job_baseline).
+"""A measurement job subtracts the idle baseline of its own host (alems.jobs.baseline.job_baseline).
 
 On one machine the reference baseline (``results/baseline/idle.json``) is that host's, so
 a job uses it as it is and measures nothing. A job on another host (a cluster node) gets
@@ -15,9 +15,11 @@ import pytest
 
 from alems.baseline import BaselineConfig, host_cache_path, load_baseline, measure_baseline
 from alems.energy import open_meter
-from alems.study import job_baseline
+from alems.jobs.baseline import job_baseline
+from alems.settings import EnergySettings
 
-ENERGY = {"meter": "model", "calibrate": False, "model": {"p_idle_w": 3.0, "p_max_w": 15.0}}
+MODEL = {"p_idle_w": 3.0, "p_max_w": 15.0}
+ENERGY = EnergySettings.from_dict({"meter": "model", "calibrate": False, "model": MODEL})
 # Stability is not the subject here: the model meter follows this busy machine's CPU load.
 PROTOCOL = BaselineConfig(
     settle_s=0, windows=2, window_s=0.05, max_retries=0, max_host_util=1.0, cv_threshold=1e9
@@ -25,13 +27,13 @@ PROTOCOL = BaselineConfig(
 
 
 def _reference(host: str, hw: str = "hw1"):  # type: ignore[no-untyped-def]
-    with open_meter("model", calibrate=False, model_params=ENERGY["model"]) as meter:
+    with open_meter("model", calibrate=False, model_params=MODEL) as meter:
         return measure_baseline(meter, PROTOCOL, hw_hash=hw, host=host)
 
 
 def test_the_reference_is_used_as_it_is_on_its_own_host(tmp_path: Path) -> None:
     ref = _reference("node-a")
-    unusable = {"meter": "rapl", "powercap_root": str(tmp_path / "absent")}  # opening it would fail
+    unusable = EnergySettings(meter="rapl", powercap_root=str(tmp_path / "absent"))  # opening it would fail
     base, info = job_baseline(ref, unusable, host="node-a", hw_hash="hw1", cache_root=tmp_path)
     assert base is ref
     assert info == {

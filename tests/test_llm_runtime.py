@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from alems.errors import LLMRuntimeError
+from alems.jobs.preflight import preflight_study
 from alems.llm.config import LLMConfig
 from alems.llm.runtime import (
     REBUILD_CMD,
@@ -27,7 +28,6 @@ from alems.llm.runtime import (
     probe,
     write_build_record,
 )
-from alems.study import preflight_study
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKE = ROOT / "tests" / "fakes" / "crashing_llama"
@@ -103,12 +103,12 @@ def test_an_unreachable_server_stops_the_study_naming_the_url_and_what_was_tried
     assert url in text and f"GET {url}/models" in text and f"POST {url}/chat/completions" in text
     assert "llm.base_url" in text
     with pytest.raises(LLMRuntimeError, match="cannot serve the study"):
-        preflight_study({"backend": "openai", "base_url": url, "model": "m", "connect_timeout_s": 2})
+        preflight_study(LLMConfig(backend="openai", base_url=url, model="m", connect_timeout_s=2))
 
 
 def test_the_oracle_backend_has_nothing_to_probe() -> None:
-    assert preflight_study({"backend": "scripted", "oracle": {}})["status"] == "skipped"
-    rec = preflight_study({"backend": "scripted", "script": ["OK"]})
+    assert preflight_study(LLMConfig(backend="scripted"))["status"] == "skipped"
+    rec = preflight_study(LLMConfig(backend="scripted", script=("OK",)))
     assert rec["status"] == "ok" and rec["tokens_out"] == 1
 
 

@@ -314,7 +314,8 @@ def test_report_is_self_contained(smoke_run: dict[str, Any]) -> None:
 
 def test_tables_refuse_mixed_provenance(smoke_run: dict[str, Any], tmp_path: Path) -> None:
     from alems.errors import ProvenanceError
-    from alems.study import aggregate
+    from alems.jobs.tables import aggregate
+    from alems.metrics import MetricsConfig
 
     r = smoke_run["work"] / "results"
     metas = []
@@ -328,9 +329,9 @@ def test_tables_refuse_mixed_provenance(smoke_run: dict[str, Any], tmp_path: Pat
         metas.append(p)
     goals = [r / "runs" / f / "rep0" / "goals.csv" for f in FAMILIES]
     with pytest.raises(ProvenanceError) as ei:
-        aggregate(goals, metas, metrics={"bootstrap": 0}, groups={})
+        aggregate(goals, metas, metrics=MetricsConfig(bootstrap=0), groups={})
     assert "config_hash differs" in str(ei.value)
-    mixed = aggregate(goals, metas, metrics={"bootstrap": 0}, groups={}, allow_mixed=True)
+    mixed = aggregate(goals, metas, metrics=MetricsConfig(bootstrap=0), groups={}, allow_mixed=True)
     assert mixed.label == "mixed" and mixed.run_id.startswith("mixed-")
     assert (mixed.goals["run_id"] == mixed.run_id).all()
 
@@ -338,7 +339,8 @@ def test_tables_refuse_mixed_provenance(smoke_run: dict[str, Any], tmp_path: Pat
 def test_tables_flag_runs_measured_against_an_unstable_baseline(
     smoke_run: dict[str, Any], tmp_path: Path
 ) -> None:
-    from alems.study import aggregate
+    from alems.jobs.tables import aggregate
+    from alems.metrics import MetricsConfig
 
     r = smoke_run["work"] / "results"
     # the smoke run's own tables: every row flagged exactly when its baseline was unstable
@@ -358,7 +360,7 @@ def test_tables_flag_runs_measured_against_an_unstable_baseline(
         p.write_text(json.dumps(meta))
         metas.append(p)
     goals = [r / "runs" / f / "rep0" / "goals.csv" for f in FAMILIES]
-    t = aggregate(goals, metas, metrics={"bootstrap": 0}, groups={})
+    t = aggregate(goals, metas, metrics=MetricsConfig(bootstrap=0), groups={})
     for df, col in ((t.epg, "family"), (t.ooi, "scope")):
         hit = df["flags"].fillna("").str.contains("baseline_unstable")
         assert set(df.loc[hit, col]) == {"gsm8k_basic", "reasoning", "overall"}
@@ -370,7 +372,8 @@ def test_runs_use_their_own_hosts_baseline_and_tables_check_it(
     """On one machine every run uses the reference baseline (no extra measurement) and records its host;
     the tables refuse a run whose baseline came from another host and flag one that records none."""
     from alems.errors import ProvenanceError
-    from alems.study import aggregate
+    from alems.jobs.tables import aggregate
+    from alems.metrics import MetricsConfig
 
     r = smoke_run["work"] / "results"
     host = socket.gethostname()
@@ -394,14 +397,14 @@ def test_runs_use_their_own_hosts_baseline_and_tables_check_it(
     with pytest.raises(
         ProvenanceError, match=f"gsm8k_basic ran on {host} with the idle baseline of elsewhere"
     ):
-        aggregate(goals, metas, metrics={"bootstrap": 0}, groups={})
-    t = aggregate(goals, metas, metrics={"bootstrap": 0}, groups={}, allow_mixed=True)
+        aggregate(goals, metas, metrics=MetricsConfig(bootstrap=0), groups={})
+    t = aggregate(goals, metas, metrics=MetricsConfig(bootstrap=0), groups={}, allow_mixed=True)
     hit = t.epg["flags"].fillna("").str.contains("baseline_foreign_host")
     assert set(t.epg.loc[hit, "family"]) & set(FAMILIES) == {"gsm8k_basic"}
     meta = json.loads(metas[0].read_text())
     del meta["host"]
     metas[0].write_text(json.dumps(meta))
-    t = aggregate(goals, metas, metrics={"bootstrap": 0}, groups={})
+    t = aggregate(goals, metas, metrics=MetricsConfig(bootstrap=0), groups={})
     hit = t.ooi["flags"].fillna("").str.contains("baseline_host_unknown")
     assert set(t.ooi.loc[hit, "scope"]) == {"gsm8k_basic", "reasoning", "overall"}
     for name in ("epg", "ooi"):  # the smoke run's own tables carry no host flag

@@ -3,7 +3,7 @@
 **Simulated RAPL vs cpu-model.** The simulated-RAPL writer integrates
 :class:`alems.energy.model.CpuModelProfile` (the function behind the ``cpu-model`` meter)
 into a fake powercap tree with a small wrap range. One ``run_family`` job
-(:func:`alems.study.run_family`, the code the Snakemake rule runs) reads that tree through
+(:func:`alems.jobs.run_family.run_family`, the code the Snakemake rule runs) reads that tree through
 the real RAPL meter *and* the model meter on the same parameters, in one sampler. So the two
 energy paths see the same power profile over the very same attempt windows, and any
 difference is the RAPL path's (wraps, file reads, writer tick), not run-to-run noise.
@@ -91,17 +91,19 @@ def _epg_by_cell(goals: pd.DataFrame) -> pd.Series:
 def test_epg_simulated_rapl_matches_cpu_model(tmp_path: Path) -> None:
     from alems.accounting import account
     from alems.baseline import BaselineConfig, measure_baseline
-    from alems.config import validate_config
     from alems.contracts import OUTCOME_COLUMNS
     from alems.energy import open_meter
     from alems.energy.composite import CompositeMeter
     from alems.energy.sampler import read_samples
     from alems.energy.simulated import SimulatedRapl
-    from alems.study import RunPaths, run_family
+    from alems.jobs.outputs import RunPaths
+    from alems.jobs.recording import MeterRecording
+    from alems.jobs.run_family import run_family
+    from alems.settings import StudySettings
 
     stat = tmp_path / "stat"
     params = {"p_idle_w": P_IDLE_W, "p_max_w": P_MAX_W, "proc_stat": str(stat)}
-    cfg = validate_config(
+    settings = StudySettings.from_config(
         {
             "study": {"families": ["gsm8k_basic"], "tasks": 4, "seed": 0},
             "llm": {
@@ -134,9 +136,8 @@ def test_epg_simulated_rapl_matches_cpu_model(tmp_path: Path) -> None:
         )
         base = measure_baseline(meter, BaselineConfig(settle_s=0.2, windows=4, window_s=0.5))
         paths = RunPaths.in_dir(tmp_path / "run")
-        job = run_family(
-            cfg, "gsm8k_basic", 0, paths, idle_power_w=base.power_w, meter=meter, workdir=tmp_path / "w"
-        )
+        recording = MeterRecording(meter, settings.energy, settings.accounting, idle_power_w=base.power_w)
+        job = run_family(settings, "gsm8k_basic", 0, paths, recording, workdir=tmp_path / "w")
     assert job.executions == 8
     samples, domains = read_samples(str(paths.samples))
     events = [json.loads(x) for x in paths.events.read_text().splitlines()]

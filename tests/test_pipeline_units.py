@@ -1,4 +1,5 @@
-"""Units of the integration layer (alems.study): window share, the oracle backend, `alems run` with energy."""
+"""Units of the jobs layer and the oracle backend: window share, the oracle (and the prompt texts it
+reads), `alems run` with energy."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from alems.study import OracleBackend, window_share
+from alems.jobs.outputs import window_share
+from alems.llm.oracle import OracleBackend
 
 
 def test_window_share_is_a_union() -> None:
@@ -143,3 +145,18 @@ def test_alems_run_carries_energy_columns(tmp_path: Path, monkeypatch: pytest.Mo
     assert (out / "rep0" / "samples.parquet").is_file() and (out / "events.jsonl").read_text()
     info = json.loads((out / "run.json").read_text())
     assert info["epg"] and info["jobs"][0]["meter"] == "model"
+
+
+def test_the_oracle_markers_are_the_agents_prompt_texts() -> None:
+    """The oracle finds its step by texts of alems.agents.prompts: each must still be there."""
+    from alems.agents import prompts
+    from alems.llm import oracle
+
+    (g,) = _goal("tg_sequential_2")
+    assert oracle.AGENTIC_SYSTEM_MARKER in prompts.agentic_system(g, 5).lower()
+    assert oracle.AGENTIC_SYSTEM_MARKER not in prompts.LINEAR_SYSTEM.lower()
+    assert oracle.PLAN_REQUEST_MARKER in prompts.plan_request(g, None)
+    assert oracle.PLAN_REQUEST_MARKER in prompts.plan_request(g, "the plan was not JSON")
+    assert prompts.tool_result_message(1, "sql", "42").startswith(oracle.TOOL_RESULT_PREFIX)
+    assert prompts.llm_step_message(2, "Which facts?").startswith(oracle.LLM_STEP_PREFIX)
+    assert oracle.VERIFY_REQUEST == prompts.VERIFY

@@ -1,6 +1,7 @@
-"""The ``alems`` command. It parses arguments and calls into the layers; it holds no logic
-of its own. Heavy imports happen inside each handler so ``alems doctor`` stays fast
-and works with only the core dependencies installed.
+"""The ``alems`` command. It parses arguments and calls into the layers and jobs; it holds no
+logic of its own. Two handlers import their layer when they run: ``metrics`` and ``run`` need
+scipy (and ``run`` rich), and ``alems doctor`` and ``alems measure`` must work with only the
+core dependencies installed (``tests/test_energy_cli.py``).
 
 The command-line contract is in DESIGN.md; keep to it.
 """
@@ -9,12 +10,33 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import signal
 import sys
+import threading
+import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from alems import __version__, contracts
-from alems.errors import AlemsError
+from alems import __version__, baseline, contracts, provenance
+from alems.config import load_config, model_file, read_config_file
+from alems.energy import open_meter
+from alems.energy.doctor import diagnose
+from alems.energy.measure import measure_command
+from alems.errors import AlemsError, ConfigError
+from alems.llm.config import LLMConfig
+from alems.llm.fetch import fetch_model, file_sha256, list_models, looks_like_path
+from alems.llm.runtime import probe, read_build_record
+from alems.proxy import LlmProxy, serve
+from alems.settings import llm_settings
+from alems.tasks import describe_families, get_family
+from alems.tasks.checkers import judge_text
+from alems.tasks.jsonl import is_number
+from alems.track import install_sigterm, track_command
+
+if TYPE_CHECKING:  # alems.jobs.standalone needs scipy and rich: imported by _cmd_run when it runs
+    from alems.jobs.standalone import RunSummary
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -39,28 +61,20 @@ def _add_doctor(p: argparse.ArgumentParser) -> None:
 
 
 def _energy_logging() -> None:
-    import logging
-
     logging.basicConfig(level=logging.INFO, format="alems: %(message)s", stream=sys.stderr)
 
 
-def _doctor_llm_config(args: argparse.Namespace) -> Any:
-    from alems.config import load_config
-    from alems.llm.config import LLMConfig
-
-    llm: dict[str, Any] = dict(load_config(args.config)["llm"]) if args.config else {}
+def _doctor_llm_config(args: argparse.Namespace) -> LLMConfig:
+    llm: dict[str, Any] = llm_settings(load_config(args.config)["llm"]) if args.config else {}
     if args.base_url:
         llm.update(backend="openai", base_url=args.base_url)
     if args.model:
-        is_path = args.model.endswith(".gguf") or "/" in args.model
+        is_path = looks_like_path(args.model)
         llm.update({"model_path": args.model} if is_path else {"model": args.model, "model_path": None})
     return LLMConfig.from_dict(llm)
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from alems.energy.doctor import diagnose
-    from alems.llm.runtime import probe, read_build_record
-
     report = diagnose(args.powercap_root, calibrate=not args.no_calibrate)
     llm = None if args.no_llm else probe(_doctor_llm_config(args))
     if args.json:
@@ -88,8 +102,6 @@ def _add_measure(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_measure(args: argparse.Namespace) -> int:
-    from alems.energy.measure import measure_command
-
     _energy_logging()
     result = measure_command(
         args.cmd,
@@ -118,8 +130,6 @@ def _add_models(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from alems.llm.fetch import fetch_model, list_models
-
     if args.models_command == "fetch":
         path = fetch_model(args.name, args.dir, args.cache_dir, log=lambda m: print(m, file=sys.stderr))
         print(path)
@@ -176,8 +186,6 @@ def _add_metrics(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_metrics(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from alems import metrics
 
     given = {
@@ -235,7 +243,7 @@ def _add_fingerprint(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _fingerprint_summary(fp: Any) -> str:
+def _fingerprint_summary(fp: provenance.Fingerprint) -> str:
     hw, env, h = fp.hardware, fp.environment, fp.hashes
     cpu, freq = hw["cpu"], hw["cpufreq"]
     turbo = freq["turbo"]["enabled"]
@@ -271,42 +279,32 @@ def _fingerprint_summary(fp: Any) -> str:
 
 
 def _cmd_fingerprint(args: argparse.Namespace) -> int:
-    from alems import provenance
-
     paths = provenance.HostPaths().with_powercap(args.powercap_root)
     cfg = None
-    model_name = model_file = None
+    model_name = model_path = None
     if args.config:
-        from alems.config import load_config
-        from alems.config import model_file as config_model_file
-
         resolved = load_config(args.config)
         cfg = contracts.hashed_config(resolved)
         model_name = resolved.get("llm", {}).get("model")
-        model_file = config_model_file(resolved)
+        model_path = model_file(resolved)
     if args.model_file:
-        model_file = args.model_file
+        model_path = args.model_file
     model_sha = None
-    if model_file:
-        from pathlib import Path
-
-        if Path(model_file).is_file():
-            try:
-                from alems.llm.fetch import file_sha256
-            except ImportError:  # pragma: no cover - the LLM layer is optional here
-                file_sha256 = provenance.file_sha256
-            model_sha = file_sha256(model_file)
+    if model_path:
+        if Path(model_path).is_file():
+            model_sha = file_sha256(model_path)
         else:
             print(
-                f"alems fingerprint: note: model file {model_file} is not present; its sha256 is "
+                f"alems fingerprint: note: model file {model_path} is not present; its sha256 is "
                 "recorded as null, so env_hash differs from a run that has it",
                 file=sys.stderr,
             )
-    kwargs = {"paths": paths, "model_sha256": model_sha, "model_name": model_name}
     if args.out:
-        fp = provenance.write_provenance(args.out, cfg, **kwargs)
+        fp = provenance.write_provenance(
+            args.out, cfg, paths=paths, model_sha256=model_sha, model_name=model_name
+        )
     else:
-        fp = provenance.fingerprint(cfg, **kwargs)
+        fp = provenance.fingerprint(cfg, paths=paths, model_sha256=model_sha, model_name=model_name)
     if args.json:
         _print_json(fp.to_dict())
     else:
@@ -382,7 +380,7 @@ def _add_baseline(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _baseline_table(base: Any) -> str:
+def _baseline_table(base: baseline.Baseline) -> str:
     kind = "modeled" if base.modeled else "measured"
     turbo = "unknown" if base.turbo is None else "on" if base.turbo else "off"
     lines = [
@@ -413,10 +411,6 @@ def _baseline_table(base: Any) -> str:
 
 
 def _cmd_baseline(args: argparse.Namespace) -> int:
-    import warnings
-
-    from alems import baseline, provenance
-
     given = {
         "window_s": args.seconds,
         "windows": args.windows,
@@ -431,8 +425,6 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
         raise AlemsError(
             "--reuse needs --out FILE (the cached baseline)", fix="add --out results/baseline/idle.json"
         )
-    from alems.energy import open_meter
-
     paths = provenance.HostPaths().with_powercap(args.powercap_root)
     hw_hash = provenance.short_hash(provenance.collect_hardware(paths)[0])
     governor, turbo = provenance.cpu_power_state(paths)
@@ -488,9 +480,7 @@ def _add_verify(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from alems.provenance import verify_manifest
-
-    report = verify_manifest(args.manifest)
+    report = provenance.verify_manifest(args.manifest)
     if args.json:
         _print_json(report.to_dict())
     else:
@@ -584,56 +574,20 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-energy", action="store_true", help="run without the meter (no energy columns)")
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from alems.agents.runner import load_run_config, run_with_settings
-    from alems.errors import ConfigError
-
-    max_tokens: dict[str, int] = {}
-    for item in args.max_tokens:
+def _max_tokens(items: Sequence[str]) -> dict[str, int]:
+    """``--max-tokens KIND=N`` (repeatable) as ``{KIND: N}``."""
+    caps: dict[str, int] = {}
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep or not value.strip().isdigit():
             raise ConfigError(
                 f"--max-tokens {item!r} is not KIND=N", fix="write e.g. --max-tokens answer=256"
             )
-        max_tokens[key.strip()] = int(value)
-    runner = run_with_settings
-    energy_args = {}
-    if not args.no_energy:  # the meter on: goals.csv contract with energy columns (alems.study)
-        from alems.study import run_with_energy as runner  # type: ignore[assignment]
+        caps[key.strip()] = int(value)
+    return caps
 
-        energy_args = {"meter": args.meter, "powercap_root": args.powercap_root}
-    summary = runner(
-        args.family,
-        out_dir=args.out,
-        modes=args.modes,
-        tasks=args.tasks,
-        reps=args.reps,
-        seed=args.seed,
-        config=load_run_config(args.config),
-        llm_overrides={
-            "backend": args.backend,
-            "model": args.model,
-            "model_path": args.model_path,
-            "base_url": args.base_url,
-            "script": tuple(args.script) if args.script else None,
-        },
-        agent_overrides={
-            "max_attempts": args.max_attempts,
-            "backoff_s": args.backoff,
-            "verify": False if args.no_verify else None,
-            "max_tokens": max_tokens or None,
-            "style": args.style,
-            "linear_tools": args.linear_tools,
-            "inject_tool_failure_rate": args.inject_tool_failure,
-            "inject_timeout_rate": args.inject_timeout,
-        },
-        threads=args.threads,
-        progress=not args.no_progress,
-        **energy_args,
-    )
-    if args.json:
-        _print_json(summary.to_dict())
-        return 0
+
+def _print_run(summary: RunSummary) -> None:
     print(f"{summary.family} ({summary.group}): {summary.wall_s:.1f} s wall, outputs in {summary.out_dir}")
     print(
         f"{'mode':<8} {'success':>9} {'rate':>6} {'attempts':>8} {'llm':>5} {'tools':>5} {'tok_in':>8} {'tok_out':>8}"
@@ -643,12 +597,49 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"{c.mode:<8} {c.successes:>4}/{c.executions:<4} {100 * c.success_rate:>5.0f}% {c.attempts:>8} "
             f"{c.llm_calls:>5} {c.tool_calls:>5} {c.tokens_in:>8} {c.tokens_out:>8}"
         )
-    for r in (
-        getattr(summary, "epg", None).to_dict("records") if getattr(summary, "epg", None) is not None else []
-    ):
+    for r in [] if summary.epg is None else summary.epg.to_dict("records"):
         print(
             f"{r['mode']:<8} EpG {r['epg_j']:.4g} J ({r['energy_source']}), energy {r['energy_total_j']:.4g} J"
         )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from alems.jobs.standalone import plan_standalone, run_standalone
+
+    plan = plan_standalone(
+        args.family,
+        out_dir=args.out,
+        config=read_config_file(args.config),
+        modes=args.modes,
+        tasks=args.tasks,
+        reps=args.reps,
+        seed=args.seed,
+        llm_overrides={
+            "backend": args.backend,
+            "model": args.model,
+            "model_path": args.model_path,
+            "base_url": args.base_url,
+            "script": args.script,
+        },
+        agent_overrides={
+            "max_attempts": args.max_attempts,
+            "backoff_s": args.backoff,
+            "verify": False if args.no_verify else None,
+            "max_tokens": _max_tokens(args.max_tokens) or None,
+            "style": args.style,
+            "linear_tools": args.linear_tools,
+            "inject_tool_failure_rate": args.inject_tool_failure,
+            "inject_timeout_rate": args.inject_timeout,
+        },
+        energy_overrides={"meter": args.meter, "powercap_root": args.powercap_root},
+    )
+    summary = run_standalone(
+        plan, energy=not args.no_energy, threads=args.threads, progress=not args.no_progress
+    )
+    if args.json:
+        _print_json(summary.to_dict())
+    else:
+        _print_run(summary)
     return 0
 
 
@@ -689,53 +680,48 @@ def _split_list(value: str | None) -> tuple[str, ...]:
     return tuple(x.strip() for x in (value or "").split(",") if x.strip())
 
 
-def _cmd_tasks(args: argparse.Namespace) -> int:
-    from alems.agents.runner import load_run_config
-    from alems.tasks import describe_families, get_family
-    from alems.tasks.checkers import judge_text
-    from alems.tasks.jsonl import is_number
-
-    if args.tasks_command == "check":
-        words = list(args.text)
-        if words and words[0] == "--":
-            words = words[1:]
-        if not words:
-            raise AlemsError(
-                "no answer text given", fix="write: alems tasks check --expected 42 -- 'Answer: 42'"
-            )
-        choices, aliases = _split_list(args.choices), _split_list(args.aliases)
-        kind = args.kind or ("numeric" if is_number(args.expected) and not choices else "string")
-        verdict = judge_text(
-            " ".join(words),
-            args.expected,
-            value_kind=kind,
-            aliases=aliases,
-            choices=choices,
-            truncated=args.truncated,
+def _tasks_check(args: argparse.Namespace) -> int:
+    words = list(args.text)
+    if words and words[0] == "--":
+        words = words[1:]
+    if not words:
+        raise AlemsError("no answer text given", fix="write: alems tasks check --expected 42 -- 'Answer: 42'")
+    choices, aliases = _split_list(args.choices), _split_list(args.aliases)
+    kind = args.kind or ("numeric" if is_number(args.expected) and not choices else "string")
+    verdict = judge_text(
+        " ".join(words),
+        args.expected,
+        value_kind=kind,
+        aliases=aliases,
+        choices=choices,
+        truncated=args.truncated,
+    )
+    if args.json:
+        _print_json(verdict.to_dict())
+    else:
+        print(
+            f"{'success' if verdict.success else 'failure'}: {verdict.reason} (extracted: {verdict.extracted})"
         )
-        if args.json:
-            _print_json(verdict.to_dict())
-        else:
-            print(
-                f"{'success' if verdict.success else 'failure'}: {verdict.reason} (extracted: {verdict.extracted})"
-            )
+    return 0
+
+
+def _tasks_list(args: argparse.Namespace) -> int:
+    rows = describe_families(read_config_file(args.config))
+    if args.json:
+        _print_json(rows)
         return 0
-    config = load_run_config(args.config)
-    if args.tasks_command == "list":
-        rows = describe_families(config)
-        if args.json:
-            _print_json(rows)
-            return 0
-        print(f"{'family':<20} {'group':<10} {'size':>9}  {'tools':<28} description")
-        for r in rows:
-            size = "unbounded" if r["size"] is None else str(r["size"])
-            print(
-                f"{r['family']:<20} {r['group']:<10} {size:>9}  {','.join(r['tools']) or '-':<28} {r['description']}"
-            )
-        return 0
-    fam = get_family(args.family, config)
-    goals = fam.generate(args.seed, args.n)
-    rows = [
+    print(f"{'family':<20} {'group':<10} {'size':>9}  {'tools':<28} description")
+    for r in rows:
+        size = "unbounded" if r["size"] is None else str(r["size"])
+        print(
+            f"{r['family']:<20} {r['group']:<10} {size:>9}  {','.join(r['tools']) or '-':<28} {r['description']}"
+        )
+    return 0
+
+
+def _tasks_show(args: argparse.Namespace) -> int:
+    goals = get_family(args.family, read_config_file(args.config)).generate(args.seed, args.n)
+    rows: list[dict[str, Any]] = [
         {
             "goal_id": g.goal_id,
             "prompt": g.prompt,
@@ -761,6 +747,11 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
         print(f"  {r['prompt']}")
         print(f"  expected: {r['expected']}")
     return 0
+
+
+def _cmd_tasks(args: argparse.Namespace) -> int:
+    handlers = {"check": _tasks_check, "list": _tasks_list, "show": _tasks_show}
+    return handlers[args.tasks_command](args)
 
 
 # --------------------------------------------------------------------------- track / proxy (your own agent)
@@ -816,8 +807,6 @@ def _add_track(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_track(args: argparse.Namespace) -> int:
-    from alems.track import install_sigterm, track_command
-
     _energy_logging()
     install_sigterm()
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
@@ -885,17 +874,12 @@ def _add_proxy(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_proxy(args: argparse.Namespace) -> int:
-    import signal
-    import threading
-
-    from alems.proxy import serve
-
     _energy_logging()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
 
-    def ready(proxy: Any) -> None:
+    def ready(proxy: LlmProxy) -> None:
         print(
             f"alems proxy: {proxy.base_url} -> {proxy.upstream.url}; events -> {args.events} (Ctrl-C stops)",
             file=sys.stderr,

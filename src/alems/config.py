@@ -201,6 +201,25 @@ def _check_consistency(cfg: Mapping[str, Any], known_families: Iterable[str] | N
         )
 
 
+def read_config_file(path: str | Path | None) -> dict[str, Any]:
+    """One YAML (or JSON) config file as a mapping, not yet validated; ``{}`` when ``path`` is None."""
+    if path is None:
+        return {}
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} not found", "pass an existing YAML file")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {p} is not valid YAML: {exc}", "fix the YAML syntax") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            f"config file {p} must hold a mapping at the top level",
+            f"write sections such as llm: and agents: (see {DOCS})",
+        )
+    return dict(data)
+
+
 def load_config(
     paths: str | Path | Sequence[str | Path],
     *,
@@ -213,16 +232,7 @@ def load_config(
         paths = [paths]
     merged: dict[str, Any] = {}
     for p in paths:
-        try:
-            with open(p, encoding="utf-8") as fh:
-                data = yaml.safe_load(fh) or {}
-        except FileNotFoundError as exc:
-            raise ConfigError(f"config file {p} not found", "pass an existing file") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {p} is not valid YAML: {exc}", "fix the YAML syntax") from exc
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"config file {p} must hold a mapping at the top level", f"see {DOCS}")
-        merged = deep_merge(merged, data)
+        merged = deep_merge(merged, read_config_file(p))
     if overrides:
         merged = deep_merge(merged, overrides)
     return validate_config(merged, schema, known_families=known_families)

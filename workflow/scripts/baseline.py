@@ -8,13 +8,15 @@ import logging
 
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-from alems.study import measure_idle_baseline, preflight_study
+from alems.jobs.baseline import baseline_job
 
-preflight_study(snakemake.params.llm, threads=snakemake.threads)
-
-measure_idle_baseline(
-    snakemake.params.energy,
-    snakemake.params.baseline,
+baseline_job(
+    {
+        "baseline": snakemake.params.baseline,
+        "energy": snakemake.params.energy,
+        "llm": snakemake.params.llm,
+    },
     snakemake.output[0],
     hashes_path=snakemake.input.hashes,
+    threads=snakemake.threads,
 )

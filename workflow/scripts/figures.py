@@ -6,9 +6,9 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from pathlib import Path
 
-from alems.figures import FigureInputs, make_all
+from alems.jobs.figures import figures_job
 
-inputs = FigureInputs.load(
+written = figures_job(
     goals=snakemake.input.goals,
     epg=snakemake.input.epg,
     ooi=snakemake.input.ooi,
@@ -16,6 +16,6 @@ inputs = FigureInputs.load(
     samples=snakemake.input.samples,
     events=snakemake.input.events,
     timeline_family=snakemake.params.timeline_family,
+    out_dir=Path(snakemake.output.fig1).parent,
 )
-written = make_all(inputs, Path(snakemake.output.fig1).parent)
 print("\n".join(str(p) for p in written), file=sys.stderr)

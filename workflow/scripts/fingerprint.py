@@ -4,14 +4,13 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from alems.llm.fetch import file_sha256
-from alems.provenance import write_provenance
+from pathlib import Path
 
-model = list(snakemake.input.model)
-fp = write_provenance(
-    snakemake.output.hashes.rsplit("/", 1)[0],
+from alems.jobs.fingerprint import fingerprint_job
+
+fp = fingerprint_job(
     snakemake.params.config,
-    model_sha256=file_sha256(model[0]) if model else None,
-    model_name=snakemake.params.config["llm"]["model"],
+    list(snakemake.input.model),
+    Path(snakemake.output.hashes).parent,
 )
 print(f"hashes: {fp.hashes.to_dict()}", file=sys.stderr)

@@ -4,11 +4,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from alems.provenance import load_hashes, write_manifest
+from alems.jobs.manifest import manifest_job
 
-manifest = write_manifest(
-    snakemake.output[0],
-    list(snakemake.input.files),
-    load_hashes(snakemake.input.hashes),
-)
+manifest = manifest_job(snakemake.output[0], snakemake.input.files, hashes_path=snakemake.input.hashes)
 print(f"{len(manifest['files'])} files listed", file=sys.stderr)

@@ -8,9 +8,7 @@ import logging
 
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-from alems.study import preflight_study, run_family_job
-
-preflight_study(snakemake.params.cfg["llm"], threads=snakemake.threads)
+from alems.jobs.run_family import run_family_job
 
 run_family_job(
     snakemake.params.cfg,

@@ -8,13 +8,13 @@ Entry points:
 * :class:`~alems.agents.config.AgentConfig` (``from_dict``);
 * :func:`~alems.agents.executors.run_execution`: one goal in one mode, all attempts;
 * :func:`~alems.agents.runner.execute_family`: one ``(family, rep)``, both modes,
-  alternating order; :func:`~alems.agents.runner.run_family`: the ``alems run`` driver.
+  alternating order (the unit the measurement job, :mod:`alems.jobs.run_family`, runs).
 """
 
 from alems.agents.config import AgentConfig
 from alems.agents.events import EventLog, read_events
 from alems.agents.executors import ATTEMPT_FIELDS, AttemptOutcome, run_execution
-from alems.agents.runner import execute_family, mode_order, outcomes_frame, run_family, write_attempts_csv
+from alems.agents.runner import execute_family, mode_order, outcomes_frame, write_attempts_csv
 
 __all__ = [
     "ATTEMPT_FIELDS",
@@ -26,6 +26,5 @@ __all__ = [
     "outcomes_frame",
     "read_events",
     "run_execution",
-    "run_family",
     "write_attempts_csv",
 ]

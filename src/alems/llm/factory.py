@@ -1,5 +1,8 @@
 """``make_backend``: turn an :class:`LLMConfig` into a ready backend.
 
+The study's own choice (the oracle policy, :mod:`alems.llm.oracle`, which also needs the
+goals, or this) is :func:`alems.jobs.run_family.study_backend`.
+
 Building a ``llamacpp`` backend resolves and verifies the model file (a catalog name
 in ``models_dir``, or ``model_path``) and loads it: do it once per job and keep the
 object. ``threads`` is the job's thread count; ``LLMConfig.threads`` overrides it.
@@ -12,6 +15,10 @@ import os
 from alems.errors import ConfigError
 from alems.llm.base import Backend
 from alems.llm.config import LLMConfig
+from alems.llm.fetch import resolve_model
+from alems.llm.llamacpp import LlamaCppBackend
+from alems.llm.openai_compat import OpenAIBackend
+from alems.llm.scripted import ScriptedBackend
 
 
 def _available_cpus() -> int:
@@ -35,8 +42,6 @@ def resolve_threads(cfg: LLMConfig, threads: int | None) -> int:
 def make_backend(cfg: LLMConfig, *, threads: int | None = None) -> Backend:
     """The backend ``cfg.backend`` names, configured from ``cfg``."""
     if cfg.backend == "scripted":
-        from alems.llm.scripted import ScriptedBackend
-
         if not cfg.script:
             raise ConfigError(
                 "llm.backend is scripted but llm.script is empty",
@@ -44,8 +49,6 @@ def make_backend(cfg: LLMConfig, *, threads: int | None = None) -> Backend:
             )
         return ScriptedBackend(list(cfg.script), model=cfg.model, cycle=True)
     if cfg.backend == "openai":
-        from alems.llm.openai_compat import OpenAIBackend
-
         return OpenAIBackend(
             base_url=cfg.base_url,
             model=cfg.model,
@@ -57,9 +60,6 @@ def make_backend(cfg: LLMConfig, *, threads: int | None = None) -> Backend:
             stream=cfg.stream,
             response_format=cfg.response_format,
         )
-    from alems.llm.fetch import resolve_model
-    from alems.llm.llamacpp import LlamaCppBackend
-
     model = resolve_model(
         cfg.model_path or cfg.model, models_dir=cfg.models_dir, expected_sha256=cfg.model_sha256
     )
@@ -75,6 +75,13 @@ def make_backend(cfg: LLMConfig, *, threads: int | None = None) -> Backend:
         repeat_penalty=cfg.repeat_penalty,
         prompt_cache=cfg.prompt_cache,
     )
+
+
+def close_backend(backend: object) -> None:
+    """``backend.close()`` where the backend has one (llama.cpp frees its model, a client its connection)."""
+    close = getattr(backend, "close", None)
+    if callable(close):
+        close()
 
 
 def backend_provenance(backend: object) -> dict[str, object]:

@@ -269,7 +269,7 @@ def _fetch_hint(name: str, models_dir: Path) -> str:
     return cmd
 
 
-def _looks_like_path(s: str) -> bool:
+def looks_like_path(s: str) -> bool:
     return s.endswith(".gguf") or os.sep in s or (os.altsep is not None and os.altsep in s)
 
 
@@ -293,7 +293,7 @@ def resolve_model(
     text = os.fspath(name_or_path)
     if text in cat.names:
         return _catalog_model(cat.get(text), Path(models_dir))
-    if not _looks_like_path(text) and not Path(text).exists():
+    if not looks_like_path(text) and not Path(text).exists():
         cat.get(text)  # raises: unknown name, listing the valid ones
     return _user_model(Path(text).expanduser(), expected_sha256, cat)
 

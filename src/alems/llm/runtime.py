@@ -10,7 +10,7 @@ short completion, and an unreachable server stops the study before any measureme
 with the URL and what was tried.
 
 ``alems doctor`` runs the same probe, and so does every measurement job of the pipeline
-(``baseline``, ``run_family``: :func:`alems.study.preflight_study`) before it measures.
+(``baseline``, ``run_family``: :func:`alems.jobs.preflight.preflight_study`) before it measures.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Measure your own agent: the ``Session`` / ``goal`` / ``attempt`` / ``llm`` / ``tool`` API.
 
 This package owns the in-process recording of a user's own goal executions. It composes
-the same layers as a pipeline job (:func:`alems.study.run_family`): one meter and one
+the same layers as a pipeline job (:func:`alems.jobs.run_family.run_family`): one meter and one
 :class:`~alems.energy.sampler.Sampler` for the session's life, an
 :class:`~alems.agents.events.EventLog` whose clock is the sampler's boundary read (every
 ``goal``, ``attempt``, ``llm`` and ``tool`` edge is an exact counter read on the sampler's

@@ -26,10 +26,10 @@ from alems.energy.base import Domain, Meter
 from alems.energy.sampler import Sampler, write_samples
 from alems.errors import ConfigError
 from alems.io import atomic_path, atomic_write_json
+from alems.jobs.outputs import RunPaths, clean_partials, window_share
 from alems.provenance import HostPaths, cpu_power_state, fingerprint
 from alems.session.lock import DirLock, SessionError
 from alems.session.records import Goal, Recorder
-from alems.study import RunPaths, clean_partials, window_share
 
 log = logging.getLogger("alems.session")
 
