@@ -63,3 +63,28 @@ def test_schema_default_reads_the_schema() -> None:
     assert schema_default("metrics", "pooled_estimand") == contracts.POOLED_ESTIMANDS[0]
     with pytest.raises(KeyError):
         schema_default("llm", "no_such_key")
+
+
+def test_the_library_imports_without_a_checkout(tmp_path: Path) -> None:
+    """Settings defaults come from the schema the package ships, so `alems` copied alone (as a
+    wheel installs it, without workflow/) imports and reads its defaults."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(ROOT / "src" / "alems", tmp_path / "alems", ignore=shutil.ignore_patterns("__pycache__"))
+    code = (
+        "import alems.energy.model, alems.accounting, alems.baseline, alems.metrics;"
+        "from alems.settings import schema_default;"
+        "print(schema_default('accounting', 'min_coverage'))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "0.8"

@@ -20,12 +20,14 @@ import yaml
 from alems.errors import ConfigError
 
 SCHEMA_RELPATH = Path("workflow") / "schemas" / "config.schema.yaml"
+"""Where the workflow reads the schema: a link to the copy the package ships (:func:`default_schema_path`)."""
 DOCS = "config/README.md"
 
 
 def default_schema_path() -> Path:
-    """The schema shipped with the repository (``src/alems`` -> repo root)."""
-    return Path(__file__).resolve().parents[2] / SCHEMA_RELPATH
+    """The schema the package ships (``alems/schemas/``), so a library import needs no checkout;
+    ``workflow/schemas/config.schema.yaml`` links to it."""
+    return Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
 
 def load_schema(path: str | Path | None = None) -> dict[str, Any]:
