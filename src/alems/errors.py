@@ -22,11 +22,19 @@ class ConfigError(AlemsError):
 
 
 class MeterError(AlemsError):
-    """An energy meter cannot be used (absent, unreadable, dead)."""
+    """An energy meter cannot be used (absent, unreadable, dead).
+
+    ``absent`` is True when there is simply no such hardware here (nothing is broken)."""
+
+    absent: bool = False
 
 
 class CounterReadError(MeterError):
-    """One domain's counter could not be read, or went backwards after wrap correction."""
+    """One domain's counter could not be read, or went backwards after wrap correction.
+
+    ``domain`` is the key of the domain it is about, when known."""
+
+    domain: str | None = None
 
 
 class PermissionDeniedError(MeterError):

@@ -98,13 +98,13 @@ def probe(
         p.rapl_status, p.rapl_error = "permission", exc
     except MeterError as exc:
         p.rapl_error = exc
-        p.rapl_status = "absent" if getattr(exc, "absent", False) else "error"
+        p.rapl_status = "absent" if exc.absent else "error"
     try:
         p.nvml = NvmlMeter(pynvml_module=pynvml_module, clock=clock)
         p.nvml_status = "ok"
     except MeterError as exc:
         p.nvml_error = exc
-        p.nvml_status = "absent" if getattr(exc, "absent", False) else "error"
+        p.nvml_status = "absent" if exc.absent else "error"
     if calibrate:
         meters: list[Meter] = [m for m in (p.rapl, p.nvml) if m is not None]
         if meters:

@@ -58,7 +58,7 @@ def summable_keys(domains: Iterable[Domain]) -> list[str]:
 
 def absent(exc: MeterError) -> MeterError:
     """Mark ``exc`` as "no such hardware here" (nothing is broken) rather than a fault."""
-    exc.absent = True  # type: ignore[attr-defined]
+    exc.absent = True
     return exc
 
 

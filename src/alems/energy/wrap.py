@@ -36,7 +36,7 @@ SAFETY_FACTOR = 0.5
 def counter_error(key: str, message: str, fix: str | None = None) -> CounterReadError:
     """A :class:`CounterReadError` tagged with the domain it is about (``err.domain``)."""
     err = CounterReadError(f"{key}: {message}", fix)
-    err.domain = key  # type: ignore[attr-defined]
+    err.domain = key
     return err
 
 
