@@ -241,7 +241,7 @@ def test_a_busy_host_is_remeasured_then_unstable_even_at_low_cv() -> None:
     (reason,) = b.unstable_reasons
     assert "30.0% busy" in reason and "max_host_util 10%" in reason
     assert load_back(b).host_util == pytest.approx(0.30)
-    from alems.cli import _baseline_table
+    from alems.cli.host import _baseline_table
 
     text = _baseline_table(b)
     assert "host CPU busy during the windows: 30.0% of all CPU time (max_host_util 10%)" in text
