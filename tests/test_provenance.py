@@ -568,7 +568,7 @@ def test_file_sha256_is_the_chunked_sha256_of_the_bytes(tmp_path: Path) -> None:
     expected = hashlib.sha256(data).hexdigest()
     assert file_sha256(f) == file_sha256(f, chunk=7) == expected
     assert pv.file_sha256 is file_sha256
-    assert fetch.file_sha256(f, use_sidecar=False) == expected  # the model cache's version agrees
+    assert fetch.model_sha256(f, use_sidecar=False) == expected  # the model cache's version agrees
 
 
 def test_manifest_mismatch_and_missing_detected(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from alems.energy.doctor import diagnose
 from alems.energy.measure import measure_command
 from alems.errors import AlemsError
 from alems.llm.config import LLMConfig
-from alems.llm.fetch import file_sha256, looks_like_path
+from alems.llm.fetch import looks_like_path, model_sha256
 from alems.llm.runtime import probe, read_build_record
 from alems.settings import llm_settings
 
@@ -170,7 +170,7 @@ def _cmd_fingerprint(args: argparse.Namespace) -> int:
     model_sha = None
     if model_path:
         if Path(model_path).is_file():
-            model_sha = file_sha256(model_path)
+            model_sha = model_sha256(model_path)
         else:
             print(
                 f"alems fingerprint: note: model file {model_path} is not present; its sha256 is "

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from alems.llm.fetch import file_sha256
+from alems.llm.fetch import model_sha256
 from alems.provenance import Fingerprint, write_provenance
 
 
@@ -20,6 +20,6 @@ def fingerprint_job(
     return write_provenance(
         out_dir,
         config,
-        model_sha256=file_sha256(model_files[0]) if model_files else None,
+        model_sha256=model_sha256(model_files[0]) if model_files else None,
         model_name=config["llm"]["model"],
     )

@@ -17,7 +17,7 @@ from alems.llm.base import (
 from alems.llm.catalog import Catalog, CatalogEntry, WheelPart, default_model, load_catalog
 from alems.llm.config import LLMConfig
 from alems.llm.factory import backend_provenance, make_backend, resolve_threads
-from alems.llm.fetch import ModelFile, fetch_model, file_sha256, list_models, resolve_model
+from alems.llm.fetch import ModelFile, fetch_model, list_models, model_sha256, resolve_model
 
 __all__ = [
     "Backend",
@@ -35,10 +35,10 @@ __all__ = [
     "backend_provenance",
     "default_model",
     "fetch_model",
-    "file_sha256",
     "list_models",
     "load_catalog",
     "make_backend",
+    "model_sha256",
     "resolve_model",
     "resolve_threads",
 ]

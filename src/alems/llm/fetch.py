@@ -78,7 +78,7 @@ def _stat_key(st: os.stat_result) -> dict[str, int]:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino}
 
 
-def file_sha256(path: str | os.PathLike[str], *, use_sidecar: bool = True) -> str:
+def model_sha256(path: str | os.PathLike[str], *, use_sidecar: bool = True) -> str:
     """sha256 of ``path``, from the sidecar when it still matches the file's stat, else
     computed (:func:`alems.io.file_sha256`) and remembered (a sidecar that cannot be written
     is simply skipped)."""
@@ -248,7 +248,7 @@ def fetch_model(
     say: Log = log or (lambda _msg: None)
     target = Path(dest_dir) / entry.filename
     if target.exists():
-        if file_sha256(target) == entry.sha256:
+        if model_sha256(target) == entry.sha256:
             say(f"{target} is present and verified")
             return target
         say(f"{target} has the wrong sha256; deleting it and fetching again")
@@ -306,7 +306,7 @@ def _catalog_model(entry: CatalogEntry, mdir: Path) -> ModelFile:
             f"model {entry.name!r} is not fetched: {path} does not exist",
             fix=_fetch_hint(entry.name, mdir),
         )
-    digest = file_sha256(path)
+    digest = model_sha256(path)
     if digest != entry.sha256:
         _remove_model_file(path)
         raise ModelError(
@@ -330,7 +330,7 @@ def _user_model(path: Path, expected_sha256: str | None, cat: Catalog) -> ModelF
             f"{path} is not a GGUF file (it starts with {magic!r}, not {GGUF_MAGIC!r})",
             fix="point llm.model_path at a .gguf model file",
         )
-    digest = file_sha256(path)
+    digest = model_sha256(path)
     if expected_sha256 is not None and digest != expected_sha256.lower():
         raise ModelError(
             f"{path} has sha256 {digest}, but the config expects {expected_sha256}",
@@ -352,7 +352,7 @@ def model_status(entry: CatalogEntry, models_dir: str | os.PathLike[str] = DEFAU
     path = Path(models_dir) / entry.filename
     if not path.is_file():
         return "absent"
-    return "present" if file_sha256(path) == entry.sha256 else "bad-sha256"
+    return "present" if model_sha256(path) == entry.sha256 else "bad-sha256"
 
 
 def list_models(
