@@ -145,9 +145,8 @@ def test_layer_dataclasses_accept_their_sections() -> None:
     from alems.agents.config import AgentConfig
     from alems.baseline import BaselineConfig
     from alems.energy import ModelParams
-    from alems.llm.config import LLMConfig
+    from alems.llm.config import LLMConfig, llm_settings
     from alems.metrics import MetricsConfig
-    from alems.settings import llm_settings
 
     cfg = validate_config({})
     LLMConfig.from_dict(llm_settings(cfg["llm"]))

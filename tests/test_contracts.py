@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from alems import contracts
-from alems.settings import schema_default
+from alems.sections import schema_default
 from alems.tasks import get_family
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +75,7 @@ def test_the_library_imports_without_a_checkout(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "src" / "alems", tmp_path / "alems", ignore=shutil.ignore_patterns("__pycache__"))
     code = (
         "import alems.energy.model, alems.accounting, alems.baseline, alems.metrics;"
-        "from alems.settings import schema_default;"
+        "from alems.sections import schema_default;"
         "print(schema_default('accounting', 'min_coverage'))"
     )
     res = subprocess.run(

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from alems.errors import ConfigError
-from alems.settings import annotation_text, settings_from_dict
+from alems.sections import annotation_text, settings_from_dict
 
 
 @dataclass(frozen=True)

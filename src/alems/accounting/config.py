@@ -1,7 +1,7 @@
 """Accounting settings: the ``accounting:`` config section and the attribution modes it names.
 
-Defaults come from the workflow schema (:func:`alems.settings.schema_default`); key and
-type checks from :func:`alems.settings.settings_from_dict`. This module keeps only the
+Defaults come from the workflow schema (:func:`alems.sections.schema_default`); key and
+type checks from :func:`alems.sections.settings_from_dict`. This module keeps only the
 checks the schema cannot state for the dataclass: the attribution modes and the range of
 ``min_coverage``.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alems.errors import ConfigError
-from alems.settings import schema_default, settings_from_dict
+from alems.sections import schema_default, settings_from_dict
 
 ATTRIBUTIONS: tuple[str, ...] = ("cpu_share", "none")
 GPU_ATTRIBUTIONS: tuple[str, ...] = ("exclusive", "cpu_share", "none")
@@ -47,7 +47,7 @@ class AccountingConfig:
     @classmethod
     def from_dict(cls, mapping: Mapping[str, Any] | None) -> AccountingConfig:
         """Build from the ``accounting:`` config section; unknown keys and ill-typed values are a
-        :class:`ConfigError` (:func:`alems.settings.settings_from_dict`)."""
+        :class:`ConfigError` (:func:`alems.sections.settings_from_dict`)."""
         return settings_from_dict(cls, mapping, "accounting")
 
     @property

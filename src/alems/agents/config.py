@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alems.errors import ConfigError
-from alems.settings import schema_default, settings_from_dict
+from alems.sections import schema_default, settings_from_dict
 
 #: The final-answer cap of BOTH modes (linear's one call, agentic's synthesis). It has no schema
 #: default, so that its older names (:data:`LEGACY_ANSWER_KEYS`) can still set it.

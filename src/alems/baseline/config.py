@@ -1,7 +1,7 @@
 """The settings of the idle-baseline protocol (the workflow's ``baseline:`` config section).
 
-Defaults come from the workflow schema (:func:`alems.settings.schema_default`); unknown
-keys and ill-typed values are checked by :func:`alems.settings.settings_from_dict`; the
+Defaults come from the workflow schema (:func:`alems.sections.schema_default`); unknown
+keys and ill-typed values are checked by :func:`alems.sections.settings_from_dict`; the
 ranges are checked here.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alems.errors import ConfigError
-from alems.settings import schema_default, settings_from_dict
+from alems.sections import schema_default, settings_from_dict
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,9 @@ from alems.energy import open_meter
 from alems.energy.doctor import diagnose
 from alems.energy.measure import measure_command
 from alems.errors import AlemsError
-from alems.llm.config import LLMConfig
+from alems.llm.config import LLMConfig, llm_settings
 from alems.llm.fetch import looks_like_path, model_sha256
 from alems.llm.runtime import probe, read_build_record
-from alems.settings import llm_settings
 
 
 # --------------------------------------------------------------------------- doctor

@@ -27,7 +27,7 @@ from alems.energy.base import Domain, Meter
 from alems.energy.procstat import ProcStat
 from alems.energy.wrap import counter_error
 from alems.errors import ConfigError, MeterError
-from alems.settings import schema_default, settings_from_dict
+from alems.sections import schema_default, settings_from_dict
 
 #: Cloud Carbon Footprint's per-vCPU coefficients for AWS (derived from SPECpower
 #: results): 0.74 W per vCPU at idle, 3.5 W per vCPU at full load (the schema's
@@ -73,7 +73,7 @@ class ModelParams:
     @classmethod
     def from_dict(cls, mapping: Mapping[str, object] | None) -> ModelParams:
         """Build from the ``energy.model`` config section; unknown keys and ill-typed values are a
-        :class:`ConfigError` (:func:`alems.settings.settings_from_dict`)."""
+        :class:`ConfigError` (:func:`alems.sections.settings_from_dict`)."""
         return settings_from_dict(cls, mapping, "model_params")
 
     def resolve(self, n_cpus: int) -> tuple[float, float]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alems.errors import ConfigError
-from alems.settings import schema_default, settings_from_dict
+from alems.sections import schema_default, settings_from_dict
 
 BACKENDS = ("llamacpp", "openai", "scripted")
 RESPONSE_FORMATS = ("json_schema", "json_object", "none")
@@ -96,3 +96,8 @@ class LLMConfig:
         d = dataclasses.asdict(self)
         d["script"] = list(self.script)
         return d
+
+
+def llm_settings(llm: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``llm`` config section without the keys only the study reads (the oracle policy)."""
+    return {k: v for k, v in llm.items() if k != "oracle"}

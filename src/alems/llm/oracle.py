@@ -26,7 +26,7 @@ from alems.errors import ConfigError
 from alems.llm.base import Generation, Message, Request, TimedBackend
 from alems.llm.config import LLMConfig
 from alems.llm.scripted import count_tokens
-from alems.settings import schema_default, settings_from_dict
+from alems.sections import schema_default, settings_from_dict
 from alems.tasks import Goal
 
 #: In the system prompt (lower case): the agentic one (:func:`prompts.agentic_system`) asks for a plan.

@@ -10,7 +10,7 @@ import numpy as np
 
 from alems.contracts import ENERGY_LAYERS, POOLED_ESTIMANDS
 from alems.errors import ConfigError
-from alems.settings import schema_default, settings_from_dict
+from alems.sections import schema_default, settings_from_dict
 
 
 def _check_integer(name: str, value: Any, minimum: int, fix: str) -> None:
