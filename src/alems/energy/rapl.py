@@ -88,7 +88,7 @@ class Discovery:
     skipped: list[str]  # human-readable reasons
 
 
-def _zone_dirs(root: Path) -> dict[str, Path]:
+def zone_dirs(root: Path) -> dict[str, Path]:
     """zone id -> directory, for zones at the root and nested inside other zones."""
     found: dict[str, Path] = {}
     seen: set[str] = set()
@@ -112,7 +112,10 @@ def _zone_dirs(root: Path) -> dict[str, Path]:
     return found
 
 
-def _read_zone(zone_id: str, path: Path) -> RaplZone | None:
+def read_zone(zone_id: str, path: Path) -> RaplZone | None:
+    """The zone in ``path`` (``None`` for a directory that is not a readable RAPL zone). With
+    :func:`zone_dirs`, the one walk of a powercap tree: the meter and the hardware fingerprint
+    (:mod:`alems.provenance.meters`) both read zones through it."""
     m = _ZONE_RE.match(zone_id)
     if not m:
         return None
@@ -206,8 +209,8 @@ def _rapl_domain(key: str, kind: str, z: RaplZone, parent: str | None, package: 
 def discover(root: str | os.PathLike[str] | None = None) -> Discovery:
     """Find RAPL zones under ``root`` and map them to domain keys (see module doc)."""
     rootp = Path(root or DEFAULT_POWERCAP_ROOT)
-    dirs = _zone_dirs(rootp)
-    zones = {zid: z for zid, p in dirs.items() if (z := _read_zone(zid, p)) is not None}
+    dirs = zone_dirs(rootp)
+    zones = {zid: z for zid, p in dirs.items() if (z := read_zone(zid, p)) is not None}
     skipped: list[str] = []
     keyed: dict[str, tuple[RaplZone, str, str | None]] = {}  # key -> (zone, kind, parent package)
     for zid in sorted(zones, key=_zone_sort_key):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from alems.energy.nvml import load_pynvml
-from alems.energy.rapl import RaplZone, _read_zone, _zone_dirs
+from alems.energy.rapl import RaplZone, read_zone, zone_dirs
 from alems.errors import MeterError
 from alems.provenance.host import read_int, read_text
 
@@ -35,7 +35,7 @@ def powercap_zones(powercap_root: str | os.PathLike[str]) -> list[RaplZone]:
     Zones nested inside others and zones linked at the top level are found once each;
     a zone whose ``name`` cannot be read is left out, as the energy layer leaves it out.
     """
-    found = (_read_zone(zone_id, path) for zone_id, path in _zone_dirs(Path(powercap_root)).items())
+    found = (read_zone(zone_id, path) for zone_id, path in zone_dirs(Path(powercap_root)).items())
     return sorted((zone for zone in found if zone is not None), key=lambda zone: zone.zone_id)
 
 
