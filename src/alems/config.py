@@ -30,15 +30,24 @@ def default_schema_path() -> Path:
     return Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
 
+#: libyaml's safe loader where PyYAML was built with it (the schema is read at import by every
+#: settings class, sampler children included: about 4 ms instead of 30 ms), else the Python one.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_YAML_LOADER)  # a safe loader either way
+
+
 def load_schema(path: str | Path | None = None) -> dict[str, Any]:
     p = Path(path) if path is not None else default_schema_path()
     if not p.is_file():
         raise ConfigError(
             f"config schema not found at {p}",
-            "run from a checkout of the A-LEMS repository, or pass the schema path explicitly",
+            "reinstall A-LEMS (the package ships alems/schemas/config.schema.yaml), "
+            "or pass the schema path explicitly",
         )
-    with open(p, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+    return _load_yaml(p.read_text(encoding="utf-8"))
 
 
 def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -211,7 +220,7 @@ def read_config_file(path: str | Path | None) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"config file {p} not found", "pass an existing YAML file")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        data = _load_yaml(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {p} is not valid YAML: {exc}", "fix the YAML syntax") from None
     if not isinstance(data, Mapping):
