@@ -10,6 +10,7 @@ import sys
 import threading
 
 from alems.cli.common import Command, energy_logging
+from alems.contracts import MODES
 from alems.proxy import LlmProxy, serve
 from alems.track import install_sigterm, track_command
 
@@ -20,9 +21,7 @@ def _add_track(p: argparse.ArgumentParser) -> None:
         "--out", required=True, metavar="DIR", help="run directory; repeated calls append to it as one run"
     )
     p.add_argument("--family", required=True, help="your family's name (EpG is per family and mode)")
-    p.add_argument(
-        "--mode", required=True, choices=("linear", "agentic"), help="OOI = EpG(agentic) / EpG(linear)"
-    )
+    p.add_argument("--mode", required=True, choices=MODES, help="OOI = EpG(agentic) / EpG(linear)")
     p.add_argument("--goal-id", required=True, metavar="ID", help="the goal instance this execution works on")
     p.add_argument("--rep", type=int, default=0, metavar="R", help="repetition number (default 0)")
     p.add_argument(
@@ -118,9 +117,7 @@ def _add_proxy(p: argparse.ArgumentParser) -> None:
         "--goal-id", default="proxy", metavar="ID", help="goal_id of the recorded events (default proxy)"
     )
     p.add_argument("--rep", type=int, default=0, help="rep of the recorded events (default 0)")
-    p.add_argument(
-        "--mode", choices=("linear", "agentic"), default="agentic", help="mode of the recorded events"
-    )
+    p.add_argument("--mode", choices=MODES, default="agentic", help="mode of the recorded events")
     p.add_argument("--attempt", type=int, default=1, help="attempt of the recorded events (default 1)")
     p.add_argument(
         "--connect-timeout", type=float, default=10.0, metavar="S", help="upstream connect timeout (10 s)"

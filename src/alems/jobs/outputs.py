@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from alems.contracts import RUN_FILES
+
 
 @dataclass(frozen=True)
 class RunPaths:
@@ -27,7 +29,7 @@ class RunPaths:
     @classmethod
     def in_dir(cls, out_dir: str | os.PathLike[str]) -> RunPaths:
         d = Path(out_dir)
-        return cls(d / "samples.parquet", d / "events.jsonl", d / "goals.csv", d / "run.json")
+        return cls(*(d / name for name in RUN_FILES))  # samples, events, goals, run.json
 
     @classmethod
     def from_mapping(cls, m: Mapping[str, Any]) -> RunPaths:
