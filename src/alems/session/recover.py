@@ -122,7 +122,8 @@ def recover(directory: str | os.PathLike[str]) -> RecoverResult:
         if not present:
             return RecoverResult(d, "empty")
         state = _state(spool)
-        samples, domains = None, []
+        samples: Any = None
+        domains: list[Any] = []
         if (spool.sampler / "header.json").is_file():
             samples, domains = replay_journal(spool.sampler)
             if not len(samples):
