@@ -270,6 +270,24 @@ def merge_calls(out: str | os.PathLike[str], calls: list[CallInfo] | None = None
     return meta
 
 
+def merged_up_to_date(out: Path, infos: list[CallInfo]) -> bool:
+    """Whether ``DIR/run.json`` (written last by a merge) lists exactly these calls, counted,
+    aborted and incomplete, and every merged file is there: a merge would rewrite the same files."""
+    meta = _read_json(out / "run.json")
+    if meta is None or not all((out / n).is_file() for n in (*MERGED_TABLES, *MERGED_LOGS)):
+        return False
+    listed = (
+        [c.get("call") for c in meta.get("calls", [])],
+        meta.get("aborted_calls"),
+        meta.get("incomplete_calls"),
+    )
+    return listed == (
+        [c.name for c in infos if c.counted],
+        [c.name for c in infos if c.complete and not c.counted],
+        [c.name for c in infos if not c.complete],
+    )
+
+
 def _merged_meta(
     out: Path, infos: list[CallInfo], counted: list[CallInfo], goals: pd.DataFrame
 ) -> dict[str, Any]:
@@ -562,7 +580,8 @@ def track_command(
         with DirLock(out):
             with guard.deferred():  # the calls are the record: first derive the merged files from them
                 infos = scan_calls(out)
-                merge_calls(out, infos)
+                if not merged_up_to_date(out, infos):
+                    merge_calls(out, infos)
             _report_incomplete(out, infos)
             if hashes is None:
                 hashes = _call_hashes(meter, interval_ms, attribution)
@@ -607,6 +626,7 @@ __all__ = [
     "host_idle_path",
     "judge",
     "merge_calls",
+    "merged_up_to_date",
     "repair",
     "run_teed",
     "scan_calls",

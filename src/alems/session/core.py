@@ -197,19 +197,19 @@ class Session:
 
     # ------------------------------------------------------------------ start
     def _check_empty(self) -> None:
-        held = [p.name for p in self.paths.all() if p.exists()]
-        if held:
-            raise SessionError(
-                f"{self.out_dir} already holds a run ({', '.join(held)}); a new session would mix two runs",
-                "give the session a new directory, or move the old run away",
-            )
         spool = self.spool.present()
-        if spool:
+        if spool and not self.paths.meta.exists():
             raise SessionError(
                 f"{self.out_dir} holds a run that was killed before it wrote its files "
                 f"({', '.join(p.name for p in spool)})",
                 f"turn it into its four files (status killed) with `alems recover {self.out_dir}`, "
                 "and give the new session another directory",
+            )
+        held = [p.name for p in [*self.paths.all(), *spool] if p.exists()]
+        if held:
+            raise SessionError(
+                f"{self.out_dir} already holds a run ({', '.join(held)}); a new session would mix two runs",
+                "give the session a new directory, or move the old run away",
             )
 
     def _measure_baseline(self, meter: Meter, hw_hash: str | None) -> Baseline:
