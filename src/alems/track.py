@@ -59,6 +59,7 @@ import pandas as pd
 
 from alems.accounting import combine_sources, contains_modeled
 from alems.baseline import load_baseline, this_host
+from alems.contracts import GOALS_COLUMNS, GOALS_EXTRA_COLUMNS
 from alems.energy.childproc import terminate
 from alems.errors import ConfigError, ProvenanceError
 from alems.io import atomic_path, atomic_write_bytes, atomic_write_json
@@ -237,10 +238,11 @@ def _read_goals(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"goal_id": str, "family": str})
 
 
-def _stack_table(paths: list[Path]) -> pd.DataFrame:
+def _stack_table(paths: list[Path], columns: Sequence[str] = ()) -> pd.DataFrame:
+    """The rows of every file in ``paths``, in order (columns united); ``columns`` when there are none."""
     frames = [_read_goals(p) for p in paths if p.is_file() and p.stat().st_size]
     frames = [f for f in frames if len(f.columns)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(columns))
 
 
 def merge_calls(out: str | os.PathLike[str], calls: list[CallInfo] | None = None) -> dict[str, Any]:
@@ -259,7 +261,8 @@ def merge_calls(out: str | os.PathLike[str], calls: list[CallInfo] | None = None
                     fh.write(p.read_text(encoding="utf-8"))
     goals = pd.DataFrame()
     for name in MERGED_TABLES:
-        table = _stack_table([c.dir / name for c in counted])
+        empty = (*GOALS_COLUMNS, *GOALS_EXTRA_COLUMNS) if name == "goals.csv" else ()
+        table = _stack_table([c.dir / name for c in counted], empty)
         with atomic_path(out / name) as tmp:
             table.to_csv(tmp, index=False)
         if name == "goals.csv":
@@ -580,7 +583,7 @@ def track_command(
         with DirLock(out):
             with guard.deferred():  # the calls are the record: first derive the merged files from them
                 infos = scan_calls(out)
-                if not merged_up_to_date(out, infos):
+                if infos and not merged_up_to_date(out, infos):
                     merge_calls(out, infos)
             _report_incomplete(out, infos)
             if hashes is None:
