@@ -9,7 +9,7 @@ exceptions that unwind the user's ``with`` blocks, and are held while the files 
   calls) a signal is remembered and raised when the block ends, so the files are whole.
 
 Handlers can only be installed from the main thread; elsewhere the guard does nothing and
-the process keeps its own handling. :func:`fault_point` is the hook the interruption tests
+the process keeps its own handling. A signal the process ignores (``nohup``) stays ignored. :func:`fault_point` is the hook the interruption tests
 use to stop a process at a named point (``ALEMS_FAULT=POINT:SIGNAL``).
 """
 
@@ -70,7 +70,8 @@ class SignalGuard:
     def install(self) -> SignalGuard:
         if threading.current_thread() is threading.main_thread() and not self.installed:
             for sig in SIGNALS:
-                self._old[sig] = signal.signal(sig, self._handle)
+                if signal.getsignal(sig) is not signal.SIG_IGN:  # an ignored signal stays ignored (nohup)
+                    self._old[sig] = signal.signal(sig, self._handle)
             self.installed = True
         return self
 
