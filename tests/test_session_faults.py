@@ -33,6 +33,7 @@ import pandas as pd
 import pytest
 
 from alems import Session
+from alems.cli import main
 from alems.energy import read_samples
 from alems.energy.childproc import child_env
 from alems.session import DirLock, SessionError, SessionLockedError, recover
@@ -172,16 +173,21 @@ def test_sigterm_keeps_the_finished_goals(tmp_path: Path) -> None:
     assert meta["signal"] == "SIGTERM" and meta["host"]
 
 
-def test_a_new_session_never_deletes_a_killed_runs_files(tmp_path: Path) -> None:
+def test_a_new_session_never_deletes_a_killed_runs_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "run"
     assert run_script(tmp_path, out, stop_in_goal=1, sig="SIGKILL", no_meter=True) == -9
     before = (out / ".events.jsonl.partial").read_bytes()
     with pytest.raises(SessionError, match=f"alems recover {out}"):
         Session(out, meter=None).start()
     assert (out / ".events.jsonl.partial").read_bytes() == before
-    res = recover(out)
+    assert main(["recover", str(out), "--json"]) == 0
+    said = json.loads(capsys.readouterr().out)
+    assert (said["action"], said["status"], said["executions"]) == ("recovered", "killed", 1)
+    assert ".events.jsonl.partial" in said["removed"] and not (out / ".events.jsonl.partial").exists()
     meta = json.loads((out / "run.json").read_text())
-    assert res.action == "recovered" and meta["status"] == "killed" and meta["executions"] == 1
+    assert meta["status"] == "killed" and meta["executions"] == 1
     assert meta["energy_source"] == "none" and [i["goal_id"] for i in meta["interrupted"]] == ["g1"]
 
 

@@ -38,7 +38,7 @@ from alems.energy import open_meter
 from alems.energy.childproc import child_env
 from alems.errors import ConfigError, ProvenanceError
 from alems.session import Session, SessionError
-from alems.track import scan_calls, track_command
+from alems.track import merge_calls, scan_calls, track_command
 
 QUICK_BASELINE = {"settle_s": 0.0, "windows": 2, "window_s": 0.1, "max_retries": 0}
 OK = "print('Answer: 1')"
@@ -202,3 +202,6 @@ def test_calls_go_on_past_9999(tmp_path: Path) -> None:
         track_command([sys.executable, "-c", "pass"], goal_id=goal, **common)
     assert [c.name for c in scan_calls(out)] == ["9999", "10000", "10001"]
     assert list(pd.read_csv(out / "goals.csv")["goal_id"]) == ["a", "b", "c"]
+    merged = {n: (out / n).read_bytes() for n in ("goals.csv", "events.jsonl", "run.json")}
+    merge_calls(out)  # idempotent: the calls are the record
+    assert {n: (out / n).read_bytes() for n in merged} == merged
