@@ -8,7 +8,9 @@ the host's cache file. The model meter in real time, with windows of 50 ms.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,8 @@ def test_the_reference_is_used_as_it_is_on_its_own_host(tmp_path: Path) -> None:
     unusable = EnergySettings(meter="rapl", powercap_root=str(tmp_path / "absent"))  # opening it would fail
     base, info = job_baseline(ref, unusable, host="node-a", hw_hash="hw1", cache_root=tmp_path)
     assert base is ref
+    age = info.pop("age_s")
+    assert 0 <= age < 60
     assert info == {
         "baseline_id": ref.baseline_id,
         "status": ref.status,
@@ -45,6 +49,7 @@ def test_the_reference_is_used_as_it_is_on_its_own_host(tmp_path: Path) -> None:
         "origin": "reference",
         "path": None,
         "power_w": ref.power_w,
+        "max_age_s": ref.config.max_age_s,
     }
     assert not (tmp_path / "hosts").exists()
 
@@ -66,3 +71,32 @@ def test_another_host_measures_its_own_then_reuses_it(tmp_path: Path, host: str,
     _, info3 = job_baseline(ref, ENERGY, host="node-c", hw_hash=hw, cache_root=tmp_path)
     assert info3["origin"] == "measured" and info3["path"] != str(cache)
     assert json.loads(cache.read_text())["baseline_id"] == base.baseline_id
+
+
+def test_a_node_judges_its_cache_by_the_current_max_age(tmp_path: Path) -> None:
+    """Finding 4 of issue 25: the reference was made under max_age_s = 7 days; the config now says
+    3600 s. A node's 72-hour-old cache must be measured again, not reused under the old limit."""
+    week = dataclasses.replace(PROTOCOL, max_age_s=7 * 86400.0)
+    with open_meter("model", calibrate=False, model_params=MODEL) as meter:
+        ref = measure_baseline(meter, week, hw_hash="hw1", host="node-a")
+    first, info = job_baseline(ref, ENERGY, host="node-b", hw_hash="hw1", cache_root=tmp_path)
+    assert info["origin"] == "measured"
+    later = time.time() + 72 * 3600.0
+    now = dataclasses.replace(week, max_age_s=3600.0)
+    _, old_rule = job_baseline(
+        ref, ENERGY, host="node-b", hw_hash="hw1", cache_root=tmp_path, wall_clock=lambda: later
+    )
+    assert old_rule["origin"] == "host cache"  # what every node did: the reference's stored 7 days
+    again, info2 = job_baseline(
+        ref, ENERGY, host="node-b", hw_hash="hw1", cache_root=tmp_path, config=now, wall_clock=lambda: later
+    )
+    assert info2["origin"] == "measured" and again.baseline_id != first.baseline_id
+    assert info2["max_age_s"] == 3600.0 and info2["age_s"] < 60
+    assert old_rule["age_s"] == pytest.approx(72 * 3600.0, abs=120)
+
+
+def test_run_family_jobs_get_the_baseline_section() -> None:
+    """The workflow passes the current baseline section to every measurement job."""
+    text = (Path(__file__).parent.parent / "workflow" / "rules" / "common.smk").read_text()
+    params = text.split("def run_family_params", 1)[1].split("def ", 1)[0]
+    assert '"baseline"' in params

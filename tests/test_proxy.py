@@ -255,3 +255,28 @@ def test_alems_proxy_command_stops_cleanly_on_sigint(upstream, tmp_path: Path) -
     assert SECRET not in err + line
     assert [e["kind"] for e in read_events(events)] == ["llm_start", "llm_end"]
     assert os.path.exists(events) and not (tmp_path / ".llm.jsonl.partial").exists()
+
+
+def test_alems_proxy_says_a_killed_proxys_partial_events_exist_and_keeps_them(tmp_path: Path) -> None:
+    """Finding 7 of issue 25: after ``kill -9`` a proxy's events stay in ``.NAME.partial``. A new
+    proxy with the same --events must say so and how to finalize them, never overwrite them."""
+    import subprocess
+    import sys
+
+    from alems.energy.childproc import child_env
+
+    events = tmp_path / "llm.jsonl"
+    partial = tmp_path / ".llm.jsonl.partial"
+    old = '{"t": 1.0, "goal_id": "proxy", "rep": 0, "mode": "agentic", "attempt": 1, "kind": "llm_start"}\n'
+    partial.write_text(old)
+    proc = subprocess.run(
+        [sys.executable, "-m", "alems", "proxy", "--upstream", "http://127.0.0.1:9", "--events", str(events)],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=30,  # today's proxy starts serving over the file and never returns
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert str(partial) in proc.stderr and "1 event(s)" in proc.stderr
+    assert f"mv {partial} {events}" in proc.stderr
+    assert partial.read_text() == old and not events.exists()

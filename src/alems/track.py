@@ -8,14 +8,25 @@ top-level ``goals.csv`` and ``events.jsonl`` are rebuilt from all complete calls
 ``DIR/run.json`` lists them, so ``alems metrics DIR/goals.csv`` sees one run:
 
     DIR/idle.json                    the run's idle baseline: measured by the first call, or its --baseline FILE
+    DIR/idle-HOST.json               the baseline of each further host (a call never subtracts another host's)
     DIR/calls/0001/{samples.parquet,events.jsonl,goals.csv,run.json}
-    DIR/calls/0002/...
+    DIR/calls/0002/...               numbered in call order, past 9999 (10000, ...)
     DIR/goals.csv, DIR/events.jsonl, DIR/run.json
+
+**The calls are the record.** The top-level files are derived from the counted calls
+(:attr:`CallInfo.counted`) by :func:`merge_calls`, which every call runs first (a merge cut
+short by a kill is redone) and again at its end; merging is idempotent. The duplicate and
+provenance checks read every call, not the merged files. A call with no run.json (killed
+with ``kill -9`` or a power cut) is *incomplete*: reported on every call, listed in
+``DIR/run.json``'s ``incomplete_calls``, never counted nor deleted; :func:`repair`
+(``alems track --repair DIR``) recovers it from its spool (:mod:`alems.session.recover`).
+A call stopped by SIGTERM or Ctrl-C ends cleanly (:mod:`alems.session.signals`): its
+execution, cut short, is not counted, and a signal during the merge is held until it is done.
 
 Rules: the directory is locked for the whole call (a concurrent ``track`` or
 :class:`~alems.session.Session` refuses to start); a call whose provenance hashes differ
-from the directory's refuses to append (two runs must not mix), as does an execution
-``(goal_id, rep, mode)`` the directory already holds. ``attribution`` is the
+from any call's refuses to append (two runs must not mix), as does an execution
+``(goal_id, rep, mode)`` a call already holds (or an incomplete call was running). ``attribution`` is the
 accounting's: ``cpu_share`` (default) attributes this process tree's share (``alems``, the
 command and its children); an LLM server running as another process on the same host is
 outside that tree, so measure it with ``attribution="none"`` on a quiet machine.
@@ -26,16 +37,17 @@ command's stdout when ``expect`` is given (strict: the value must follow an answ
 (:class:`alems.proxy.LlmProxy`) runs on a free loopback port for the call, and the
 command gets ``OPENAI_BASE_URL`` and ``OPENAI_API_BASE`` pointing at it, so each LLM
 call it makes through an OpenAI-compatible client becomes an LLM phase of the attempt.
-A call that ends with an exception (Ctrl-C) keeps its ``calls/NNNN`` directory, marked
+A call that ends with an error of its own keeps its ``calls/NNNN`` directory, marked
 ``aborted``, and is left out of the top-level files.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -46,14 +58,17 @@ from typing import IO, Any
 import pandas as pd
 
 from alems.accounting import combine_sources, contains_modeled
-from alems.baseline import load_baseline
+from alems.baseline import load_baseline, this_host
+from alems.contracts import GOALS_COLUMNS, GOALS_EXTRA_COLUMNS
 from alems.energy.childproc import terminate
 from alems.errors import ConfigError, ProvenanceError
 from alems.io import atomic_path, atomic_write_bytes, atomic_write_json
 from alems.provenance import check_compatible, fingerprint
 from alems.proxy import LlmProxy
-from alems.session import Attempt, DirLock, Session
+from alems.session import Attempt, DirLock, Session, recover
 from alems.session.records import Goal as GoalExecution
+from alems.session.signals import SignalGuard, fault_point
+from alems.session.spool import Spool
 from alems.tasks.base import Goal
 from alems.tasks.checkers import VALUE_KINDS, ValueKind, find_numbers
 from alems.tasks.checkers import judge as check
@@ -62,6 +77,8 @@ from alems.tasks.checkers import judge as check
 MAX_STDOUT_BYTES = 1 << 20
 MAX_ANSWER_CHARS = 500
 KINDS = VALUE_KINDS
+
+log = logging.getLogger("alems.track")
 
 
 @dataclass
@@ -131,50 +148,163 @@ def last_line(text: str) -> str:
     return lines[-1][:MAX_ANSWER_CHARS] if lines else ""
 
 
+#: Per-call files the merge stacks into ``DIR`` (tables: rows concatenated, columns united;
+#: logs: lines concatenated), in call order. A new per-call file joins one of these lists.
+MERGED_TABLES: tuple[str, ...] = ("goals.csv",)
+MERGED_LOGS: tuple[str, ...] = ("events.jsonl",)
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    """One ``DIR/calls/N`` folder: its run.json (None: the call never wrote it), whether the
+    merge counts it, and the execution ``(goal_id, rep, mode)`` it holds or was running."""
+
+    dir: Path
+    meta: dict[str, Any] | None
+    header: dict[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.dir.name
+
+    @property
+    def complete(self) -> bool:
+        """It wrote its run.json (whatever its status)."""
+        return self.meta is not None and (self.dir / "goals.csv").is_file()
+
+    @property
+    def counted(self) -> bool:
+        """Its executions are part of the run: the call finished (``complete``), was recovered
+        after a kill (``killed``), or was stopped by a signal (``aborted`` with ``signal``; the
+        execution the signal cut short is not in its goals.csv). A call aborted by an error
+        of its own is not counted."""
+        if not self.complete or self.meta is None:
+            return False
+        status = self.meta.get("status")
+        return status in ("complete", "killed") or (status == "aborted" and bool(self.meta.get("signal")))
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """The call's ``track`` entry: from run.json, or the spool header of an incomplete call."""
+        src = self.meta if self.meta is not None else (self.header or {}).get("extra", {})
+        return dict((src or {}).get("track") or {})
+
+    @property
+    def key(self) -> tuple[str, int, str] | None:
+        t = self.record
+        if not t:
+            return None
+        return (str(t.get("goal_id")), int(t.get("rep", 0)), str(t.get("mode")))
+
+    @property
+    def holds_execution(self) -> bool:
+        """Its execution is (counted) or may be, once recovered (incomplete), in the run."""
+        if self.counted:
+            return int((self.meta or {}).get("executions") or 0) > 0
+        return not self.complete
+
+    @property
+    def hashes(self) -> dict[str, Any]:
+        src = self.meta if self.meta is not None else self.header
+        return dict((src or {}).get("hashes") or {})
+
+
 def _call_dirs(out: Path) -> list[Path]:
+    """The call folders, in call order (numeric: ``10000`` comes after ``9999``)."""
     calls = out / "calls"
-    return sorted(p for p in calls.iterdir() if p.is_dir() and p.name.isdigit()) if calls.is_dir() else []
+    if not calls.is_dir():
+        return []
+    return sorted((p for p in calls.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
 
 
-def _complete_calls(out: Path) -> list[tuple[Path, dict[str, Any]]]:
-    done = []
-    for d in _call_dirs(out):
+def scan_calls(out: str | os.PathLike[str]) -> list[CallInfo]:
+    """Every call folder of ``out``, in call order."""
+    infos = []
+    for d in _call_dirs(Path(out)):
         meta = _read_json(d / "run.json")
-        if meta is not None and meta.get("status") == "complete" and (d / "goals.csv").is_file():
-            done.append((d, meta))
-    return done
+        infos.append(CallInfo(d, meta, None if meta is not None else Spool(d).read_header()))
+    return infos
 
 
 def _read_goals(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"goal_id": str, "family": str})
 
 
-def merge_calls(out: str | os.PathLike[str]) -> dict[str, Any]:
-    """Rebuild ``DIR/goals.csv``, ``DIR/events.jsonl`` and ``DIR/run.json`` from the complete calls."""
+def _stack_table(paths: list[Path], columns: Sequence[str] = ()) -> pd.DataFrame:
+    """The rows of every file in ``paths``, in order (columns united); ``columns`` when there are none."""
+    frames = [_read_goals(p) for p in paths if p.is_file() and p.stat().st_size]
+    frames = [f for f in frames if len(f.columns)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(columns))
+
+
+def merge_calls(out: str | os.PathLike[str], calls: list[CallInfo] | None = None) -> dict[str, Any]:
+    """Derive ``DIR/goals.csv``, ``DIR/events.jsonl`` and ``DIR/run.json`` from the counted calls.
+
+    The calls are the record: the merged files are rebuilt from them, so a merge that was
+    cut short is simply done again, and merging twice gives the same files."""
     out = Path(out)
-    calls = _complete_calls(out)
-    frames = [_read_goals(d / "goals.csv") for d, _ in calls]
-    goals = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    with atomic_path(out / "events.jsonl") as tmp:
-        tmp.write_text("".join((d / "events.jsonl").read_text() for d, _ in calls))
-    with atomic_path(out / "goals.csv") as tmp:
-        goals.to_csv(tmp, index=False)
+    infos = scan_calls(out) if calls is None else calls
+    counted = [c for c in infos if c.counted]
+    for name in MERGED_LOGS:
+        with atomic_path(out / name) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+            for c in counted:
+                p = c.dir / name
+                if p.is_file():
+                    fh.write(p.read_text(encoding="utf-8"))
+    goals = pd.DataFrame()
+    for name in MERGED_TABLES:
+        empty = (*GOALS_COLUMNS, *GOALS_EXTRA_COLUMNS) if name == "goals.csv" else ()
+        table = _stack_table([c.dir / name for c in counted], empty)
+        with atomic_path(out / name) as tmp:
+            table.to_csv(tmp, index=False)
+        if name == "goals.csv":
+            goals = table
+        fault_point("track.merge")
+    meta = _merged_meta(out, infos, counted, goals)
+    atomic_write_json(out / "run.json", meta)
+    return meta
+
+
+def merged_up_to_date(out: Path, infos: list[CallInfo]) -> bool:
+    """Whether ``DIR/run.json`` (written last by a merge) lists exactly these calls, counted,
+    aborted and incomplete, and every merged file is there: a merge would rewrite the same files."""
+    meta = _read_json(out / "run.json")
+    if meta is None or not all((out / n).is_file() for n in (*MERGED_TABLES, *MERGED_LOGS)):
+        return False
+    listed = (
+        [c.get("call") for c in meta.get("calls", [])],
+        meta.get("aborted_calls"),
+        meta.get("incomplete_calls"),
+    )
+    return listed == (
+        [c.name for c in infos if c.counted],
+        [c.name for c in infos if c.complete and not c.counted],
+        [c.name for c in infos if not c.complete],
+    )
+
+
+def _merged_meta(
+    out: Path, infos: list[CallInfo], counted: list[CallInfo], goals: pd.DataFrame
+) -> dict[str, Any]:
     final = goals[goals["final_attempt"].astype(bool)] if len(goals) else goals
-    source = combine_sources(m.get("energy_source", "") for _, m in calls)
-    first = calls[0][1] if calls else {}
-    meta = {
+    metas = [c.meta or {} for c in counted]
+    source = combine_sources(m.get("energy_source", "") for m in metas)
+    first = metas[0] if metas else {}
+    return {
         "kind": "track",
         "status": "complete",
         "run_id": first.get("run_id", ""),
         "hashes": first.get("hashes", {}),
         "baseline": first.get("baseline", {}),
+        "hosts": sorted({str(m.get("host")) for m in metas if m.get("host")}),
         "family": ",".join(sorted({str(f) for f in goals.get("family", [])})),
         "executions": len(final),
         "successes": int(final["success"].astype(bool).sum()) if len(final) else 0,
@@ -183,61 +313,132 @@ def merge_calls(out: str | os.PathLike[str]) -> dict[str, Any]:
         "modeled": contains_modeled(source),
         "calls": [
             {
-                "call": d.name,
+                "call": c.name,
+                "status": m.get("status"),
                 **(m.get("track") or {}),
+                "host": m.get("host"),
                 "wall_s": m.get("wall_s"),
                 "framework_overhead_j": m.get("framework_overhead_j"),
                 "flags": m.get("flags", []),
             }
-            for d, m in calls
+            for c, m in zip(counted, metas, strict=True)
         ],
-        "aborted_calls": [d.name for d in _call_dirs(out) if d not in {c for c, _ in calls}],
+        "aborted_calls": [c.name for c in infos if c.complete and not c.counted],
+        "incomplete_calls": [c.name for c in infos if not c.complete],
     }
-    atomic_write_json(out / "run.json", meta)
-    return meta
 
 
-def _check_append(out: Path, goal_id: str, rep: int, mode: str, hashes: Mapping[str, Any]) -> None:
-    """Refuse a call that would duplicate an execution or mix provenance into ``out``."""
-    goals = out / "goals.csv"
-    if goals.is_file() and goals.stat().st_size:
-        g = _read_goals(goals)
-        if (
-            len(g)
-            and (
-                (g["goal_id"].astype(str) == goal_id)
-                & (g["rep"].astype(int) == rep)
-                & (g["mode"].astype(str) == mode)
-            ).any()
-        ):
+def _report_incomplete(out: Path, infos: list[CallInfo]) -> None:
+    bad = [c.name for c in infos if not c.complete]
+    if bad:
+        log.warning(
+            "%s: call(s) %s never finished (killed?) and are not counted; recover them with "
+            "`alems track --repair %s`",
+            out,
+            ", ".join(bad),
+            out,
+        )
+
+
+def _check_append(
+    out: Path, infos: list[CallInfo], goal_id: str, rep: int, mode: str, hashes: Mapping[str, Any]
+) -> None:
+    """Refuse a call that would duplicate an execution or mix provenance into ``out``: checked
+    against every counted call and every incomplete one (which ``--repair`` may still count)."""
+    key = (goal_id, rep, mode)
+    for c in infos:
+        if c.key == key and c.holds_execution:
+            if c.complete:
+                raise ConfigError(
+                    f"{out} already holds goal {goal_id} ({mode}, rep {rep}) in call {c.name}",
+                    "give this execution another --rep, or another --out directory",
+                )
             raise ConfigError(
-                f"{out} already holds goal {goal_id} ({mode}, rep {rep})",
-                "give this execution another --rep, or another --out directory",
+                f"{out}: call {c.name} was running goal {goal_id} ({mode}, rep {rep}) when it was killed, "
+                "and may hold it once recovered",
+                f"run `alems track --repair {out}` first: it recovers the call (counting the execution "
+                "only if it ended before the kill), then run this again if it is not counted",
             )
-    meta = _read_json(out / "run.json")
-    if meta and meta.get("hashes"):
+    for c in infos:
+        if not (c.counted or not c.complete) or not c.hashes:
+            continue
         compat = check_compatible(
-            {f"{out}/run.json": meta["hashes"], "this call": dict(hashes)}, allow_mixed=True
+            {f"{c.dir}/run.json": c.hashes, "this call": dict(hashes)}, allow_mixed=True
         )
         if compat.mixed:
             raise ProvenanceError(
-                f"this call's provenance differs from the run in {out} ({compat.label}): appending would mix runs",
+                f"this call's provenance differs from call {c.name} in {out} ({compat.label}): "
+                "appending would mix runs",
                 "track into a new --out directory",
             )
 
 
-def _run_baseline(idle: Path, given: str | os.PathLike[str] | None) -> Path | str:
-    """The baseline of this call: the run's ``idle.json``, a given file (copied there for the
-    later calls), or ``"measure"`` (stored there). A given file that differs from the run's is refused."""
+def repair(out: str | os.PathLike[str]) -> dict[str, Any]:
+    """``alems track --repair DIR``: recover every incomplete call (its four files from its
+    spool, ``status: killed``; :func:`alems.session.recover`), then merge again.
+
+    Nothing is deleted: a call whose execution ended before the kill is counted with the
+    energy it recorded; one killed mid-execution is kept with no execution (run it again)."""
+    out = Path(out)
+    if not (out / "calls").is_dir():
+        raise ConfigError(f"{out} holds no alems track calls", "give the --out directory of alems track")
+    with DirLock(out):
+        repaired = []
+        for c in scan_calls(out):
+            if c.complete:
+                continue
+            res = recover(c.dir)
+            meta = res.result.meta if res.result is not None else {}
+            repaired.append(
+                {
+                    "call": c.name,
+                    "action": res.action,
+                    "status": meta.get("status"),
+                    "executions": meta.get("executions", 0),
+                    "interrupted": meta.get("interrupted", []),
+                }
+            )
+        merged = merge_calls(out)
+    return {
+        "dir": str(out),
+        "repaired": repaired,
+        "executions": merged["executions"],
+        "calls": len(merged["calls"]),
+    }
+
+
+def host_idle_path(out: Path, host: str) -> Path:
+    """The run's idle baseline for ``host``: ``DIR/idle.json`` for the host that measured it
+    first (or when it records no host), else ``DIR/idle-<host>.json``: one per host, keyed by
+    name, so a call never subtracts another host's idle power."""
+    idle = out / "idle.json"
+    if idle.is_file():
+        have = load_baseline(idle)
+        if have.host is not None and have.host != host:
+            return out / f"idle-{re.sub(r'[^A-Za-z0-9._-]', '_', host) or '_'}.json"
+    return idle
+
+
+def _run_baseline(out: Path, given: str | os.PathLike[str] | None, host: str) -> Path | str:
+    """The baseline of this call: the run's baseline for this host (:func:`host_idle_path`), a
+    given file (copied there for the later calls), or ``"measure"`` (stored there). A given file
+    that differs from the run's, or was measured on another host, is refused."""
+    idle = host_idle_path(out, host)
     if given is None:
         return idle if idle.is_file() else "measure"
     base = load_baseline(given)
+    if base.host is not None and base.host != host:
+        raise ConfigError(
+            f"--baseline {given} was measured on host {base.host}; this call runs on host {host}, "
+            "whose idle power it does not measure",
+            f"leave out --baseline (this host's own is measured into {idle}), or give one measured here",
+        )
     if idle.is_file():
         have = load_baseline(idle)
         if have.baseline_id != base.baseline_id:
             raise ConfigError(
                 f"--baseline {given} (baseline_id {base.baseline_id}) differs from this run's {idle} "
-                f"(baseline_id {have.baseline_id}); one run must use one baseline",
+                f"(baseline_id {have.baseline_id}); one run must use one baseline per host",
                 f"leave out --baseline (the run's {idle} is used), or track into a new --out directory",
             )
         return idle
@@ -268,9 +469,9 @@ def _call_hashes(meter: Any, interval_ms: float, attribution: str) -> dict[str, 
     return fingerprint(cfg).hashes.to_dict()
 
 
-def _next_call_dir(out: Path) -> Path:
-    existing = _call_dirs(out)
-    number = int(existing[-1].name) + 1 if existing else 1
+def _next_call_dir(infos: list[CallInfo], out: Path) -> Path:
+    """The next call folder: one past the highest number (``0001`` ... ``9999``, ``10000``, ...)."""
+    number = int(infos[-1].name) + 1 if infos else 1
     return out / "calls" / f"{number:04d}"
 
 
@@ -377,40 +578,60 @@ def track_command(
         proxy_upstream,
         proxy_timeouts,
     )
-    with DirLock(out):
-        if hashes is None:
-            hashes = _call_hashes(meter, interval_ms, attribution)
-        _check_append(out, str(goal_id), int(rep), mode, hashes)
-        idle = out / "idle.json"
-        base_arg: Path | str = _run_baseline(idle, baseline) if meter is not None else "none"
-        call_dir = _next_call_dir(out)
-        session = Session(
-            call_dir,
-            meter=meter,
-            baseline=base_arg,
-            baseline_out=idle,
-            interval_ms=interval_ms,
-            attribution=attribution,
-            powercap_root=powercap_root,
-            baseline_config=baseline_config,
-            hashes=hashes,
-        )
-        with session as s:
-            expected = "" if expect is None else str(expect)
-            with s.goal(goal_id, family=family, mode=mode, rep=rep, expected=expected) as g, g.attempt() as a:
-                call.run(a, family=family, goal_id=str(goal_id))
-            s.meta_extra["track"] = call.record(goal_id=str(goal_id), family=family, mode=mode, rep=int(rep))
-        merge_calls(out)
+    guard = SignalGuard().install()
+    try:
+        with DirLock(out):
+            with guard.deferred():  # the calls are the record: first derive the merged files from them
+                infos = scan_calls(out)
+                if infos and not merged_up_to_date(out, infos):
+                    merge_calls(out, infos)
+            _report_incomplete(out, infos)
+            if hashes is None:
+                hashes = _call_hashes(meter, interval_ms, attribution)
+            _check_append(out, infos, str(goal_id), int(rep), mode, hashes)
+            host = this_host()
+            base_arg: Path | str = _run_baseline(out, baseline, host) if meter is not None else "none"
+            call_dir = _next_call_dir(infos, out)
+            session = Session(
+                call_dir,
+                meter=meter,
+                baseline=base_arg,
+                baseline_out=host_idle_path(out, host),
+                interval_ms=interval_ms,
+                attribution=attribution,
+                powercap_root=powercap_root,
+                baseline_config=baseline_config,
+                hashes=hashes,
+            )
+            ident: dict[str, Any] = {"goal_id": str(goal_id), "family": family, "mode": mode, "rep": int(rep)}
+            session.meta_extra["track"] = call.record(**ident)  # in the spool header too
+            with session as s:
+                expected = "" if expect is None else str(expect)
+                with (
+                    s.goal(goal_id, family=family, mode=mode, rep=rep, expected=expected) as g,
+                    g.attempt() as a,
+                ):
+                    call.run(a, family=family, goal_id=str(goal_id))
+                s.meta_extra["track"] = call.record(**ident)
+            with guard.deferred():
+                merge_calls(out)
+            fault_point("track.merged")
+    finally:
+        guard.close()
     return _result(session, call_dir, g, call)
 
 
-def install_sigterm() -> None:
-    """Turn SIGTERM into KeyboardInterrupt, so a killed ``track`` stops its child and proxy cleanly."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-
-
-__all__ = ["TrackResult", "judge", "merge_calls", "run_teed", "track_command"]
+__all__ = [
+    "MERGED_LOGS",
+    "MERGED_TABLES",
+    "CallInfo",
+    "TrackResult",
+    "host_idle_path",
+    "judge",
+    "merge_calls",
+    "merged_up_to_date",
+    "repair",
+    "run_teed",
+    "scan_calls",
+    "track_command",
+]

@@ -88,8 +88,17 @@ def run_family_inputs(wildcards):
 
 
 def run_family_params(wildcards):
-    """Only the sections a measurement job reads."""
-    keys = ("study", "user_families", "llm", "agents", "energy", "accounting")
+    """Only the sections a measurement job reads (``baseline``: a node other than the
+    reference host judges its baseline cache by the current protocol and max_age_s)."""
+    keys = (
+        "study",
+        "user_families",
+        "llm",
+        "agents",
+        "energy",
+        "accounting",
+        "baseline",
+    )
     return {k: config[k] for k in keys}
 
 

@@ -1,5 +1,6 @@
-"""``alems track`` and ``alems proxy``: measure your own agent, one goal execution per
-``track`` call, and record its LLM calls through a proxy."""
+"""``alems track``, ``alems recover`` and ``alems proxy``: measure your own agent, one goal
+execution per ``track`` call (``--repair`` recovers killed calls), recover a killed
+:class:`~alems.session.Session`, and record LLM calls through a proxy."""
 
 from __future__ import annotations
 
@@ -8,21 +9,32 @@ import json
 import signal
 import sys
 import threading
+from pathlib import Path
 
-from alems.cli.common import Command, energy_logging
+from alems.cli.common import Command, energy_logging, print_json
 from alems.contracts import MODES
+from alems.errors import ConfigError
 from alems.proxy import LlmProxy, serve
-from alems.track import install_sigterm, track_command
+from alems.session import recover
+from alems.track import repair, track_command
+
+#: The options ``alems track`` needs unless it is repairing.
+TRACK_REQUIRED = ("out", "family", "mode", "goal_id")
 
 
 # --------------------------------------------------------------------------- track
 def _add_track(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", metavar="DIR", help="run directory; repeated calls append to it as one run")
     p.add_argument(
-        "--out", required=True, metavar="DIR", help="run directory; repeated calls append to it as one run"
+        "--repair",
+        metavar="DIR",
+        default=None,
+        help="recover the calls of DIR that were killed before they finished (status killed), "
+        "merge again, and exit; nothing is deleted",
     )
-    p.add_argument("--family", required=True, help="your family's name (EpG is per family and mode)")
-    p.add_argument("--mode", required=True, choices=MODES, help="OOI = EpG(agentic) / EpG(linear)")
-    p.add_argument("--goal-id", required=True, metavar="ID", help="the goal instance this execution works on")
+    p.add_argument("--family", help="your family's name (EpG is per family and mode)")
+    p.add_argument("--mode", choices=MODES, help="OOI = EpG(agentic) / EpG(linear)")
+    p.add_argument("--goal-id", metavar="ID", help="the goal instance this execution works on")
     p.add_argument("--rep", type=int, default=0, metavar="R", help="repetition number (default 0)")
     p.add_argument(
         "--baseline",
@@ -65,9 +77,37 @@ def _add_track(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _cmd_repair(args: argparse.Namespace) -> int:
+    report = repair(args.repair)
+    if args.json:
+        print(json.dumps(report, sort_keys=True, default=str), file=sys.stderr)
+        return 0
+    for r in report["repaired"]:
+        cut = ", ".join(f"{i['goal_id']} ({i['mode']}, rep {i['rep']})" for i in r["interrupted"])
+        print(
+            f"alems track --repair: call {r['call']}: {r['action']} (status {r['status']}), "
+            f"{r['executions']} execution(s) counted" + (f"; cut short, run again: {cut}" if cut else ""),
+            file=sys.stderr,
+        )
+    print(
+        f"alems track --repair: {len(report['repaired'])} call(s) repaired; {args.repair} holds "
+        f"{report['executions']} execution(s) in {report['calls']} counted call(s)",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _cmd_track(args: argparse.Namespace) -> int:
     energy_logging()
-    install_sigterm()
+    if args.repair is not None:
+        return _cmd_repair(args)
+    missing = [f"--{k.replace('_', '-')}" for k in TRACK_REQUIRED if getattr(args, k) is None]
+    if missing:
+        raise ConfigError(
+            f"alems track needs {', '.join(missing)}",
+            "e.g. alems track --out runs/a --family f --mode agentic --goal-id q1 -- CMD "
+            "(or alems track --repair DIR)",
+        )
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     res = track_command(
         cmd,
@@ -96,6 +136,34 @@ def _cmd_track(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return res.exit_code
+
+
+# --------------------------------------------------------------------------- recover
+def _add_recover(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dir", metavar="DIR", help="the directory of a Session that was killed")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _cmd_recover(args: argparse.Namespace) -> int:
+    res = recover(args.dir)
+    if args.json:
+        print_json(res.to_dict())
+        return 0
+    d = res.to_dict()
+    if res.action == "recovered":
+        cut = ", ".join(f"{i['goal_id']} ({i['mode']}, rep {i['rep']})" for i in d["interrupted"])
+        print(
+            f"alems recover: {args.dir}: the four files written (status killed): {d['executions']} "
+            f"execution(s), {d['samples']} sample(s)"
+            + (f"; cut short by the kill, not counted: {cut}" if cut else "")
+        )
+    elif res.action == "complete":
+        print(
+            f"alems recover: {args.dir} already holds its files; removed the leftover {', '.join(d['removed'])}"
+        )
+    else:
+        print(f"alems recover: {args.dir} holds no killed run (nothing to recover)")
+    return 0
 
 
 # --------------------------------------------------------------------------- proxy
@@ -137,6 +205,8 @@ def _cmd_proxy(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
 
+    check_no_partial(args.events)
+
     def ready(proxy: LlmProxy) -> None:
         print(
             f"alems proxy: {proxy.base_url} -> {proxy.upstream.url}; events -> {args.events} (Ctrl-C stops)",
@@ -162,6 +232,25 @@ def _cmd_proxy(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_no_partial(events: str) -> None:
+    """Refuse to start over the partial event file a killed proxy left next to ``events``
+    (``.NAME.partial``: the proxy writes there and moves it into place when it stops), and say
+    how to finalize it: the new proxy would truncate it."""
+    p = Path(events)
+    old = p.with_name(f".{p.name}.partial")
+    if not old.is_file() or not old.stat().st_size:
+        return
+    with open(old, "rb") as fh:
+        n = sum(1 for line in fh if line.strip())
+    dest = p if not p.exists() else p.with_name(f"{p.stem}-killed{p.suffix or '.jsonl'}")
+    raise ConfigError(
+        f"{old} holds {n} event(s) from an earlier alems proxy that was killed before it moved them "
+        f"to {p}; this proxy would overwrite them",
+        f"finalize them with `mv {old} {dest}` (they are complete records, one per line), then start "
+        "the proxy again",
+    )
+
+
 # --------------------------------------------------------------------------- registry
 COMMANDS = [
     Command(
@@ -169,6 +258,12 @@ COMMANDS = [
         "run any command as one measured goal execution, appended to a run directory",
         _add_track,
         _cmd_track,
+    ),
+    Command(
+        "recover",
+        "write the four files of a Session that was killed (status killed) from what it spooled",
+        _add_recover,
+        _cmd_recover,
     ),
     Command("proxy", "a recording OpenAI-compatible proxy: one LLM phase per call", _add_proxy, _cmd_proxy),
 ]

@@ -37,12 +37,19 @@ shortest time in which a counter can wrap), with a warning, so at most one wrap 
 between two reads. A failed periodic read is kept in :attr:`Sampler.errors` and its
 row skipped (never recorded as 0); the next good read continues from the last good
 one, and the tracker refuses a gap long enough to hide a wrap. Boundary reads raise.
+
+With ``journal_dir`` every row also reaches disk as it is taken, so a killed process
+loses none of them (:func:`replay_journal` turns the directory back into the ``samples``
+table): ``header.json`` (keys and domains), ``parent.bin`` (this process's reads, raw,
+:func:`~alems.energy.sampler_link.journal_struct`, one ``os.write`` each) and, in
+``process`` mode, the child's ``rows.bin`` (which then lives there instead of in memory).
 """
 
 from __future__ import annotations
 
 import bisect
 import itertools
+import json
 import logging
 import os
 import threading
@@ -53,8 +60,8 @@ from typing import TYPE_CHECKING, Any
 
 from alems.energy.base import Domain, Meter
 from alems.energy.procstat import ProcessTreeCpu, ProcStat
-from alems.energy.sampler_link import SamplerChild
-from alems.energy.samples import read_samples, write_samples
+from alems.energy.sampler_link import SamplerChild, journal_struct, row_struct
+from alems.energy.samples import domain_from_dict, domain_to_dict, read_samples, write_samples
 from alems.energy.stepwise import is_stepwise, update_period_s
 from alems.energy.wrap import TrackerSet, counter_error, safe_poll_interval_s
 from alems.errors import AlemsError, CounterReadError
@@ -63,7 +70,7 @@ from alems.io import read_text_or_none
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["MODES", "Sample", "Sampler", "read_samples", "write_samples"]
+__all__ = ["MODES", "Sample", "Sampler", "read_samples", "replay_journal", "write_samples"]
 
 log = logging.getLogger("alems.energy")
 
@@ -106,6 +113,7 @@ class Sampler:
         gpu_study_pids: Sequence[int] = (),
         gpu_study_names: Sequence[str] = (),
         gpu_check_s: float = 0.5,
+        journal_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if interval_s <= 0:
             raise ValueError("interval_s must be positive")
@@ -144,6 +152,9 @@ class Sampler:
         self.gpu_check_s = float(gpu_check_s)
         self.gpu_foreign_pids: set[int] = set()
         self._gpu_checks: list[tuple[float, int]] = []  # (t, foreign processes on any GPU)
+        self.journal_dir = None if journal_dir is None else os.fspath(journal_dir)
+        self._journal_fd: int | None = None
+        self._journal_row = journal_struct(len(self.keys))
 
     def _capped_interval(self, interval_s: float) -> float:
         """``interval_s``, or the safe poll interval (with a warning) where it is longer."""
@@ -196,13 +207,19 @@ class Sampler:
             return t, raw, _NAN, _NAN
         return t, raw, self.tree.read(), self.stat.read().busy_s
 
-    def _ingest(self, t: float, raw: dict[str, float], proc: float, sys_s: float, boundary: bool) -> Sample:
-        """Track one reading and keep its row (caller holds ``_lock``).
+    def _ingest(
+        self, t: float, raw: dict[str, float], proc: float, sys_s: float, boundary: bool, own: bool = True
+    ) -> Sample:
+        """Track one reading and keep its row (caller holds ``_lock``); journal it when it is
+        this process's own read (``own``; the child's rows are in its own file).
 
         ``proc``/``sys_s`` are NaN for a periodic row that did not read CPU times; the
         returned :class:`Sample` then carries the last values read.
         """
         cum = self.trackers.update(raw, t)
+        if own and self._journal_fd is not None:
+            row = self._journal_row.pack(t, *(raw[k] for k in self.keys), proc, sys_s, float(boundary))
+            os.write(self._journal_fd, row)
         if proc == proc:  # not NaN: a CPU reading; keep the columns non-decreasing
             proc = max(proc, self._last_proc)
             sys_s = max(sys_s, self._last_sys)
@@ -217,7 +234,7 @@ class Sampler:
         for row in rows:
             raw = dict(zip(self.keys, row[1:-2], strict=False))
             try:
-                self._ingest(row[0], raw, row[-2], row[-1], False)
+                self._ingest(row[0], raw, row[-2], row[-1], False, own=False)
             except CounterReadError as exc:
                 self._record_error(exc)
 
@@ -340,13 +357,35 @@ class Sampler:
             return True
         return self._thread is not None and self._thread.is_alive()
 
+    def _open_journal(self) -> None:
+        """Create ``journal_dir`` with its header and open ``parent.bin`` for appending."""
+        if self.journal_dir is None or self._journal_fd is not None:
+            return
+        d = os.path.join(self.journal_dir, "")
+        os.makedirs(d, exist_ok=True)
+        header = {
+            "schema": JOURNAL_SCHEMA,
+            "keys": self.keys,
+            "domains": [domain_to_dict(x) for x in self._domains],
+            "interval_s": self.interval_s,
+        }
+        with open(d + "header.json", "w") as fh:
+            json.dump(header, fh, default=str)
+        self._journal_fd = os.open(d + "parent.bin", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def _close_journal(self) -> None:
+        fd, self._journal_fd = self._journal_fd, None
+        if fd is not None:
+            os.close(fd)
+
     def start(self) -> Sample:
         if self.running:
             raise RuntimeError("sampler already running")
         self.tree.rescan()
+        self._open_journal()
         if self.mode == "process":
             try:
-                child = SamplerChild.spawn(self._child_settings())
+                child = SamplerChild.spawn(self._child_settings(), directory=self.journal_dir)
             except AlemsError as exc:
                 msg = f"sampler child process failed to start ({exc.message}); sampling from a thread"
                 log.warning(msg)
@@ -400,6 +439,7 @@ class Sampler:
                 child, self._child = self._child, None  # rows after the final read are not needed
                 for msg in child.stop():
                     self._record_error(counter_error(msg.split(":", 1)[0], msg.split(": ", 1)[-1]))
+            self._close_journal()
 
     def _run(self) -> None:
         now = time.monotonic
@@ -500,6 +540,66 @@ class Sampler:
 
 
 _NAN = float("nan")
+
+#: The ``schema`` of a journal's ``header.json``.
+JOURNAL_SCHEMA = "alems.sampler-journal/1"
+
+
+class _JournalMeter(Meter):
+    """The domains of a journal, for replaying its rows (never read)."""
+
+    name = "journal"
+
+    def __init__(self, domains: list[Domain]) -> None:
+        self._domains = domains
+
+    def domains(self) -> list[Domain]:
+        return list(self._domains)
+
+    def read_raw(self) -> dict[str, float]:  # pragma: no cover - a replay never reads
+        raise CounterReadError("a journal replay reads no counters")
+
+
+def _whole_rows(path: str, fmt: Any) -> list[tuple[float, ...]]:
+    """The whole rows of a binary rows file (a torn last row, from a kill mid-write, is dropped)."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        return []
+    return list(fmt.iter_unpack(data[: len(data) - len(data) % fmt.size]))
+
+
+def replay_journal(journal_dir: str | os.PathLike[str]) -> tuple[pd.DataFrame, list[Domain]]:
+    """The ``samples`` table and domains of a sampler's ``journal_dir``, up to its last row.
+
+    The parent's and the child's rows are merged in time order (both were stamped under
+    the shared lock, so this is the order they were read in) and tracked for wraps again,
+    exactly as :meth:`Sampler.frame` would have; ``gpu_foreign`` is not journaled.
+    Raises ``FileNotFoundError`` without ``header.json``.
+    """
+    d = os.fspath(journal_dir)
+    with open(os.path.join(d, "header.json")) as fh:
+        header = json.load(fh)
+    domains = [domain_from_dict(m) for m in header["domains"]]
+    keys = list(header["keys"])
+    n = len(keys)
+    own = [
+        (r[0], r[1 : n + 1], r[n + 1], r[n + 2], r[n + 3] != 0.0)
+        for r in _whole_rows(os.path.join(d, "parent.bin"), journal_struct(n))
+    ]
+    child = [
+        (r[0], r[1 : n + 1], r[n + 1], r[n + 2], False)
+        for r in _whole_rows(os.path.join(d, "rows.bin"), row_struct(n))
+    ]
+    replay = Sampler(_JournalMeter(domains), float(header["interval_s"]), clock=lambda: 0.0, mode="thread")
+    with replay._lock:
+        for t, raw, proc, sys_s, boundary in sorted(own + child, key=lambda r: r[0]):
+            try:
+                replay._ingest(t, dict(zip(keys, raw, strict=True)), proc, sys_s, boundary, own=False)
+            except CounterReadError as exc:
+                replay._record_error(exc)
+    return replay.frame(), domains
 
 
 def _interp_nan(ts: Sequence[float], vals: Sequence[float]) -> list[float]:

@@ -30,13 +30,21 @@ def row_struct(n_keys: int) -> struct.Struct:
     return struct.Struct(f"<{n_keys + 3}d")
 
 
+def journal_struct(n_keys: int) -> struct.Struct:
+    """A parent's journal row (:class:`alems.energy.sampler.Sampler` with ``journal_dir``): a
+    :func:`row_struct` row plus ``boundary`` (1.0 or 0.0)."""
+    return struct.Struct(f"<{n_keys + 4}d")
+
+
 class SamplerChild:
     """The parent's handle on a sampling child: its rows file, lock file and process."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], tmp: tempfile.TemporaryDirectory[str], n: int) -> None:
+    def __init__(
+        self, proc: subprocess.Popen[bytes], tmp: tempfile.TemporaryDirectory[str] | None, d: Path, n: int
+    ) -> None:
         self.proc = proc
         self.tmp = tmp
-        d = Path(tmp.name)
+        self.dir = d
         self.rows_path = d / "rows.bin"
         self.errors_path = d / "errors.txt"
         self.lock_fd = os.open(d / "lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -46,12 +54,25 @@ class SamplerChild:
         self._buf = b""
 
     @classmethod
-    def spawn(cls, settings: Mapping[str, Any], timeout_s: float = 20.0) -> SamplerChild:
+    def spawn(
+        cls,
+        settings: Mapping[str, Any],
+        timeout_s: float = 20.0,
+        directory: str | os.PathLike[str] | None = None,
+    ) -> SamplerChild:
         """Start the child with the sampler's ``settings`` (``spec``, ``keys``, ``interval_s``, ``pid``,
-        ``proc_stat``, ``proc_root``, ``tree_scan_s``, ``cpu_interval_s``) and wait for its ``ready``."""
-        shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None  # memory: no journal writes
-        tmp = tempfile.TemporaryDirectory(prefix="alems-sampler-", dir=shm)
-        d = Path(tmp.name)
+        ``proc_stat``, ``proc_root``, ``tree_scan_s``, ``cpu_interval_s``) and wait for its ``ready``.
+
+        The rows go to ``directory/rows.bin`` where given (kept after :meth:`stop`: a killed
+        parent's rows survive it there), else to a temporary directory in memory (``/dev/shm``)."""
+        tmp: tempfile.TemporaryDirectory[str] | None = None
+        if directory is None:
+            shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None  # memory: no journal writes
+            tmp = tempfile.TemporaryDirectory(prefix="alems-sampler-", dir=shm)
+            d = Path(tmp.name)
+        else:
+            d = Path(directory)
+            d.mkdir(parents=True, exist_ok=True)
         (d / "rows.bin").write_bytes(b"")
         config = {**settings, "parent": os.getpid(), "dir": str(d)}
         with open(d / "stderr.txt", "wb") as err_fh:
@@ -70,12 +91,13 @@ class SamplerChild:
             proc.stdout.close()
             proc.stdin.close()
             err = (d / "stderr.txt").read_text(errors="replace").strip().splitlines()
-            tmp.cleanup()
+            if tmp is not None:
+                tmp.cleanup()
             said = [ln[len("error: ") :] for ln in err if ln.startswith("error: ")]
             raise AlemsError(
                 said[-1] if said else err[-1] if err else f"no 'ready' from the child (got {ready!r})"
             )
-        return cls(proc, tmp, len(settings["keys"]))
+        return cls(proc, tmp, d, len(settings["keys"]))
 
     def go(self) -> None:
         """Let the child start its periodic reads (after the parent's first read)."""
@@ -116,11 +138,12 @@ class SamplerChild:
         if self.errors_path.exists():
             errors = [ln for ln in self.errors_path.read_text().splitlines() if ln]
         if self.proc.returncode not in (0, -signal.SIGTERM):
-            tail = (Path(self.tmp.name) / "stderr.txt").read_text(errors="replace").strip()
+            tail = (self.dir / "stderr.txt").read_text(errors="replace").strip()
             errors.append(f"sampler: child process exited with {self.proc.returncode}: {tail[-500:]}")
         os.close(self.rows_fd)
         os.close(self.lock_fd)
-        self.tmp.cleanup()
+        if self.tmp is not None:
+            self.tmp.cleanup()
         return errors
 
     def kill(self) -> None:

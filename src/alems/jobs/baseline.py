@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -68,11 +69,12 @@ def _obtain_logged(
     *,
     hw_hash: str | None,
     host: str,
+    wall_clock: Any = time.time,
 ) -> BaselineResult:
     """:func:`alems.baseline.obtain_baseline`, its cache warnings sent to the log."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = obtain_baseline(meter, config, cache_path, hw_hash=hw_hash, host=host)
+        res = obtain_baseline(meter, config, cache_path, hw_hash=hw_hash, host=host, wall_clock=wall_clock)
     for w in caught:
         log.warning("%s", w.message)
     log.info(
@@ -138,6 +140,8 @@ def job_baseline(
     hw_hash: str | None,
     cache_root: str | os.PathLike[str] = BASELINE_CACHE,
     meter: Meter | None = None,
+    config: BaselineConfig | None = None,
+    wall_clock: Any = time.time,
 ) -> tuple[Baseline, dict[str, Any]]:
     """The idle baseline a measurement job on ``host`` subtracts, and its record for ``run.json``.
 
@@ -147,7 +151,13 @@ def job_baseline(
     the reference's protocol, reused from its cache (:func:`alems.baseline.host_cache_path`)
     when allowed, else measured now, before the job's meter starts. ``meter`` is used for
     that measurement and left open.
+
+    ``config`` is the study's *current* ``baseline`` section: its protocol and ``max_age_s``
+    decide whether this host's cache may be reused (and how a new one is measured). Without
+    it, the reference's stored config stands in, which is the config it was measured under:
+    a reference the ``baseline`` rule reused from its cache carries an old ``max_age_s``.
     """
+    cfg = config if config is not None else reference.config
     if reference.host == host and (hw_hash is None or reference.hw_hash == hw_hash):
         base, origin, path = reference, "reference", None
     else:
@@ -160,7 +170,7 @@ def job_baseline(
             hw_hash,
         )
         meter = meter if meter is not None else open_study_meter(energy)
-        res = _obtain_logged(meter, reference.config, path, hw_hash=hw_hash, host=host)
+        res = _obtain_logged(meter, cfg, path, hw_hash=hw_hash, host=host, wall_clock=wall_clock)
         base, origin = res.baseline, "host cache" if res.reused else "measured"
     info = {
         "baseline_id": base.baseline_id,
@@ -171,5 +181,7 @@ def job_baseline(
         "origin": origin,
         "path": None if path is None else str(path),
         "power_w": base.power_w,
+        "age_s": max(0.0, float(wall_clock()) - base.created_unix),
+        "max_age_s": cfg.max_age_s,
     }
     return base, info

@@ -285,7 +285,12 @@ def run_family_job(
     meter = open_study_meter(settings.energy)
     try:
         base, info = job_baseline(
-            load_baseline(baseline_path), settings.energy, host=this_host(), hw_hash=hw, meter=meter
+            load_baseline(baseline_path),
+            settings.energy,
+            host=this_host(),
+            hw_hash=hw,
+            meter=meter,
+            config=settings.baseline,  # the current protocol and max_age_s judge this host's cache
         )
         recording = MeterRecording(
             meter,

@@ -29,7 +29,19 @@ Rules:
   exception's type name, and re-raised: a user's error is never swallowed. A session
   left by an exception still writes its files (``run.json`` says ``status: aborted``).
 * A session holds an exclusive lock on its directory, and refuses a directory that
-  already holds a run: two runs are never mixed.
+  already holds a run, or the spool of a killed one: two runs are never mixed, and
+  nothing is deleted unseen.
+* From the main thread, SIGTERM and SIGINT end the session cleanly: the execution they cut
+  short is listed in ``run.json``'s ``interrupted`` (it has no outcome, so it is not in
+  goals.csv), the executions that ended are written with their energy, ``status`` is
+  ``aborted`` with the ``signal``, and the process exits 143 (SIGTERM, via
+  :class:`~alems.session.signals.Terminated`) or 130 (SIGINT, via ``KeyboardInterrupt``).
+  A signal that comes while the files are written is held until they are.
+* ``kill -9`` loses nothing that reached the spool (:mod:`alems.session.spool`): events,
+  outcomes and sampler rows go to disk as they happen, and :func:`recover`
+  (``alems recover DIR``) writes the four files with ``status: killed``.
+* ``run.json`` records the ``host`` and its baseline's ``host``, ``origin`` and ``age_s``;
+  a baseline measured on another host is refused.
 * ``meter=None`` records the same events and outcomes with no energy (dry runs, tests):
   the energy columns are empty and ``energy_source`` is ``none``.
 * ``baseline``: ``"measure"`` (a short idle protocol before the sampler starts, stored
@@ -40,14 +52,18 @@ Rules:
 The LLM phase hooks :meth:`Attempt.llm_start` / :meth:`Attempt.llm_end` are thread-safe,
 so :mod:`alems.proxy` can record calls that arrive on its own threads.
 
-Modules: :mod:`~alems.session.core` (the :class:`Session`), :mod:`~alems.session.records`
-(goals, attempts, phases and the event recorder), :mod:`~alems.session.lock` (the
-directory lock and the errors).
+Modules: :mod:`~alems.session.core` (the :class:`Session`, and :func:`write_run`, which
+writes a run's files), :mod:`~alems.session.records` (goals, attempts, phases and the event
+recorder), :mod:`~alems.session.lock` (the directory lock and the errors),
+:mod:`~alems.session.signals` (SIGTERM/SIGINT), :mod:`~alems.session.spool` (what a
+running session keeps on disk) and :mod:`~alems.session.recover` (a killed run's files).
 """
 
 from alems.session.core import METERS, SESSION_BASELINE, Session, SessionResult
 from alems.session.lock import LOCK_NAME, DirLock, SessionError, SessionLockedError
 from alems.session.records import NO_VERDICT, Attempt, Goal, LlmCall
+from alems.session.recover import RecoverResult, recover
+from alems.session.signals import Terminated
 
 __all__ = [
     "LOCK_NAME",
@@ -58,8 +74,11 @@ __all__ = [
     "DirLock",
     "Goal",
     "LlmCall",
+    "RecoverResult",
     "Session",
     "SessionError",
     "SessionLockedError",
     "SessionResult",
+    "Terminated",
+    "recover",
 ]

@@ -1,15 +1,20 @@
 """The :class:`Session`: one measured run of a user's own goal executions, from the directory
 lock and the meter to the accounting and the four contract files (rules: :mod:`alems.session`).
+
+:class:`RunState` is what a run needs besides its recording to write its files; a session
+keeps it in its spool header (:mod:`alems.session.spool`), so :func:`write_run` can write
+the files of a killed run from the spool too (:mod:`alems.session.recover`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
 from collections.abc import Mapping
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -18,18 +23,28 @@ import pandas as pd
 
 from alems.accounting import AccountingConfig, AccountingResult, account, contains_modeled, parse_events
 from alems.agents.events import EventLog, read_events
+from alems.agents.executors import AttemptOutcome
 from alems.agents.runner import outcomes_frame
-from alems.baseline import Baseline, BaselineConfig, load_baseline, measure_baseline, write_baseline
+from alems.baseline import (
+    Baseline,
+    BaselineConfig,
+    load_baseline,
+    measure_baseline,
+    this_host,
+    write_baseline,
+)
 from alems.contracts import GOALS_COLUMNS, GOALS_EXTRA_COLUMNS, MODES
 from alems.energy import open_meter
 from alems.energy.base import Domain, Meter
 from alems.energy.sampler import Sampler, write_samples
 from alems.errors import ConfigError
 from alems.io import atomic_path, atomic_write_json
-from alems.jobs.outputs import RunPaths, clean_partials, window_share
+from alems.jobs.outputs import RunPaths, window_share
 from alems.provenance import HostPaths, cpu_power_state, fingerprint
 from alems.session.lock import DirLock, SessionError
 from alems.session.records import Goal, Recorder
+from alems.session.signals import SignalGuard, fault_point, interrupt_for, signal_name
+from alems.session.spool import Spool, write_outcomes
 
 log = logging.getLogger("alems.session")
 
@@ -65,8 +80,8 @@ class SessionResult:
 
 
 @dataclass
-class _Recording:
-    """What the session recorded, once the sampler has stopped: the samples and the meter's
+class Recording:
+    """What a run recorded, once the sampler has stopped: the samples and the meter's
     domains (None without a meter), the event records and the end stamp."""
 
     samples: pd.DataFrame | None
@@ -75,18 +90,59 @@ class _Recording:
     t_end: float
 
 
+@dataclass
+class RunState:
+    """What a run's files need besides its recording (the spool header holds it).
+
+    ``idle_w``: idle watts per domain key; ``baseline``: run.json's ``baseline`` record;
+    ``meter``: the meter's name (None: no energy); ``extra``: more top-level run.json entries."""
+
+    host: str
+    pid: int
+    started_unix: float
+    t_start: float
+    hashes: dict[str, Any]
+    idle_w: dict[str, float]
+    baseline: dict[str, Any]
+    meter: str | None
+    interval_ms: float
+    accounting: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RunState:
+        names = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class Ending:
+    """How a run ended: ``status`` (``complete``, ``aborted`` or ``killed``), the exception type
+    that ended it, the signal (``SIGTERM``/``SIGINT``), and the executions it cut short."""
+
+    status: str = "complete"
+    error: str | None = None
+    signal: str | None = None
+    interrupted: list[dict[str, Any]] = field(default_factory=list)
+
+
 class Session:
     """Record goal executions of your own agent, with the pipeline's meter and accounting.
 
     ``meter``: ``"auto"``, ``"rapl"``, ``"nvml"``, ``"model"``, an open
     :class:`~alems.energy.base.Meter` (not closed by the session), or ``None`` (no energy).
     ``baseline``: ``"measure"``, ``"none"``, a path to an ``idle.json``, or a
-    :class:`~alems.baseline.Baseline`. ``baseline_config`` overrides the idle protocol of
-    ``"measure"`` (default :data:`SESSION_BASELINE`); ``baseline_out`` is where a measured
-    baseline is stored (default ``DIR/idle.json``). ``clock`` is the sampler's (and so the
-    events') clock: the monotonic clock unless a test injects one. ``hashes`` (a mapping with ``hw_hash``,
+    :class:`~alems.baseline.Baseline` (one measured on another host is refused).
+    ``baseline_config`` overrides the idle protocol of ``"measure"`` (default
+    :data:`SESSION_BASELINE`); ``baseline_out`` is where a measured baseline is stored
+    (default ``DIR/idle.json``). ``clock`` is the sampler's (and so the events') clock: the
+    monotonic clock unless a test injects one. ``hashes`` (a mapping with ``hw_hash``,
     ``env_hash``, ``config_hash``, ``run_id``) replaces the fingerprint taken at start.
-    See the module docstring for the rules.
+    ``handle_signals``: from the main thread, SIGTERM and SIGINT end the session cleanly
+    (:mod:`alems.session.signals`). See the module docstring for the rules.
     """
 
     def __init__(
@@ -104,9 +160,11 @@ class Session:
         hashes: Mapping[str, Any] | None = None,
         sampler_mode: str = "auto",
         clock: Any = time.monotonic,
+        handle_signals: bool = True,
     ) -> None:
         self.out_dir = Path(out_dir)
         self.paths = RunPaths.in_dir(self.out_dir)
+        self.spool = Spool(self.out_dir)
         self.meter_arg = meter
         self.baseline_arg = baseline
         self.interval_s = float(interval_ms) / 1000.0
@@ -121,64 +179,76 @@ class Session:
         self.hashes_arg = dict(hashes) if hashes is not None else None
         self.sampler_mode = sampler_mode
         self.clock = clock
+        self.host = this_host()
         self._recorder = Recorder()
         self._dir_lock = DirLock(self.out_dir)
+        self._signals = SignalGuard() if handle_signals else None
         self._sampler: Sampler | None = None
         self._meter: Meter | None = None
         self._own_meter = False
-        self._idle_w: dict[str, float] = {}
-        self._baseline_info: dict[str, Any] = {}
-        self._hashes: dict[str, Any] = {}
+        self._state: RunState | None = None
+        self._outcomes_fh: Any = None
         self._clock: Any = clock
-        self._t_start = 0.0
         self.result: SessionResult | None = None
         self.started = False
-        #: Extra top-level entries for run.json (e.g. ``alems track`` records its command here).
+        #: Extra top-level entries for run.json (e.g. ``alems track`` records its command here);
+        #: what is set before :meth:`start` also reaches the spool header.
         self.meta_extra: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ start
     def _check_empty(self) -> None:
-        held = [p.name for p in self.paths.all() if p.exists()]
+        spool = self.spool.present()
+        if spool and not self.paths.meta.exists():
+            raise SessionError(
+                f"{self.out_dir} holds a run that was killed before it wrote its files "
+                f"({', '.join(p.name for p in spool)})",
+                f"turn it into its four files (status killed) with `alems recover {self.out_dir}`, "
+                "and give the new session another directory",
+            )
+        held = [p.name for p in [*self.paths.all(), *spool] if p.exists()]
         if held:
             raise SessionError(
                 f"{self.out_dir} already holds a run ({', '.join(held)}); a new session would mix two runs",
                 "give the session a new directory, or move the old run away",
             )
 
-    def _measure_baseline(self, meter: Meter) -> Baseline:
+    def _measure_baseline(self, meter: Meter, hw_hash: str | None) -> Baseline:
         """The short idle protocol of ``baseline="measure"``, stored at ``baseline_out``."""
         governor, turbo = cpu_power_state(HostPaths())
         base = measure_baseline(
             meter,
             BaselineConfig.from_dict(self.baseline_config),
-            hw_hash=self._hashes.get("hw_hash"),
+            hw_hash=hw_hash,
             governor=governor,
             turbo=turbo,
+            host=self.host,
         )
         write_baseline(self.baseline_out, base)
         return base
 
-    def _resolve_baseline(self, meter: Meter) -> tuple[dict[str, float], dict[str, Any]]:
+    def _resolve_baseline(self, meter: Meter, hw_hash: str | None) -> tuple[dict[str, float], dict[str, Any]]:
         """The idle power per domain and the ``baseline`` record of run.json (before the sampler starts)."""
         domains = meter.domains()
         b = self.baseline_arg
         if isinstance(b, str) and b == "none":
             return {d.key: 0.0 for d in domains}, {
                 "status": "none",
+                "origin": "none",
                 "note": "no idle baseline: dynamic_j = raw_j",
             }
         path: str | None
         if isinstance(b, str) and b == "measure":
-            base, path = self._measure_baseline(meter), str(self.baseline_out)
+            base, path, origin = self._measure_baseline(meter, hw_hash), str(self.baseline_out), "measured"
         elif isinstance(b, Baseline):
-            base, path = b, None
+            base, path, origin = b, None, "given"
         elif isinstance(b, str | os.PathLike):
-            base, path = load_baseline(b), str(b)
+            base, path, origin = load_baseline(b), str(b), "file"
         else:
             raise ConfigError(
                 f"baseline {b!r} is not understood",
                 'use "measure", "none", a path to an idle.json, or an alems.baseline.Baseline',
             )
+        check_baseline_host(base, self.host, path)
         missing = sorted({d.key for d in domains} - set(base.power_w))
         if missing:
             raise SessionError(
@@ -192,8 +262,7 @@ class Session:
                 base.baseline_id,
                 "; ".join(base.unstable_reasons) or base.status,
             )
-        info = {"baseline_id": base.baseline_id, "status": base.status, "modeled": base.modeled, "path": path}
-        return dict(base.power_w), info
+        return dict(base.power_w), baseline_record(base, origin=origin, path=path)
 
     def _meter_label(self) -> str | None:
         """The meter as the config and run.json name it: its kind, or an open meter's name."""
@@ -213,33 +282,57 @@ class Session:
         }
 
     def _start_sampler(self, meter: Meter) -> Any:
-        """Take the baseline, then start the sampler; return the events' clock (its boundary read)."""
-        self._idle_w, self._baseline_info = self._resolve_baseline(meter)
+        """Start the sampler (its rows journaled in the spool); return the events' clock (its boundary read)."""
         self._sampler = Sampler(
-            meter, interval_s=self.interval_s, clock=self.clock, pid=os.getpid(), mode=self.sampler_mode
+            meter,
+            interval_s=self.interval_s,
+            clock=self.clock,
+            pid=os.getpid(),
+            mode=self.sampler_mode,
+            journal_dir=self.spool.sampler,
         )
         self._sampler.start()
         return self._sampler.boundary_t
 
     def start(self) -> Session:
-        """Lock the directory, open the meter, take the baseline, start the sampler and the event log."""
+        """Lock the directory, open the meter, take the baseline, write the spool header, start
+        the sampler and the event log (and, from the main thread, take SIGTERM/SIGINT)."""
         if self.started:
             raise SessionError("this session was already started", "create a new Session for a new run")
+        if self._signals is not None:
+            self._signals.install()
         self._dir_lock.acquire()
         try:
             self._check_empty()
-            clean_partials(self.paths)
-            if self.hashes_arg is not None:
-                self._hashes = dict(self.hashes_arg)
-            else:
-                self._hashes = fingerprint(self._session_config()).hashes.to_dict()
+            hashes = dict(self.hashes_arg) if self.hashes_arg is not None else None
+            if hashes is None:
+                hashes = fingerprint(self._session_config()).hashes.to_dict()
             self._meter, self._own_meter = _open_meter(self.meter_arg, self.powercap_root)
+            idle_w: dict[str, float] = {}
+            base_info: dict[str, Any] = {"status": "none", "origin": "none", "note": "no meter"}
+            if self._meter is not None:
+                idle_w, base_info = self._resolve_baseline(self._meter, hashes.get("hw_hash"))
+            self._state = RunState(
+                host=self.host,
+                pid=os.getpid(),
+                started_unix=time.time(),
+                t_start=0.0,
+                hashes=hashes,
+                idle_w=idle_w,
+                baseline=base_info,
+                meter=None if self._meter is None else _meter_name(self._meter),
+                interval_ms=self.interval_s * 1000.0,
+                accounting=self._accounting_record(),
+                extra=self.meta_extra,
+            )
+            self.spool.write_header(self._state.to_dict())
             clock: Any = self.clock
             if self._meter is not None:
                 clock = self._start_sampler(self._meter)
-            else:
-                self._idle_w, self._baseline_info = {}, {"status": "none", "note": "no meter"}
-            self._t_start = float(clock())
+            self._state.t_start = float(clock())
+            self.spool.write_header(self._state.to_dict())
+            self._outcomes_fh = self.spool.open_outcomes()
+            self._recorder.on_goal_end = lambda ended: write_outcomes(self._outcomes_fh, ended)
             self._recorder.log = EventLog(self.paths.events, clock=clock)
             self._clock = clock
         except BaseException:
@@ -254,7 +347,13 @@ class Session:
                 self._sampler.stop()
         if self._own_meter and self._meter is not None:
             self._meter.close()
+        if self._outcomes_fh is not None:
+            self._outcomes_fh.close()
+        if self._state is not None:
+            self.spool.remove()  # this start's own spool (never a killed run's): nothing was recorded yet
         self._dir_lock.release()
+        if self._signals is not None:
+            self._signals.close()
 
     # ------------------------------------------------------------------ goals
     def goal(self, goal_id: str, *, family: str, mode: str, rep: int = 0, expected: str = "") -> Goal:
@@ -277,29 +376,47 @@ class Session:
 
     # ------------------------------------------------------------------ finish
     def finish(self, error: BaseException | None = None) -> SessionResult:
-        """Stop the sampler, account and write the four files (goals.csv and run.json last)."""
+        """Stop the sampler, account and write the four files (goals.csv and run.json last).
+
+        A SIGTERM or SIGINT that arrives meanwhile is held until the files are written."""
         if not self.started:
             raise SessionError("the session was never started", "use `with Session(...) as s:`")
+        guard = self._signals
+        if guard is not None:
+            guard.hold()
         try:
             return self._finish(error)
         finally:
             self.started = False
             self._dir_lock.release()
+            pending = guard.close() if guard is not None else None
+            if pending is not None and error is None:
+                raise interrupt_for(pending)  # the files are written: now the signal ends the process
 
     def _finish(self, error: BaseException | None) -> SessionResult:
+        assert self._state is not None
         rec = self._stop_recording()
-        goals, acct = self._account(rec)
-        meta = self._run_meta(rec, goals, acct, error)
-        if rec.samples is not None:
-            with atomic_path(self.paths.samples) as tmp:
-                write_samples(rec.samples, rec.domains, str(tmp))
-        with atomic_path(self.paths.goals) as tmp:
-            goals.to_csv(tmp, index=False)
-        atomic_write_json(self.paths.meta, meta)
-        self.result = SessionResult(self.out_dir, meta["run_id"], goals, meta)
+        fault_point("session.stopped")
+        ending = Ending(
+            status="complete" if error is None else "aborted",
+            error=None if error is None else type(error).__name__,
+            signal=signal_name(error),
+            interrupted=[goal_record(g) for g in self._recorder.interrupted],
+        )
+        self.result = write_run(
+            self.paths,
+            self._state,
+            rec,
+            self._recorder.outcomes,
+            ending,
+            sampler_errors=0 if self._sampler is None else len(self._sampler.errors),
+            dropped_llm_calls=sum(a.dropped for g in self._recorder.goals for a in g.attempts),
+        )
+        fault_point("session.written")
+        self.spool.remove()
         return self.result
 
-    def _stop_recording(self) -> _Recording:
+    def _stop_recording(self) -> Recording:
         """Stamp the end, stop the sampler, close the meter (if the session opened it) and the event log."""
         t_end = float(self._clock())
         samples: pd.DataFrame | None = None
@@ -315,70 +432,9 @@ class Session:
             with self._recorder.lock:
                 if self._recorder.log is not None:
                     self._recorder.log.close()
-        return _Recording(samples, domains, read_events(self.paths.events), t_end)
-
-    def _account(self, rec: _Recording) -> tuple[pd.DataFrame, AccountingResult | None]:
-        """goals.csv: the pipeline's accounting where there are samples and attempts, else the
-        attempts' times and work with empty energy."""
-        outcomes = outcomes_frame(self._recorder.outcomes)
-        run_id = str(self._hashes.get("run_id") or "")
-        if rec.samples is not None and len(outcomes):
-            acct = account(
-                rec.samples,
-                rec.domains,
-                rec.events,
-                outcomes,
-                self._idle_w,
-                attribution=self.accounting.attribution,
-                min_coverage=self.accounting.min_coverage,
-                run_id=run_id,
-            )
-            return acct.goals, acct
-        source = "none" if rec.samples is None else "unknown"
-        return _goals_without_energy(outcomes, parse_events(rec.events), run_id, source), None
-
-    def _run_meta(
-        self, rec: _Recording, goals: pd.DataFrame, acct: AccountingResult | None, error: BaseException | None
-    ) -> dict[str, Any]:
-        """The ``run.json`` record of the finished session."""
-        executed = self._recorder.goals
-        wall_s = rec.t_end - self._t_start
-        in_s, share = window_share(goals, wall_s)
-        final = goals[goals["final_attempt"].astype(bool)] if len(goals) else goals
-        no_energy = rec.samples is None
-        return {
-            "kind": "session",
-            "status": "complete" if error is None else "aborted",
-            "error": None if error is None else type(error).__name__,
-            "run_id": str(self._hashes.get("run_id") or ""),
-            "family": ",".join(sorted({g.family for g in executed})),
-            "families": sorted({g.family for g in executed}),
-            "modes": sorted({g.mode for g in executed}),
-            "goals": len({g.goal_id for g in executed}),
-            "executions": len(final),
-            "successes": int(final["success"].astype(bool).sum()) if len(final) else 0,
-            "attempts": len(goals),
-            "wall_s": wall_s,
-            "in_window_s": in_s,
-            "in_window_share": share,
-            "framework_overhead_j": None if acct is None else float(acct.framework_overhead_j),
-            "overhead_s": None if acct is None else float(acct.overhead_s),
-            "energy_source": "none" if no_energy else (acct.energy_source if acct else "unknown"),
-            "modeled": bool(acct is not None and contains_modeled(acct.energy_source)),
-            "domains": [
-                {"key": d.key, "kind": d.kind, "source": d.source, "meter": d.meter} for d in rec.domains
-            ],
-            "samples": 0 if rec.samples is None else len(rec.samples),
-            "meter": None if self._meter is None else _meter_name(self._meter),
-            "interval_ms": self.interval_s * 1000.0,
-            "accounting": self._accounting_record(),
-            "flags": [] if acct is None else list(acct.flags),
-            "sampler_errors": 0 if self._sampler is None else len(self._sampler.errors),
-            "dropped_llm_calls": sum(a.dropped for g in executed for a in g.attempts),
-            "hashes": self._hashes,
-            "baseline": self._baseline_info,
-            **self.meta_extra,
-        }
+            if self._outcomes_fh is not None:
+                self._outcomes_fh.close()
+        return Recording(samples, domains, read_events(self.paths.events), t_end)
 
     # ------------------------------------------------------------------ context
     def __enter__(self) -> Session:
@@ -394,6 +450,149 @@ class Session:
             self.finish(exc)
         except Exception:
             log.exception("could not write the session's files after %s", type(exc).__name__)
+
+
+def check_baseline_host(base: Baseline, host: str, path: str | None) -> None:
+    """Refuse an idle baseline measured on another host (its idle power is not this host's)."""
+    if base.host is not None and base.host != host:
+        raise SessionError(
+            f"the idle baseline {path or base.baseline_id} was measured on host {base.host}; this run is on "
+            f"host {host}, whose idle power it does not measure",
+            'measure this host\'s own baseline (baseline="measure", or `alems baseline` here)',
+        )
+    if base.host is None:
+        log.warning(
+            "the idle baseline %s records no host (an older file); it is used as this host's (%s)",
+            path or base.baseline_id,
+            host,
+        )
+
+
+def baseline_record(base: Baseline, *, origin: str, path: str | None) -> dict[str, Any]:
+    """run.json's ``baseline`` entry: id, status, where it was measured, how old, where it came from."""
+    return {
+        "baseline_id": base.baseline_id,
+        "status": base.status,
+        "modeled": base.modeled,
+        "path": path,
+        "host": base.host,
+        "hw_hash": base.hw_hash,
+        "origin": origin,
+        "created_unix": base.created_unix,
+        "age_s": max(0.0, time.time() - base.created_unix),
+        "power_w": dict(base.power_w),
+    }
+
+
+def goal_record(g: Goal) -> dict[str, Any]:
+    """An interrupted execution as run.json lists it."""
+    return {
+        "goal_id": g.goal_id,
+        "family": g.family,
+        "mode": g.mode,
+        "rep": g.rep,
+        "attempts": len(g.attempts),
+    }
+
+
+def write_run(
+    paths: RunPaths,
+    state: RunState,
+    rec: Recording,
+    outcomes: list[AttemptOutcome],
+    ending: Ending,
+    *,
+    sampler_errors: int = 0,
+    dropped_llm_calls: int = 0,
+) -> SessionResult:
+    """Account a run and write its four files atomically (samples, events, goals.csv, run.json last)."""
+    goals, acct = _account(state, rec, outcomes)
+    meta = _run_meta(state, rec, goals, acct, ending, outcomes)
+    meta["sampler_errors"] = sampler_errors
+    meta["dropped_llm_calls"] = dropped_llm_calls
+    if rec.samples is not None:
+        with atomic_path(paths.samples) as tmp:
+            write_samples(rec.samples, rec.domains, str(tmp))
+    if not paths.events.exists():
+        with atomic_path(paths.events) as tmp:
+            tmp.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in rec.events))
+    with atomic_path(paths.goals) as tmp:
+        goals.to_csv(tmp, index=False)
+    atomic_write_json(paths.meta, meta)
+    return SessionResult(paths.meta.parent, meta["run_id"], goals, meta)
+
+
+def _account(
+    state: RunState, rec: Recording, outcome_list: list[AttemptOutcome]
+) -> tuple[pd.DataFrame, AccountingResult | None]:
+    """goals.csv: the pipeline's accounting where there are samples and attempts, else the
+    attempts' times and work with empty energy."""
+    outcomes = outcomes_frame(outcome_list)
+    run_id = str(state.hashes.get("run_id") or "")
+    if rec.samples is not None and len(outcomes):
+        acct = account(
+            rec.samples,
+            rec.domains,
+            rec.events,
+            outcomes,
+            state.idle_w,
+            attribution=state.accounting["attribution"],
+            min_coverage=state.accounting["min_coverage"],
+            run_id=run_id,
+        )
+        return acct.goals, acct
+    source = "none" if rec.samples is None else "unknown"
+    return _goals_without_energy(outcomes, parse_events(rec.events), run_id, source), None
+
+
+def _run_meta(
+    state: RunState,
+    rec: Recording,
+    goals: pd.DataFrame,
+    acct: AccountingResult | None,
+    ending: Ending,
+    outcomes: list[AttemptOutcome],
+) -> dict[str, Any]:
+    """The ``run.json`` record of a run."""
+    wall_s = rec.t_end - state.t_start
+    in_s, share = window_share(goals, wall_s)
+    final = goals[goals["final_attempt"].astype(bool)] if len(goals) else goals
+    no_energy = rec.samples is None
+    families = sorted({o.family for o in outcomes})
+    return {
+        "kind": "session",
+        "status": ending.status,
+        "error": ending.error,
+        "signal": ending.signal,
+        "interrupted": ending.interrupted,
+        "run_id": str(state.hashes.get("run_id") or ""),
+        "host": state.host,
+        "family": ",".join(families),
+        "families": families,
+        "modes": sorted({o.mode for o in outcomes}),
+        "goals": len({o.goal_id for o in outcomes}),
+        "executions": len(final),
+        "successes": int(final["success"].astype(bool).sum()) if len(final) else 0,
+        "attempts": len(goals),
+        "wall_s": wall_s,
+        "in_window_s": in_s,
+        "in_window_share": share,
+        "framework_overhead_j": None if acct is None else float(acct.framework_overhead_j),
+        "overhead_s": None if acct is None else float(acct.overhead_s),
+        "energy_source": "none" if no_energy else (acct.energy_source if acct else "unknown"),
+        "modeled": bool(acct is not None and contains_modeled(acct.energy_source)),
+        "domains": [
+            {"key": d.key, "kind": d.kind, "source": d.source, "meter": d.meter} for d in rec.domains
+        ],
+        "samples": 0 if rec.samples is None else len(rec.samples),
+        "meter": state.meter,
+        "interval_ms": state.interval_ms,
+        "accounting": state.accounting,
+        "flags": [] if acct is None else list(acct.flags),
+        "hashes": state.hashes,
+        "baseline": state.baseline,
+        **state.extra,
+    }
 
 
 def _goals_without_energy(

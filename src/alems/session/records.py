@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -19,6 +19,7 @@ from typing import Any
 from alems.agents.events import EventLog
 from alems.agents.executors import AttemptOutcome
 from alems.session.lock import SessionError
+from alems.session.signals import is_interrupt
 
 log = logging.getLogger("alems.session")
 
@@ -36,6 +37,10 @@ class Recorder:
         self.goal: Goal | None = None  # the goal open now (goals do not nest)
         self.goals: list[Goal] = []
         self.outcomes: list[AttemptOutcome] = []
+        #: Goal executions cut short by an interruption (a signal, Ctrl-C): no outcome, not in goals.csv.
+        self.interrupted: list[Goal] = []
+        #: Called with each ended execution's outcomes (the session spools them to disk).
+        self.on_goal_end: Callable[[list[AttemptOutcome]], None] | None = None
         self._seen: set[tuple[str, int, str]] = set()
 
     def emit(self, kind: str, goal: Goal, attempt: int, **fields: Any) -> float:
@@ -77,24 +82,31 @@ class Recorder:
         self._seen.add(key)
         self.goal = g
 
-    def leave_goal(self, g: Goal) -> None:
+    def leave_goal(self, g: Goal, interrupted: bool = False) -> None:
+        """Keep the ended goal's outcomes; an interrupted one is kept aside, with none."""
         self.goal = None
+        if interrupted:
+            self.interrupted.append(g)
+            return
         self.goals.append(g)
-        for a in g.attempts:
-            self.outcomes.append(
-                AttemptOutcome(
-                    family=g.family,
-                    mode=g.mode,
-                    goal_id=g.goal_id,
-                    rep=g.rep,
-                    attempt=a.number,
-                    success=bool(a.success),
-                    final_attempt=a is g.attempts[-1],
-                    answer=a.answer,
-                    expected=g.expected,
-                    error=a.error,
-                )
+        ended = [
+            AttemptOutcome(
+                family=g.family,
+                mode=g.mode,
+                goal_id=g.goal_id,
+                rep=g.rep,
+                attempt=a.number,
+                success=bool(a.success),
+                final_attempt=a is g.attempts[-1],
+                answer=a.answer,
+                expected=g.expected,
+                error=a.error,
             )
+            for a in g.attempts
+        ]
+        self.outcomes.extend(ended)
+        if self.on_goal_end is not None:
+            self.on_goal_end(ended)
 
 
 class LlmCall:
@@ -131,6 +143,7 @@ class Attempt:
         self.answer = ""
         self.open = False
         self.dropped = 0
+        self.interrupted = False
 
     # -- verdict
     def succeed(self, answer: str | None = None) -> None:
@@ -242,6 +255,7 @@ class Attempt:
     ) -> None:  # never swallows the user's exception
         if exc is not None:
             self.success, self.error = False, type(exc).__name__
+            self.interrupted = is_interrupt(exc)
         elif self.success is None:
             self.success, self.error = False, NO_VERDICT
         with self.goal.recorder.lock:
@@ -298,7 +312,8 @@ class Goal:
         self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.recorder.emit("goal_end", self, 0)
-        self.recorder.leave_goal(self)
+        interrupted = is_interrupt(exc) or any(a.interrupted for a in self.attempts)
+        self.recorder.leave_goal(self, interrupted=interrupted)
         if not self.attempts and exc is None:
             raise SessionError(
                 f"goal {self.goal_id} ({self.mode}, rep {self.rep}) ended without an attempt; "
