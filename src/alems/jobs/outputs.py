@@ -72,6 +72,7 @@ class JobResult:
     flags: list[str] = field(default_factory=list)
     hashes: dict[str, Any] = field(default_factory=dict)
     baseline: dict[str, Any] = field(default_factory=dict)
+    conservation_residual: float | None = None  # largest relative residual of phases and calls (None: no energy)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

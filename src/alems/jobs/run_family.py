@@ -173,6 +173,7 @@ def _job_result(
         flags=recorded.flags,
         hashes=dict(hashes or {}),
         baseline=dict(baseline_info or {}),
+        conservation_residual=recorded.conservation_residual,
     )
 
 

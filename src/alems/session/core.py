@@ -373,6 +373,7 @@ class Session:
             "interval_ms": self.interval_s * 1000.0,
             "accounting": self._accounting_record(),
             "flags": [] if acct is None else list(acct.flags),
+            "conservation_residual": None if acct is None else float(acct.conservation_residual),
             "sampler_errors": 0 if self._sampler is None else len(self._sampler.errors),
             "dropped_llm_calls": sum(a.dropped for g in executed for a in g.attempts),
             "hashes": self._hashes,
