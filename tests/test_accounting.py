@@ -19,9 +19,8 @@ from alems.accounting import (
     energy_source_of,
     write_goals,
 )
-from alems.contracts import GOALS_COLUMNS
+from alems.contracts import GOALS_COLUMNS, GOALS_PHASE_COLUMNS
 from alems.contracts import GOALS_EXTRA_COLUMNS as EXTRA_COLUMNS
-from alems.contracts import GOALS_PHASE_COLUMNS
 from alems.energy.base import Domain
 from alems.errors import ConfigError
 

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from fake_openai import upstream  # noqa: F401 - fixture
 
 from alems.accounting import account, conservation_residual, events_calls
 from alems.contracts import CALLS_COLUMNS, LAYER_PHASE_COLUMNS, LLM_ROLES
@@ -144,3 +145,90 @@ def test_calls_without_energy_come_from_the_events():
     assert c["role"].tolist() == ["plan", "calculator", "step", "synthesise", "llm"]
     assert c["raw_j"].isna().all()
     assert c["energy_source"].unique().tolist() == ["none"]
+
+
+# --------------------------------------------------------------------------- calls.csv files
+def read_calls(path):
+    return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"goal_id": str})
+
+
+def test_session_writes_calls_csv_with_roles(tmp_path):
+    from alems.session import Session
+
+    out = tmp_path / "s"
+    with Session(out, meter="model", baseline="none") as s:
+        with s.goal("g1", family="mine", mode="agentic") as g, g.attempt() as a:
+            with a.llm(model="m", role="plan") as call:
+                call.tokens(10, 3)
+            with a.tool("search"):
+                pass
+            with a.llm(model="m") as call:
+                call.tokens(12, 4)
+            a.succeed("ok")
+    c = read_calls(out / "calls.csv")
+    assert c["role"].tolist() == ["plan", "search", "llm"]
+    assert c["tokens_out"].tolist() == [3, 0, 4]
+    goals = pd.read_csv(out / "goals.csv")
+    assert c.loc[c["kind"] == "llm", "raw_j"].sum() == pytest.approx(goals.loc[0, "llm_raw_j"], rel=1e-12)
+    assert c.loc[c["kind"] == "tool", "attributed_j"].sum() == pytest.approx(
+        goals.loc[0, "tool_j"], abs=1e-12
+    )
+    meta = __import__("json").loads((out / "run.json").read_text())
+    assert meta["conservation_residual"] < 1e-9
+
+
+def test_track_with_the_proxy_writes_calls_and_estimates_a_streams_tokens(tmp_path, upstream, monkeypatch):
+    import sys
+
+    from fake_openai import AGENT_SCRIPT, COMPLETION_TOKENS, STREAM_PIECES
+
+    from alems.cli import main
+
+    upstream.stream_usage = False  # the second (streamed) call comes back without usage
+    agent = tmp_path / "agent.py"
+    agent.write_text(AGENT_SCRIPT)
+    out = tmp_path / "run"
+    args = ["--out", str(out), "--family", "my_agent", "--mode", "agentic", "--goal-id", "q1"]
+    args += ["--proxy-upstream", upstream.url, "--meter", "model"]
+    assert main(["track", *args, "--", sys.executable, str(agent)]) == 0
+    for d in (out, out / "calls" / "0001"):
+        c = read_calls(d / "calls.csv")
+        assert c["role"].tolist() == ["llm", "llm"]
+        assert c["tokens_out"].tolist() == [COMPLETION_TOKENS, len(STREAM_PIECES)]
+        assert c["tokens_estimated"].tolist() == [False, True]
+        assert np.isnan(c.loc[0, "prefill_s"]) and c.loc[1, "prefill_s"] > 0
+    goals = pd.read_csv(out / "goals.csv")
+    assert c["raw_j"].sum() == pytest.approx(goals.loc[0, "llm_raw_j"], rel=1e-12)
+
+
+def test_pipeline_job_writes_calls_csv_that_sums_to_the_phases(tmp_path):
+    from alems.energy import open_meter
+    from alems.jobs.outputs import RunPaths
+    from alems.jobs.recording import MeterRecording
+    from alems.jobs.run_family import run_family
+    from alems.settings import StudySettings
+
+    settings = StudySettings.from_config(
+        {
+            "study": {"families": ["tg_single_calc"], "tasks": 3, "seed": 0},
+            "llm": {"backend": "scripted", "oracle": {"fail_rate": 0.3, "seed": 1, "sleep_s_per_call": 0.01}},
+            "agents": {"backoff_s": 0.0},
+            "energy": {"meter": "model"},
+        }
+    )
+    paths = RunPaths.in_dir(tmp_path / "run")
+    meter = open_meter("model")
+    recording = MeterRecording(meter, settings.energy, settings.accounting, idle_power_w={"cpu-model": 3.0})
+    job = run_family(settings, "tg_single_calc", 0, paths, recording, workdir=tmp_path / "w")
+    assert paths.calls is not None and paths.calls.name == "calls.csv"
+    c, g = read_calls(paths.calls), pd.read_csv(paths.goals, dtype={"goal_id": str})
+    assert len(c) == int(g["llm_calls"].sum() + g["tool_calls"].sum())
+    assert set(c.loc[c["kind"] == "llm", "role"]) <= set(LLM_ROLES)
+    assert set(c.loc[c["kind"] == "tool", "role"]) == {"calculator"}
+    assert c["prefill_s"].isna().all()  # the scripted backend reports no timings: empty, never 0
+    key = ["goal_id", "mode", "attempt"]
+    for col, layer in (("raw_j", "llm_raw_j"), ("dynamic_j", "llm_dynamic_j"), ("attributed_j", "llm_j")):
+        per = c[c["kind"] == "llm"].groupby(key)[col].sum()
+        merged = g.set_index(key)[layer]
+        np.testing.assert_allclose(per.reindex(merged.index).fillna(0.0), merged, rtol=1e-9, atol=1e-12)
+    assert job.conservation_residual is not None and job.conservation_residual < 1e-9

@@ -188,7 +188,7 @@ LAYER_SOURCE_COLUMNS: dict[str, tuple[str, str]] = {
 POOLED_ESTIMANDS: tuple[str, ...] = ("ratio_of_means", "geomean_ooi", "pooled_ratio")
 
 # --------------------------------------------------------------------------- files
-RUN_FILES: tuple[str, ...] = ("samples.parquet", "events.jsonl", "goals.csv", "run.json")
+RUN_FILES: tuple[str, ...] = ("samples.parquet", "events.jsonl", "goals.csv", "run.json", "calls.csv")
 """What one measurement job writes into ``results/runs/{family}/rep{rep}/``."""
 
 TABLE_FILES: tuple[str, ...] = (
@@ -197,6 +197,7 @@ TABLE_FILES: tuple[str, ...] = (
     "ooi.csv",
     "epg_layers.csv",
     "ooi_layers.csv",
+    "calls.csv",
 )
 """What the tables rule writes into ``results/tables/``."""
 

@@ -45,7 +45,7 @@ from typing import IO, Any
 
 import pandas as pd
 
-from alems.accounting import combine_sources, contains_modeled
+from alems.accounting import combine_sources, contains_modeled, empty_calls
 from alems.baseline import load_baseline
 from alems.energy.childproc import terminate
 from alems.errors import ConfigError, ProvenanceError
@@ -157,13 +157,23 @@ def _read_goals(path: Path) -> pd.DataFrame:
 
 
 def merge_calls(out: str | os.PathLike[str]) -> dict[str, Any]:
-    """Rebuild ``DIR/goals.csv``, ``DIR/events.jsonl`` and ``DIR/run.json`` from the complete calls."""
+    """Rebuild ``DIR/goals.csv``, ``DIR/calls.csv``, ``DIR/events.jsonl`` and ``DIR/run.json``
+    from the complete calls (a call folder without ``calls.csv``, written before it existed,
+    adds no rows)."""
     out = Path(out)
     calls = _complete_calls(out)
     frames = [_read_goals(d / "goals.csv") for d, _ in calls]
     goals = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     with atomic_path(out / "events.jsonl") as tmp:
         tmp.write_text("".join((d / "events.jsonl").read_text() for d, _ in calls))
+    per_call = [
+        pd.read_csv(d / "calls.csv", keep_default_na=False, na_values=[""], dtype={"goal_id": str})
+        for d, _ in calls
+        if (d / "calls.csv").is_file()
+    ]
+    calls_df = pd.concat(per_call, ignore_index=True) if per_call else empty_calls()
+    with atomic_path(out / "calls.csv") as tmp:
+        calls_df.to_csv(tmp, index=False)
     with atomic_path(out / "goals.csv") as tmp:
         goals.to_csv(tmp, index=False)
     final = goals[goals["final_attempt"].astype(bool)] if len(goals) else goals

@@ -97,6 +97,10 @@ def all_run_goals(wildcards):
     return run_files("goals.csv")
 
 
+def all_run_calls(wildcards):
+    return run_files("calls.csv")
+
+
 def all_run_meta(wildcards):
     return run_files("run.json")
 

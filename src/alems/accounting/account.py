@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from alems.accounting.calls import calls_table, conservation_residual, empty_calls
 from alems.accounting.config import DEFAULT_ATTRIBUTION, DEFAULT_MIN_COVERAGE, AccountingConfig
 from alems.accounting.errors import AccountingInputError
-from alems.accounting.calls import calls_table, conservation_residual, empty_calls
 from alems.accounting.events import (
     AttemptKey,
     AttemptWindows,
@@ -269,14 +269,14 @@ def _phase_energy(
             owner.append(int(i))
             spans.append((a, b))
     if not owner:
-        return _PhaseEnergy(phase, np.zeros(0, dtype=int), [], None, *sums, [])
+        return _PhaseEnergy(phase, np.zeros(0, dtype=int), [], None, sums[0], sums[1], sums[2], [])
     own = np.array(owner)
     pw = run.of(np.array([w[0] for w in spans]), np.array([w[1] for w in spans]), alpha[own])
     for arr, per_call in zip(sums, (pw.raw_j, pw.dynamic_j, pw.attributed_j), strict=True):
         np.add.at(arr, own, per_call)
     flags = [(int(i), "phase_alpha_fallback") for i in own[pw.alpha_fallback]]
     flags += [(int(i), "alpha_clipped") for i in own[pw.alpha_clipped]]
-    return _PhaseEnergy(phase, own, spans, pw, *sums, flags)
+    return _PhaseEnergy(phase, own, spans, pw, sums[0], sums[1], sums[2], flags)
 
 
 # --------------------------------------------------------------------------- gaps
@@ -456,7 +456,10 @@ def _split_energy(
 
 
 def _phase_calls(
-    run: _RunEnergy, keys: Sequence[AttemptKey], windows: Mapping[AttemptKey, AttemptWindows], phase: _PhaseEnergy
+    run: _RunEnergy,
+    keys: Sequence[AttemptKey],
+    windows: Mapping[AttemptKey, AttemptWindows],
+    phase: _PhaseEnergy,
 ) -> pd.DataFrame:
     """One row per call window of ``phase`` (the identity columns come later)."""
     if phase.energy is None:

@@ -96,20 +96,25 @@ def _call_sums(calls: pd.DataFrame | None) -> pd.DataFrame | None:
     if calls is None:
         return None
     if not len(calls):
-        return pd.DataFrame(columns=["goal_id", "rep", "mode", "attempt", "kind"])
+        return pd.DataFrame()
     c = calls.assign(goal_id=calls["goal_id"].astype(str), rep=calls["rep"].astype(int))
     return c.groupby(["goal_id", "rep", "mode", "attempt", "kind"])[list(CALL_LAYER_COLUMNS.values())].sum()
 
 
 def _aligned(goals: pd.DataFrame, sums: pd.DataFrame, col: str) -> tuple[np.ndarray, np.ndarray]:
     """Per goals row: the sum of its LLM calls' and its tool calls' ``col`` (0 without calls)."""
+    if not len(sums):
+        return np.zeros(len(goals)), np.zeros(len(goals))
+    ids: list[Any] = [
+        goals["goal_id"].astype(str).to_numpy(),
+        goals["rep"].astype(int).to_numpy(),
+        goals["mode"].astype(str).to_numpy(),
+        goals["attempt"].astype(int).to_numpy(),
+    ]
     out = []
     for kind in ("llm", "tool"):
-        vals = []
-        for g, r, m, a in zip(goals["goal_id"], goals["rep"], goals["mode"], goals["attempt"], strict=True):
-            key = (str(g), int(r), str(m), int(a), kind)
-            vals.append(float(sums.loc[key, col]) if key in sums.index else 0.0)
-        out.append(np.array(vals))
+        idx = pd.MultiIndex.from_arrays([*ids, np.full(len(goals), kind)], names=sums.index.names)
+        out.append(sums[col].reindex(idx).fillna(0.0).to_numpy(float))
     return out[0], out[1]
 
 

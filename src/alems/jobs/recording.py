@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from alems.accounting import AccountingConfig, account, empty_calls
+from alems.accounting import AccountingConfig, account, empty_calls, events_calls
 from alems.agents.executors import AttemptOutcome
 from alems.agents.runner import outcomes_frame
 from alems.energy import Domain, Meter, Sampler, open_meter, write_samples
@@ -185,8 +185,10 @@ class NullRecording:
     def finish(
         self, events: Sequence[Mapping[str, Any]], outcomes: Sequence[AttemptOutcome], run_id: str
     ) -> Recorded:
+        frame = outcomes_frame(outcomes)
         return Recorded(
-            goals=outcomes_frame(outcomes),
+            goals=frame,
+            calls=events_calls(list(events), frame, run_id) if len(frame) else empty_calls(),
             energy_source="none",
             modeled=False,
             framework_overhead_j=math.nan,

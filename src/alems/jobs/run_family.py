@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from alems.accounting import write_calls
 from alems.agents.events import EventLog, read_events
 from alems.agents.executors import AttemptOutcome
 from alems.agents.runner import execute_family
@@ -180,6 +181,8 @@ def _job_result(
 def _write_outputs(paths: RunPaths, recording: Recording, recorded: Recorded, job: JobResult) -> None:
     """Step 5: the outputs, goals.csv and run.json last (until they exist the job is incomplete)."""
     recording.write_samples(paths.samples)
+    if paths.calls is not None:
+        write_calls(recorded.calls, paths.calls)
     with atomic_path(paths.goals) as tmp:
         recorded.goals.to_csv(tmp, index=False)
     atomic_write_json(paths.meta, job.to_dict())

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from alems.accounting import empty_calls
 from alems.errors import ProvenanceError
 from alems.metrics import MetricsConfig, compute_layer_tables, compute_tables, flag_families, write_table
 from alems.provenance import check_compatible, load_hashes
@@ -147,9 +148,11 @@ def tables_job(
     metrics: Mapping[str, Any],
     groups: Mapping[str, str],
     allow_mixed: bool,
+    call_paths: Iterable[str | os.PathLike[str]] = (),
 ) -> Tables:
     """The Snakemake ``tables`` job: :func:`aggregate` against the current provenance, then
-    :func:`write_tables` to ``outputs`` (``goals``, ``epg``, ``ooi``, ``epg_layers``, ``ooi_layers``)."""
+    :func:`write_tables` to ``outputs`` (``goals``, ``epg``, ``ooi``, ``epg_layers``,
+    ``ooi_layers``; ``calls``: the runs' ``call_paths`` concatenated)."""
     tables = aggregate(
         goal_paths,
         meta_paths,
@@ -166,4 +169,17 @@ def tables_job(
         outputs["epg_layers"],
         outputs["ooi_layers"],
     )
+    if outputs.get("calls"):
+        write_table(read_calls(call_paths), outputs["calls"])
     return tables
+
+
+def read_calls(paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
+    """The runs' ``calls.csv`` files, concatenated in the order given (the contract's columns
+    when there are none)."""
+    frames = [
+        pd.read_csv(p, keep_default_na=False, na_values=[""], dtype={"goal_id": str, "family": str})
+        for p in paths
+    ]
+    frames = [f for f in frames if len(f.columns)]
+    return pd.concat(frames, ignore_index=True) if frames else empty_calls()

@@ -16,7 +16,16 @@ from typing import Any
 
 import pandas as pd
 
-from alems.accounting import AccountingConfig, AccountingResult, account, contains_modeled, parse_events
+from alems.accounting import (
+    AccountingConfig,
+    AccountingResult,
+    account,
+    contains_modeled,
+    empty_calls,
+    events_calls,
+    parse_events,
+    write_calls,
+)
 from alems.agents.events import EventLog, read_events
 from alems.agents.runner import outcomes_frame
 from alems.baseline import Baseline, BaselineConfig, load_baseline, measure_baseline, write_baseline
@@ -293,6 +302,8 @@ class Session:
         if rec.samples is not None:
             with atomic_path(self.paths.samples) as tmp:
                 write_samples(rec.samples, rec.domains, str(tmp))
+        if self.paths.calls is not None:
+            write_calls(self._calls(rec, acct, goals), self.paths.calls)
         with atomic_path(self.paths.goals) as tmp:
             goals.to_csv(tmp, index=False)
         atomic_write_json(self.paths.meta, meta)
@@ -336,6 +347,16 @@ class Session:
             return acct.goals, acct
         source = "none" if rec.samples is None else "unknown"
         return _goals_without_energy(outcomes, parse_events(rec.events), run_id, source), None
+
+    def _calls(self, rec: _Recording, acct: AccountingResult | None, goals: pd.DataFrame) -> pd.DataFrame:
+        """calls.csv: the accounting's calls, else the events' calls with empty energy."""
+        if acct is not None:
+            return acct.calls
+        if not len(goals):
+            return empty_calls()
+        outcomes = outcomes_frame(self._recorder.outcomes)
+        source = "none" if rec.samples is None else "unknown"
+        return events_calls(rec.events, outcomes, str(self._hashes.get("run_id") or ""), source)
 
     def _run_meta(
         self, rec: _Recording, goals: pd.DataFrame, acct: AccountingResult | None, error: BaseException | None
