@@ -198,6 +198,7 @@ TABLE_FILES: tuple[str, ...] = (
     "epg_layers.csv",
     "ooi_layers.csv",
     "calls.csv",
+    "ooi_decomposition.csv",
 )
 """What the tables rule writes into ``results/tables/``."""
 

@@ -12,6 +12,7 @@ rule tables:
         epg_layers="results/tables/epg_layers.csv",
         ooi_layers="results/tables/ooi_layers.csv",
         calls="results/tables/calls.csv",
+        decomposition="results/tables/ooi_decomposition.csv",
     log:
         "logs/tables/tables.log",
     benchmark:

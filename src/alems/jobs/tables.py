@@ -15,7 +15,13 @@ import pandas as pd
 
 from alems.accounting import empty_calls
 from alems.errors import ProvenanceError
-from alems.metrics import MetricsConfig, compute_layer_tables, compute_tables, flag_families, write_table
+from alems.metrics import (
+    MetricsConfig,
+    compute_layer_decomposition,
+    compute_tables,
+    flag_families,
+    write_table,
+)
 from alems.provenance import check_compatible, load_hashes
 
 log = logging.getLogger("alems.jobs")
@@ -38,6 +44,7 @@ class Tables:
     run_id: str
     epg_layers: pd.DataFrame | None = None  # EpG for every energy layer, stacked (energy_layer column)
     ooi_layers: pd.DataFrame | None = None
+    decomposition: pd.DataFrame | None = None  # the OOI's factors, every layer (ooi_decomposition.csv)
 
 
 @dataclass
@@ -110,13 +117,14 @@ def aggregate(
         goals["run_id"] = compat.run_id
     grp = dict(groups)
     epg, ooi = compute_tables(goals, metrics, grp)
-    epg_l, ooi_l = compute_layer_tables(goals, metrics, grp)
+    epg_l, ooi_l, dec = compute_layer_decomposition(goals, metrics, grp)
     for flag, fams in runs.flags.items():
         if fams:
             log.warning("runs of %s: %s; their rows are flagged", ", ".join(sorted(fams)), flag)
             epg, ooi = flag_families(epg, ooi, fams, flag, grp)
             epg_l, ooi_l = flag_families(epg_l, ooi_l, fams, flag, grp)
-    return Tables(goals, epg, ooi, compat.label, str(compat.run_id or ""), epg_l, ooi_l)
+            _, dec = flag_families(epg_l, dec, fams, flag, grp)
+    return Tables(goals, epg, ooi, compat.label, str(compat.run_id or ""), epg_l, ooi_l, dec)
 
 
 def write_tables(
@@ -171,6 +179,8 @@ def tables_job(
     )
     if outputs.get("calls"):
         write_table(read_calls(call_paths), outputs["calls"])
+    if outputs.get("decomposition") and tables.decomposition is not None:
+        write_table(tables.decomposition, outputs["decomposition"])
     return tables
 
 

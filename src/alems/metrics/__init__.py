@@ -113,6 +113,14 @@ from alems.metrics.bootstrap import (
     stratum_rng,
 )
 from alems.metrics.config import MetricsConfig
+from alems.metrics.decomposition import (
+    DECOMPOSITION_COLUMNS,
+    DECOMPOSITION_EXTRA_COLUMNS,
+    FACTORS,
+    compute_layer_decomposition,
+    compute_with_decomposition,
+    decomposition_from_executions,
+)
 from alems.metrics.estimands import (
     FAMILY_ESTIMAND,
     POOLED_STATS,
@@ -156,10 +164,13 @@ from alems.metrics.tables import (
 )
 
 __all__ = [
+    "DECOMPOSITION_COLUMNS",
+    "DECOMPOSITION_EXTRA_COLUMNS",
     "EPG_COLUMNS",
     "EPG_EXTRA_COLUMNS",
     "EPG_STAT_COLUMNS",
     "EPG_TASK_COLUMNS",
+    "FACTORS",
     "FAMILY_ESTIMAND",
     "LAYER_EXTRA_COLUMNS",
     "MAX_DEGENERATE_SHARE",
@@ -174,8 +185,11 @@ __all__ = [
     "any_family_degenerate",
     "bootstrap_scope",
     "bootstrap_strata",
+    "compute_layer_decomposition",
     "compute_layer_tables",
     "compute_tables",
+    "compute_with_decomposition",
+    "decomposition_from_executions",
     "epg_degenerate",
     "epg_stat",
     "epg_table",
