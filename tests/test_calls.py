@@ -232,3 +232,17 @@ def test_pipeline_job_writes_calls_csv_that_sums_to_the_phases(tmp_path):
         merged = g.set_index(key)[layer]
         np.testing.assert_allclose(per.reindex(merged.index).fillna(0.0), merged, rtol=1e-9, atol=1e-12)
     assert job.conservation_residual is not None and job.conservation_residual < 1e-9
+    # roles.csv: a cell's roles (orchestration the rest) sum to its energy, per success to its EpG
+    from alems.metrics import MetricsConfig, compute_tables, roles_table
+
+    roles = roles_table(g, c)
+    epg, _ = compute_tables(g, MetricsConfig(bootstrap=0))
+    for mode in ("linear", "agentic"):
+        r = roles[roles["mode"] == mode]
+        assert "orchestration" in set(r["role"])
+        cell = epg[(epg["family"] == "tg_single_calc") & (epg["mode"] == mode)].iloc[0]
+        assert r["raw_j"].sum() == pytest.approx(cell["energy_total_j"], rel=1e-9)
+        assert r["share_total"].sum() == pytest.approx(1.0, rel=1e-9)
+        if cell["successes"]:
+            assert r["per_success_total_j"].sum() == pytest.approx(cell["epg_j"], rel=1e-9)
+    assert set(roles.loc[roles["kind"] == "tool", "role"]) == {"calculator"}

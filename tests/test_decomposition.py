@@ -205,3 +205,14 @@ def test_alems_metrics_json_reports_the_decomposition(tmp_path, capsys):
     doc = json.loads(capsys.readouterr().out)
     succ = next(r for r in doc["decomposition"] if r["scope"] == "fam" and r["factor"] == "success")
     assert succ["value"] is None and "no_successes_agentic" in succ["flags"]
+
+
+def test_wasted_energy_is_every_attempt_but_the_final_of_a_success_with_gaps():
+    epg, _ = compute_tables(hand_table(), CFG)
+    cell = epg[epg["family"] == "fam"].set_index("mode")
+    assert cell.loc["linear", "wasted_j"] == pytest.approx(12.0)  # the failed execution
+    assert cell.loc["linear", "waste_share"] == pytest.approx(12.0 / 22.0)
+    assert cell.loc["agentic", "wasted_j"] == pytest.approx(40.0 + 5.0)  # the failed attempt and its retry gap
+    assert cell.loc["agentic", "waste_share"] == pytest.approx(45.0 / 120.0)
+    overall = epg[epg["family"] == "overall"].set_index("mode")
+    assert overall.loc["agentic", "wasted_j"] == pytest.approx(45.0)

@@ -199,6 +199,7 @@ TABLE_FILES: tuple[str, ...] = (
     "ooi_layers.csv",
     "calls.csv",
     "ooi_decomposition.csv",
+    "roles.csv",
 )
 """What the tables rule writes into ``results/tables/``."""
 

@@ -13,6 +13,7 @@ rule tables:
         ooi_layers="results/tables/ooi_layers.csv",
         calls="results/tables/calls.csv",
         decomposition="results/tables/ooi_decomposition.csv",
+        roles="results/tables/roles.csv",
     log:
         "logs/tables/tables.log",
     benchmark:

@@ -20,6 +20,7 @@ from alems.metrics import (
     compute_layer_decomposition,
     compute_tables,
     flag_families,
+    roles_table,
     write_table,
 )
 from alems.provenance import check_compatible, load_hashes
@@ -177,8 +178,12 @@ def tables_job(
         outputs["epg_layers"],
         outputs["ooi_layers"],
     )
-    if outputs.get("calls"):
-        write_table(read_calls(call_paths), outputs["calls"])
+    if outputs.get("calls") or outputs.get("roles"):
+        calls = read_calls(call_paths)
+        if outputs.get("calls"):
+            write_table(calls, outputs["calls"])
+        if outputs.get("roles"):
+            write_table(roles_table(tables.goals, calls), outputs["roles"])
     if outputs.get("decomposition") and tables.decomposition is not None:
         write_table(tables.decomposition, outputs["decomposition"])
     return tables

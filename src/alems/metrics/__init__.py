@@ -144,6 +144,7 @@ from alems.metrics.executions import (
     read_goals,
 )
 from alems.metrics.report import format_tables, parse_group_args, table_records, tables_to_json
+from alems.metrics.roles import ROLES_COLUMNS, roles_table
 from alems.metrics.tables import (
     EPG_COLUMNS,
     EPG_EXTRA_COLUMNS,
@@ -178,6 +179,7 @@ __all__ = [
     "OOI_EXTRA_COLUMNS",
     "OOI_STAT_COLUMNS",
     "POOLED_STATS",
+    "ROLES_COLUMNS",
     "BootstrapResult",
     "MetricsConfig",
     "MetricsInputError",
@@ -216,6 +218,7 @@ __all__ = [
     "ratio_of_means_stat",
     "read_goals",
     "resample_totals",
+    "roles_table",
     "stratum_rng",
     "table_records",
     "tables_to_json",

@@ -106,7 +106,9 @@ def executions(goals: pd.DataFrame, layer: str = "attributed") -> pd.DataFrame:
     the OOI decomposition needs, over all attempts: ``llm_calls``, ``tokens`` (in + out) and
     ``llm_energy_j`` (the layer's LLM phase, :data:`~alems.contracts.LAYER_PHASE_COLUMNS`;
     NaN where the table has no such column, as goals.csv files written before the phases of
-    every layer, or where any attempt's is NaN).
+    every layer, or where any attempt's is NaN); ``wasted_j``: the energy of every attempt
+    that is not the final attempt of a successful execution, with the gaps (all of a failed
+    execution; for a successful one, its failed attempts and every gap, the retry cycles).
     """
     missing = [c for c in GOALS_REQUIRED if c not in goals.columns]
     if missing:
@@ -116,7 +118,9 @@ def executions(goals: pd.DataFrame, layer: str = "attributed") -> pd.DataFrame:
         )
     goals = goals.reset_index(drop=True)
     e_layer, used_layer, flags = layer_energy(goals, layer)
-    out = _per_execution(_attempts(goals, e_layer, LAYER_PHASE_COLUMNS[used_layer][0]))
+    attempts = _attempts(goals, e_layer, LAYER_PHASE_COLUMNS[used_layer][0])
+    attempts["u"] = goals[LAYER_SOURCE_COLUMNS[used_layer][0]].astype(float)
+    out = _per_execution(attempts)
     out["energy_layer"] = used_layer
     out["layer_flags"] = ";".join(flags)
     return out
@@ -194,6 +198,7 @@ def _per_execution(g: pd.DataFrame) -> pd.DataFrame:
             llm_calls=("calls", "sum"),
             tokens=("tok", "sum"),
             llm_energy_j=("l", "sum"),
+            useful=("u", "last"),
             l_nan=("l_nan", "any"),
             w_nan=("w_nan", "any"),
         )
@@ -202,6 +207,9 @@ def _per_execution(g: pd.DataFrame) -> pd.DataFrame:
     out.loc[out["e_nan"], "energy_j"] = np.nan
     out.loc[out["l_nan"], "llm_energy_j"] = np.nan
     out.loc[out["w_nan"], ["llm_calls", "tokens"]] = np.nan
+    # waste: every attempt but the final attempt of a successful execution, gaps included
+    out["wasted_j"] = out["energy_j"] - np.where(out["success"].astype(bool), out["useful"], 0.0)
+    out = out.drop(columns=["useful"])
     out["energy_source"] = np.where(
         out["all_measured"], "measured", np.where(out["all_modeled"], "modeled", "mixed")
     )

@@ -89,6 +89,9 @@ OOI_STAT_COLUMNS: tuple[str, ...] = (
 )
 EPG_STAT_COLUMNS: tuple[str, ...] = ("n_goals",)
 EPG_TASK_COLUMNS: tuple[str, ...] = ("truncation_rate",)
+EPG_WASTE_COLUMNS: tuple[str, ...] = ("wasted_j", "waste_share")
+"""Written last in epg.csv (optional for readers): the energy of every attempt that is not the
+final attempt of a successful execution, gaps included, and its share of the cell's energy."""
 LAYER_EXTRA_COLUMNS: tuple[str, ...] = ("energy_layer",)
 """Written after the other extra columns of epg.csv and ooi.csv: the layer the row was computed from."""
 
@@ -123,7 +126,14 @@ def epg_from_executions(
         if keys:
             row = _epg_row([cells[k] for k in keys], [strata[k] for k in keys], cfg)
             rows.append({"family": family, "group": group, "mode": mode, **row})
-    columns = [*EPG_COLUMNS, *EPG_EXTRA_COLUMNS, *EPG_STAT_COLUMNS, *LAYER_EXTRA_COLUMNS, *EPG_TASK_COLUMNS]
+    columns = [
+        *EPG_COLUMNS,
+        *EPG_EXTRA_COLUMNS,
+        *EPG_STAT_COLUMNS,
+        *LAYER_EXTRA_COLUMNS,
+        *EPG_TASK_COLUMNS,
+        *EPG_WASTE_COLUMNS,
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -188,6 +198,8 @@ def _epg_row(cells: Sequence[pd.DataFrame], strata: Sequence[Stratum], cfg: Metr
         "n_degenerate_resamples": res.n_degenerate,
         "n_goals": sum(n_goals),
         "truncation_rate": float(cell["truncated"].mean()) if cell["truncated"].notna().all() else math.nan,
+        "wasted_j": float(cell["wasted_j"].to_numpy(float).sum()) if "wasted_j" in cell.columns else math.nan,
+        "waste_share": _share(cell),
         "flags": _flags(
             "zero_successes" if s == 0 else None,
             "insufficient_data" if short else None,
@@ -198,6 +210,15 @@ def _epg_row(cells: Sequence[pd.DataFrame], strata: Sequence[Stratum], cfg: Metr
         ),
         "energy_layer": layer_of(cell),
     }
+
+
+def _share(cell: pd.DataFrame) -> float:
+    """Wasted energy / the cell's energy (NaN without energy, or with none to divide by)."""
+    if "wasted_j" not in cell.columns:
+        return math.nan
+    total = float(cell["energy_j"].to_numpy(float).sum())
+    wasted = float(cell["wasted_j"].to_numpy(float).sum())
+    return wasted / total if total != 0 and math.isfinite(total) else math.nan
 
 
 # --------------------------------------------------------------------------- ooi.csv
