@@ -13,6 +13,7 @@ energy and their per-success energies to its EpG (epg.csv, over all executions).
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import pandas as pd
 
