@@ -212,7 +212,9 @@ def test_wasted_energy_is_every_attempt_but_the_final_of_a_success_with_gaps():
     cell = epg[epg["family"] == "fam"].set_index("mode")
     assert cell.loc["linear", "wasted_j"] == pytest.approx(12.0)  # the failed execution
     assert cell.loc["linear", "waste_share"] == pytest.approx(12.0 / 22.0)
-    assert cell.loc["agentic", "wasted_j"] == pytest.approx(40.0 + 5.0)  # the failed attempt and its retry gap
+    assert cell.loc["agentic", "wasted_j"] == pytest.approx(
+        40.0 + 5.0
+    )  # the failed attempt and its retry gap
     assert cell.loc["agentic", "waste_share"] == pytest.approx(45.0 / 120.0)
     overall = epg[epg["family"] == "overall"].set_index("mode")
     assert overall.loc["agentic", "wasted_j"] == pytest.approx(45.0)

@@ -213,6 +213,8 @@ FIGURES: tuple[str, ...] = (
     "fig4_power_timeline",
     "fig5_success_vs_energy",
     "fig6_idle_baseline",
+    "fig7_ooi_decomposition",
+    "fig8_roles",
 )
 """The paper's figures, each written as PNG and PDF (:data:`FIGURE_FORMATS`)."""
 

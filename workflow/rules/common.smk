@@ -134,7 +134,7 @@ def manifest_inputs(wildcards):
 
 
 def figure_outputs():
-    """The figures rule's outputs: fig1..fig6 (PNG, in the report) and pdf1..pdf6."""
+    """The figures rule's outputs: fig1..fig8 (PNG, in the report) and pdf1..pdf8."""
     out = {}
     for i, name in enumerate(FIGURES, 1):
         out[f"fig{i}"] = report(

@@ -187,6 +187,7 @@ def _scope_rows(
             res, short = _interval(strata, _factor_stat(f), _undefined_degenerate(f), cfg)
         rows.append(_row(base, f, value, res, short, _log_share(value, ooi), why, n_goals))
     ooi_flags = [] if ooi_defined else _why_undefined("success", totals)
+    ooi_short = ooi_short and ooi_defined
     ooi_share = 1.0 if math.isfinite(_log_share(ooi, ooi)) else math.nan
     rows.append(
         _row(
@@ -245,7 +246,10 @@ def decomposition_from_executions(
             scope_rows = _scope_rows(scope, estimand, inside, pairs, cfg)
             excluded = [f"excluded:{f}" for f in members if not pairs[f].defined]
             for r in scope_rows:
-                r["flags"] = ";".join(sorted({*filter(None, r["flags"].split(";")), *excluded}))
+                flags = {*filter(None, r["flags"].split(";")), *excluded}
+                if not inside:
+                    flags = (flags - {"no_pairs"}) | {"no_defined_family"}
+                r["flags"] = ";".join(sorted(flags))
             rows += scope_rows
     out = pd.DataFrame(rows, columns=[*DECOMPOSITION_COLUMNS, *DECOMPOSITION_EXTRA_COLUMNS])
     out["energy_layer"] = layer_of(ex)
