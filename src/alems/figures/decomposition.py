@@ -76,8 +76,8 @@ def _factor_bar(ax: Any, x: int, row: pd.Series) -> None:
     if not finite(v):
         why = undefined_reason(str(row.get("flags") or ""))
         ax.plot(x, 1.0, marker="x", color=ALERT, ms=6, zorder=4)
-        ax.text(x, 1.0, why.replace("_", " "), rotation=90, ha="center", va="bottom", fontsize=FONT - 3,
-                color=ALERT)  # fmt: skip
+        ax.annotate(why, (x, 1.0), xytext=(0, 5), textcoords="offset points", rotation=90, ha="center",
+                    va="bottom", fontsize=FONT - 3, color=ALERT, annotation_clip=True)  # fmt: skip
         return
     v = float(v)
     if v <= 0:  # no place on a log axis: said, not dropped
@@ -102,37 +102,44 @@ def _factor_bar(ax: Any, x: int, row: pd.Series) -> None:
                 ha="center", va="bottom" if v >= 1 else "top", fontsize=FONT - 3)  # fmt: skip
 
 
-_REASON_ORDER = (
-    "no_defined_family",
-    "no_pairs",
-    "no_successes",
-    "no_llm_calls",
-    "no_tokens",
-    "no_llm_energy",
-    "llm_energy_unavailable",
+_REASONS: tuple[tuple[str, str], ...] = (
+    ("no_defined_family", "no family with a defined OOI"),
+    ("no_pairs", "no pairs"),
+    ("no_successes", "no success"),
+    ("no_llm_calls", "no calls"),
+    ("no_tokens", "no tokens"),
+    ("no_llm_energy", "no LLM J"),
+    ("llm_energy_unavailable", "no phase columns"),
 )
 
 
 def undefined_reason(flags: str) -> str:
-    """The reason printed at an undefined factor: the most basic of its flags."""
+    """The short reason printed at an undefined factor: its most basic flag, with the modes
+    it hits (A: agentic, L: linear)."""
     items = [f for f in flags.split(";") if f]
-    for prefix in _REASON_ORDER:
+    for prefix, words in _REASONS:
         hit = [f for f in items if f.startswith(prefix)]
         if hit:
-            words = {
-                "no_defined_family": "no family with a defined OOI",
-                "no_pairs": "no pairs (a mode missing)",
-            }
-            return words.get(hit[0], hit[0].replace("_", " "))
-    return (items[0] if items else "undefined").replace("_", " ")
+            modes = [m[0].upper() for m in ("agentic", "linear") if any(f.endswith(m) for f in hit)]
+            return f"{words} ({', '.join(modes)})" if modes else words
+    return "undefined"
 
 
 def _scope_panel(ax: Any, scope: str, rows: pd.DataFrame) -> list[float]:
     order = list(FACTOR_LABELS)
     by = rows.set_index(rows["factor"].astype(str))
     ys: list[float] = []
+    if not rows["value"].apply(finite).any():  # nothing defined in the scope: one note, not six
+        ax.plot(range(len(order)), [1.0] * len(order), "x", color=ALERT, ms=6)
+        why = undefined_reason(";".join(str(f) for f in rows["flags"].fillna("")))
+        ax.text(
+            0.5, 0.75, why, transform=ax.transAxes, ha="center", va="center", fontsize=FONT - 1, color=ALERT
+        )
+        order_rows: list[str] = []
+    else:
+        order_rows = order
     for x, f in enumerate(order):
-        if f not in by.index:
+        if f not in by.index or f not in order_rows:
             continue
         row = by.loc[f]
         if isinstance(row, pd.DataFrame):
@@ -173,7 +180,7 @@ def fig_decomposition(inp: FigureInputs, out_dir: Path) -> list[Path]:
     for ax in axes[:, 0]:
         ax.set_ylabel("factor (log)")
     fig.suptitle(
-        "OOI = success x calls x tokens/call x LLM J/token x non-LLM (bars from 1; black: CI; x: undefined)",
+        "OOI = success x calls x tokens/call x LLM J/token x non-LLM (bars from 1; whiskers: CI; hollow: no CI; x: undefined)",
         fontsize=FONT,
     )
     fig.tight_layout(rect=(0, 0.04, 1, 0.97))
@@ -229,18 +236,23 @@ def fig_roles(inp: FigureInputs, out_dir: Path) -> list[Path]:
             if not len(cell):
                 continue
             if not np.isfinite(cell[col].to_numpy(float)).any():
-                ax.text(
-                    x, 0, "no success", rotation=90, ha="center", va="bottom", fontsize=FONT - 3, color=ALERT
-                )
+                ax.plot(x, 0.0, marker="x", color=ALERT, ms=5)
+                ax.annotate(f"{mode[0].upper()}: no success", (x, 0.0), xytext=(0, 5), textcoords="offset points",
+                            rotation=90, ha="center", va="bottom", fontsize=FONT - 3, color=ALERT)  # fmt: skip
                 continue
             height = _stack(ax, x, cell, col, colors, width)
             top = max(top, height)
             ax.annotate(mode[0].upper(), (x, height), xytext=(0, 2), textcoords="offset points", ha="center",
                         va="bottom", fontsize=FONT - 1, color=COLORS[mode], fontweight="bold")  # fmt: skip
     ax.set_xticks(range(len(fams)), fams, rotation=20, ha="right")
+    ax.set_xlim(-0.6, len(fams) - 0.4)
     ax.axhline(0.0, color="#555555", lw=0.6)
     if top > 0:
         ax.set_ylim(top=top * 1.3)  # room for the legend above the bars
+    else:  # no cell with a success: energy per success is undefined everywhere, and said so
+        ax.set_ylim(-0.1, 1.0)
+        ax.text(0.5, 0.6, "no successful execution: energy per success undefined", transform=ax.transAxes,
+                ha="center", va="center", fontsize=FONT, color=ALERT)  # fmt: skip
     ax.set_ylabel(f"energy per successful execution (J, {layer})")
     ax.set_title("Where the energy per success goes, by call role (L: linear, A: agentic)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[k]) for k in roles]
