@@ -165,7 +165,9 @@ def test_degenerate_cells_are_empty_and_flagged_never_inf():
     # a mode missing: no pairs, every row empty and flagged
     only_lin = base[base["mode"] == "linear"]
     dec = compute_with_decomposition(only_lin, CFG)[2]
-    assert dec["value"].isna().all() and (dec["flags"].str.contains("no_pairs")).all()
+    fam_rows, pooled = dec[dec["estimand"] == "family"], dec[dec["estimand"] == "pooled_ratio"]
+    assert dec["value"].isna().all() and fam_rows["flags"].str.contains("no_pairs").all()
+    assert pooled["flags"].str.contains("no_defined_family").all() and len(pooled)
     for df in (dec,):
         assert not np.isinf(df[["value", "ci_low", "ci_high", "log_share"]].to_numpy(float)).any()
 
