@@ -34,6 +34,7 @@ class FakeOpenAI:
         self.gate: threading.Event | None = None
         self.gate_timeout_s = 10.0
         self.gate_opened: bool | None = None
+        self.stream_usage = True  # False: a stream without usage (as llama-cpp-python's server sends)
         self._release = threading.Event()
         owner = self
 
@@ -113,7 +114,9 @@ class FakeOpenAI:
                     self.wfile.flush()
                     if i == 0 and owner.gate is not None:
                         owner.gate_opened = owner.gate.wait(owner.gate_timeout_s)
-                final = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage}
+                final: dict[str, Any] = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                if owner.stream_usage:
+                    final["usage"] = usage
                 self.wfile.write(b"data: " + json.dumps(final).encode() + b"\n\n")
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()

@@ -19,7 +19,7 @@ from alems.accounting import (
     energy_source_of,
     write_goals,
 )
-from alems.contracts import GOALS_COLUMNS
+from alems.contracts import GOALS_COLUMNS, GOALS_PHASE_COLUMNS
 from alems.contracts import GOALS_EXTRA_COLUMNS as EXTRA_COLUMNS
 from alems.energy.base import Domain
 from alems.errors import ConfigError
@@ -112,7 +112,7 @@ def test_goals_columns_follow_the_contract_exactly():
     ]
     assert list(GOALS_COLUMNS) == contract
     res, _ = one_attempt(1.0, 3.0, run_id="r1")
-    assert list(res.goals.columns) == contract + list(EXTRA_COLUMNS)
+    assert list(res.goals.columns) == contract + list(EXTRA_COLUMNS) + list(GOALS_PHASE_COLUMNS)
     assert res.goals["run_id"].tolist() == ["r1"]
 
 

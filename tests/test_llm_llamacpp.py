@@ -87,6 +87,11 @@ def test_generation_counts_tokens_like_llama_cpp_python(load_smol) -> None:
     c = llm.complete(USER, max_tokens=24, seed=0)
     assert c.t_start < c.t_end and c.ttft_s is not None and 0 < c.ttft_s <= c.t_end - c.t_start
     assert c.text.strip()
+    # llama.cpp's own timings of this call alone: prompt evaluation ends before the first token
+    # arrives, and both spans fit inside the call's stamps
+    assert c.prefill_s is not None and c.decode_s is not None
+    assert 0 < c.prefill_s <= c.ttft_s and c.decode_s > 0
+    assert c.prefill_s + c.decode_s <= c.t_end - c.t_start
     # independent reference: the library's own chat completion on the same weights and sampling
     raw = llm.llama
     raw.reset()

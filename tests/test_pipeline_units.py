@@ -145,6 +145,11 @@ def test_alems_run_carries_energy_columns(tmp_path: Path, monkeypatch: pytest.Mo
     assert (out / "rep0" / "samples.parquet").is_file() and (out / "events.jsonl").read_text()
     info = json.loads((out / "run.json").read_text())
     assert info["epg"] and info["jobs"][0]["meter"] == "model"
+    # calls.csv beside goals.csv in the rep directory, and all reps' calls at the top
+    calls = pd.read_csv(out / "calls.csv")
+    assert len(calls) == int(df["llm_calls"].sum() + df["tool_calls"].sum())
+    assert (out / "rep0" / "calls.csv").is_file() and calls["raw_j"].notna().all()
+    assert info["jobs"][0]["conservation_residual"] < 1e-9
 
 
 def test_the_oracle_markers_are_the_agents_prompt_texts() -> None:

@@ -30,6 +30,11 @@ EVENT_KINDS: tuple[str, ...] = (
 )
 """``events.jsonl`` ``kind`` values. Anything else is kept in the file but ignored by accounting."""
 
+LLM_ROLES: tuple[str, ...] = ("answer", "decide", "plan", "step", "react", "synthesise", "verify")
+"""What an LLM call of the agents is for: the ``name`` (or ``role``) of its ``llm_start``/``llm_end``
+events. A call whose events name none of these (the proxy's, a Session's without ``role``) has
+the role ``llm``."""
+
 GOAL_EVENT_KINDS: frozenset[str] = frozenset({"goal_start", "goal_end"})
 WINDOW_EVENT_KINDS: frozenset[str] = frozenset(EVENT_KINDS) - GOAL_EVENT_KINDS
 """Event kinds that open or close an attempt, LLM or tool window."""
@@ -83,6 +88,50 @@ GOALS_EXTRA_COLUMNS: tuple[str, ...] = ("alpha", "flags", "gap_raw_j", "gap_dyna
 GOALS_TASK_COLUMNS: tuple[str, ...] = ("check_reason", "truncated", "steps", "template")
 """Optional outcome columns carried into goals.csv after :data:`GOALS_EXTRA_COLUMNS`, when the
 outcomes have them (readers default them when absent)."""
+
+PHASES: tuple[str, ...] = ("llm", "tool", "orchestration")
+"""The phases of an attempt (L3): LLM calls, tool calls, and the rest of the window."""
+
+LAYER_PHASE_COLUMNS: dict[str, tuple[str, str, str]] = {
+    "total": ("llm_raw_j", "tool_raw_j", "orchestration_raw_j"),
+    "dynamic": ("llm_dynamic_j", "tool_dynamic_j", "orchestration_dynamic_j"),
+    "attributed": ("llm_j", "tool_j", "orchestration_j"),
+}
+"""goals.csv phase columns of each energy layer (llm, tool, orchestration), in :data:`PHASES` order."""
+
+GOALS_PHASE_COLUMNS: tuple[str, ...] = (*LAYER_PHASE_COLUMNS["total"], *LAYER_PHASE_COLUMNS["dynamic"])
+"""Optional goals.csv columns written last (after the task columns): the phases of the total
+and dynamic layers. A table without them has no phase split in those layers (NaN)."""
+
+# --------------------------------------------------------------------------- calls.csv
+CALLS_COLUMNS: tuple[str, ...] = (
+    "family",
+    "mode",
+    "goal_id",
+    "rep",
+    "attempt",
+    "call",
+    "kind",
+    "role",
+    "t0",
+    "t1",
+    "duration_s",
+    "tokens_in",
+    "tokens_out",
+    "raw_j",
+    "dynamic_j",
+    "attributed_j",
+    "prefill_s",
+    "decode_s",
+    "prefill_j",
+    "decode_j",
+    "tokens_estimated",
+    "error",
+    "energy_source",
+    "run_id",
+    "flags",
+)
+"""The ``calls.csv`` contract (DESIGN.md): one row per LLM or tool call."""
 
 GOALS_REQUIRED: tuple[str, ...] = (*ATTEMPT_IDENTITY, "energy_j", "gap_j")
 """The columns ``alems metrics`` cannot do without; every other column has a default."""
@@ -139,10 +188,19 @@ LAYER_SOURCE_COLUMNS: dict[str, tuple[str, str]] = {
 POOLED_ESTIMANDS: tuple[str, ...] = ("ratio_of_means", "geomean_ooi", "pooled_ratio")
 
 # --------------------------------------------------------------------------- files
-RUN_FILES: tuple[str, ...] = ("samples.parquet", "events.jsonl", "goals.csv", "run.json")
+RUN_FILES: tuple[str, ...] = ("samples.parquet", "events.jsonl", "goals.csv", "run.json", "calls.csv")
 """What one measurement job writes into ``results/runs/{family}/rep{rep}/``."""
 
-TABLE_FILES: tuple[str, ...] = ("goals.csv", "epg.csv", "ooi.csv", "epg_layers.csv", "ooi_layers.csv")
+TABLE_FILES: tuple[str, ...] = (
+    "goals.csv",
+    "epg.csv",
+    "ooi.csv",
+    "epg_layers.csv",
+    "ooi_layers.csv",
+    "calls.csv",
+    "ooi_decomposition.csv",
+    "roles.csv",
+)
 """What the tables rule writes into ``results/tables/``."""
 
 PROVENANCE_FILES: tuple[str, ...] = ("hardware.json", "environment.json", "config.json", "hashes.json")
@@ -155,6 +213,8 @@ FIGURES: tuple[str, ...] = (
     "fig4_power_timeline",
     "fig5_success_vs_energy",
     "fig6_idle_baseline",
+    "fig7_ooi_decomposition",
+    "fig8_roles",
 )
 """The paper's figures, each written as PNG and PDF (:data:`FIGURE_FORMATS`)."""
 

@@ -57,7 +57,7 @@ from typing import IO, Any
 
 import pandas as pd
 
-from alems.accounting import combine_sources, contains_modeled
+from alems.accounting import combine_sources, contains_modeled, empty_calls
 from alems.baseline import load_baseline, this_host
 from alems.contracts import GOALS_COLUMNS, GOALS_EXTRA_COLUMNS
 from alems.energy.childproc import terminate
@@ -150,7 +150,7 @@ def last_line(text: str) -> str:
 
 #: Per-call files the merge stacks into ``DIR`` (tables: rows concatenated, columns united;
 #: logs: lines concatenated), in call order. A new per-call file joins one of these lists.
-MERGED_TABLES: tuple[str, ...] = ("goals.csv",)
+MERGED_TABLES: tuple[str, ...] = ("goals.csv", "calls.csv")
 MERGED_LOGS: tuple[str, ...] = ("events.jsonl",)
 
 
@@ -261,7 +261,10 @@ def merge_calls(out: str | os.PathLike[str], calls: list[CallInfo] | None = None
                     fh.write(p.read_text(encoding="utf-8"))
     goals = pd.DataFrame()
     for name in MERGED_TABLES:
-        empty = (*GOALS_COLUMNS, *GOALS_EXTRA_COLUMNS) if name == "goals.csv" else ()
+        if name == "goals.csv":
+            empty: Sequence[str] = (*GOALS_COLUMNS, *GOALS_EXTRA_COLUMNS)
+        else:  # calls.csv: a call folder written before it existed adds no rows
+            empty = tuple(empty_calls().columns)
         table = _stack_table([c.dir / name for c in counted], empty)
         with atomic_path(out / name) as tmp:
             table.to_csv(tmp, index=False)

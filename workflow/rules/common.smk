@@ -106,6 +106,10 @@ def all_run_goals(wildcards):
     return run_files("goals.csv")
 
 
+def all_run_calls(wildcards):
+    return run_files("calls.csv")
+
+
 def all_run_meta(wildcards):
     return run_files("run.json")
 
@@ -139,7 +143,7 @@ def manifest_inputs(wildcards):
 
 
 def figure_outputs():
-    """The figures rule's outputs: fig1..fig6 (PNG, in the report) and pdf1..pdf6."""
+    """The figures rule's outputs: fig1..fig8 (PNG, in the report) and pdf1..pdf8."""
     out = {}
     for i, name in enumerate(FIGURES, 1):
         out[f"fig{i}"] = report(

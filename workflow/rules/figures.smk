@@ -6,6 +6,8 @@ rule figures:
         goals="results/tables/goals.csv",
         epg="results/tables/epg.csv",
         ooi="results/tables/ooi.csv",
+        decomposition="results/tables/ooi_decomposition.csv",
+        roles="results/tables/roles.csv",
         baseline="results/baseline/idle.json",
     output:
         **figure_outputs(),

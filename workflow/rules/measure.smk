@@ -9,6 +9,7 @@ rule run_family:
         events="results/runs/{family}/rep{rep}/events.jsonl",
         goals="results/runs/{family}/rep{rep}/goals.csv",
         meta="results/runs/{family}/rep{rep}/run.json",
+        calls="results/runs/{family}/rep{rep}/calls.csv",
     log:
         "logs/run_family/{family}_rep{rep}.log",
     benchmark:

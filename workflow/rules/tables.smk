@@ -2,6 +2,7 @@ rule tables:
     input:
         goals=all_run_goals,
         meta=all_run_meta,
+        calls=all_run_calls,
         hashes="results/provenance/hashes.json",
         baseline="results/baseline/idle.json",
     output:
@@ -10,6 +11,9 @@ rule tables:
         ooi="results/tables/ooi.csv",
         epg_layers="results/tables/epg_layers.csv",
         ooi_layers="results/tables/ooi_layers.csv",
+        calls="results/tables/calls.csv",
+        decomposition="results/tables/ooi_decomposition.csv",
+        roles="results/tables/roles.csv",
     log:
         "logs/tables/tables.log",
     benchmark:

@@ -1,4 +1,4 @@
-"""rule figures: the six paper figures (PNG and PDF) from tables, baseline and one run."""
+"""rule figures: the eight paper figures (PNG and PDF) from tables, baseline and one run."""
 
 import sys
 
@@ -16,6 +16,8 @@ written = figures_job(
     samples=snakemake.input.samples,
     events=snakemake.input.events,
     timeline_family=snakemake.params.timeline_family,
+    decomposition=snakemake.input.decomposition,
+    roles=snakemake.input.roles,
     out_dir=Path(snakemake.output.fig1).parent,
 )
 print("\n".join(str(p) for p in written), file=sys.stderr)

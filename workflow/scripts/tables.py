@@ -14,5 +14,6 @@ tables = tables_job(
     metrics=snakemake.params.metrics,
     groups=snakemake.params.groups,
     allow_mixed=snakemake.params.allow_mixed,
+    call_paths=snakemake.input.calls,
 )
 print(f"{tables.label} tables for run_id {tables.run_id}", file=sys.stderr)

@@ -61,7 +61,18 @@ none), and ``gap_raw_j`` / ``gap_dynamic_j`` (the gap in layers L0 / L1, for the
 ``overlapping_attempts``, ``unclosed_attempt``, ``unclosed_phase``, ``no_window``
 (the outcome has no attempt events; its energies are NaN). When the outcomes carry them,
 the task columns :data:`alems.contracts.GOALS_TASK_COLUMNS` (``check_reason``, ``truncated``, ``steps``,
-``template``) follow.
+``template``) follow. Last come the phases of the total and dynamic layers
+(:data:`alems.contracts.GOALS_PHASE_COLUMNS`: ``llm_raw_j, tool_raw_j, orchestration_raw_j,
+llm_dynamic_j, tool_dynamic_j, orchestration_dynamic_j``): each LLM and tool call window has
+its own L0-L2, the phases sum them per attempt, and orchestration is the rest of the attempt
+window, so in every layer llm + tool + orchestration = the attempt's energy.
+
+:attr:`AccountingResult.calls` is the ``calls.csv`` table (:data:`alems.contracts.CALLS_COLUMNS`):
+one row per LLM or tool call window, its energy in each layer (``raw_j, dynamic_j,
+attributed_j``), its role, tokens and, where the backend reported its own timings, the
+attributed energy of its prefill and decode spans on the power timeline. The calls of an
+attempt sum to its phases; :attr:`AccountingResult.conservation_residual` is the largest
+relative residual of both checks (:func:`conservation_residual`).
 
 ``energy_source`` per row is ``measured`` when every summed domain is measured,
 ``modeled`` when every one is modeled, ``mixed`` otherwise; :func:`contains_modeled`
@@ -79,12 +90,14 @@ Modules, each one step of the chain:
 - :mod:`~alems.accounting.account`: :func:`account`, the run's attempts, phases, gaps and
   framework overhead;
 - :mod:`~alems.accounting.goals`: the outcomes in, the goals table out (:func:`write_goals`);
+- :mod:`~alems.accounting.calls`: the calls table (:func:`write_calls`) and the conservation check;
 - :mod:`~alems.accounting.errors`: :class:`AccountingInputError`.
 """
 
 from __future__ import annotations
 
 from alems.accounting.account import AccountingResult, account, account_config
+from alems.accounting.calls import calls_table, conservation_residual, empty_calls, events_calls, write_calls
 from alems.accounting.config import ATTRIBUTIONS, GPU_ATTRIBUTIONS, AccountingConfig, attribution_modes
 from alems.accounting.errors import AccountingInputError
 from alems.accounting.events import AttemptKey, AttemptWindows, parse_events, unknown_kinds
@@ -107,11 +120,16 @@ __all__ = [
     "account_config",
     "as_bool",
     "attribution_modes",
+    "calls_table",
     "combine_sources",
+    "conservation_residual",
     "contains_modeled",
+    "empty_calls",
     "energy_source_of",
+    "events_calls",
     "parse_events",
     "unknown_kinds",
     "window_energy",
+    "write_calls",
     "write_goals",
 ]

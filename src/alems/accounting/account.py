@@ -17,9 +17,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from alems.accounting.calls import calls_table, conservation_residual, empty_calls
 from alems.accounting.config import DEFAULT_ATTRIBUTION, DEFAULT_MIN_COVERAGE, AccountingConfig
 from alems.accounting.errors import AccountingInputError
-from alems.accounting.events import AttemptKey, AttemptWindows, ExecutionKey, parse_events, unknown_kinds
+from alems.accounting.events import (
+    AttemptKey,
+    AttemptWindows,
+    CallInfo,
+    ExecutionKey,
+    parse_events,
+    unknown_kinds,
+)
 from alems.accounting.goals import AttemptRows, goals_table, outcome_frame
 from alems.accounting.sources import contains_modeled, energy_source_of
 from alems.accounting.windows import CounterSeries, WindowEnergy, window_energy
@@ -40,6 +48,9 @@ class AccountingResult:
     and gap window; ``overhead_raw_j`` / ``overhead_dynamic_j`` are its L0 / L1 values and
     ``overhead_s`` its duration. ``flags``: run-level flags
     (``events_without_outcome:N``, ``unknown_event_kinds:a,b``, ``run_alpha_fallback``).
+    ``calls``: the calls.csv rows (one per LLM or tool call window);
+    ``conservation_residual``: :func:`~alems.accounting.calls.conservation_residual` of
+    the goals and calls (the largest relative residual of phases and calls, every layer).
     """
 
     goals: pd.DataFrame
@@ -51,6 +62,8 @@ class AccountingResult:
     energy_source: str
     span: tuple[float, float]
     flags: list[str] = field(default_factory=list)
+    calls: pd.DataFrame = field(default_factory=empty_calls)
+    conservation_residual: float = 0.0
 
     @property
     def contains_modeled(self) -> bool:
@@ -71,6 +84,8 @@ class AccountingResult:
             "energy_source": self.energy_source,
             "flags": list(self.flags),
             "flagged_attempts": int((g["flags"] != "").sum()),
+            "calls": len(self.calls),
+            "conservation_residual": self.conservation_residual,
         }
 
 
@@ -220,6 +235,21 @@ def _attempt_energy(
     return _AttemptEnergy(raw, dyn, alpha, attr, cov, _energy_flags(aw, rows, min_coverage))
 
 
+@dataclass(frozen=True)
+class _PhaseEnergy:
+    """L3: every ``phase`` ("llm"/"tool") call window of the rows, and their energy summed per
+    row in each layer (0 for a row with no such call, NaN for a row with no attempt window)."""
+
+    kind: str  # "llm" | "tool"
+    owner: np.ndarray  # outcome row of each call window
+    windows: list[Interval]
+    energy: WindowEnergy | None  # of the call windows (None when there are none)
+    raw_j: np.ndarray
+    dynamic_j: np.ndarray
+    attributed_j: np.ndarray
+    flags: list[RowFlag]
+
+
 def _phase_energy(
     run: _RunEnergy,
     keys: Sequence[AttemptKey],
@@ -227,29 +257,26 @@ def _phase_energy(
     rows: np.ndarray,
     alpha: np.ndarray,
     phase: str,
-) -> tuple[np.ndarray, list[RowFlag]]:
-    """L3: the attributed energy of every ``phase`` ("llm"/"tool") window, summed per row.
-
-    Each window has its own L1/L2, α falling back to its attempt's. 0 for a row with no
-    such window, NaN for a row with no attempt window."""
-    out = np.full(len(keys), np.nan)
-    out[rows] = 0.0
+) -> _PhaseEnergy:
+    """L3 of every ``phase`` window, each with its own L0-L2, α falling back to its attempt's."""
+    sums = [np.full(len(keys), np.nan) for _ in range(3)]
+    for arr in sums:
+        arr[rows] = 0.0
     owner: list[int] = []
-    p0: list[float] = []
-    p1: list[float] = []
+    spans: list[Interval] = []
     for i in rows:
         for a, b in getattr(windows[keys[i]], phase):
-            owner.append(i)
-            p0.append(a)
-            p1.append(b)
+            owner.append(int(i))
+            spans.append((a, b))
     if not owner:
-        return out, []
+        return _PhaseEnergy(phase, np.zeros(0, dtype=int), [], None, sums[0], sums[1], sums[2], [])
     own = np.array(owner)
-    pw = run.of(np.array(p0), np.array(p1), alpha[own])
-    np.add.at(out, own, pw.attributed_j)
+    pw = run.of(np.array([w[0] for w in spans]), np.array([w[1] for w in spans]), alpha[own])
+    for arr, per_call in zip(sums, (pw.raw_j, pw.dynamic_j, pw.attributed_j), strict=True):
+        np.add.at(arr, own, per_call)
     flags = [(int(i), "phase_alpha_fallback") for i in own[pw.alpha_fallback]]
     flags += [(int(i), "alpha_clipped") for i in own[pw.alpha_clipped]]
-    return out, flags
+    return _PhaseEnergy(phase, own, spans, pw, sums[0], sums[1], sums[2], flags)
 
 
 # --------------------------------------------------------------------------- gaps
@@ -360,17 +387,18 @@ def _attempt_rows(
     rows: np.ndarray,
     run_alpha: float,
     min_coverage: float,
-) -> tuple[AttemptRows, list[Interval]]:
+) -> tuple[AttemptRows, _Phases]:
     """Every per-row number of the goals table: the attempt window (``rows`` are the rows that
-    have one), its phases, the gap before it and the flags; and the gap windows."""
+    have one), its phases in every layer, the gap before it and the flags; and the gap and
+    call windows."""
     t0 = np.array([windows[k].t0 if k in windows else np.nan for k in keys], dtype=float)
     t1 = np.array([windows[k].t1 if k in windows else np.nan for k in keys], dtype=float)
     att = _attempt_energy(run, t0, t1, rows, run_alpha, min_coverage)
-    llm_j, llm_flags = _phase_energy(run, keys, windows, rows, att.alpha, "llm")
-    tool_j, tool_flags = _phase_energy(run, keys, windows, rows, att.alpha, "tool")
+    llm = _phase_energy(run, keys, windows, rows, att.alpha, "llm")
+    tool = _phase_energy(run, keys, windows, rows, att.alpha, "tool")
     gaps = _gap_windows(keys, rows, t0, t1)
     gap_j, gap_raw, gap_dyn, gap_flags = _gap_energy(run, gaps, att.alpha, rows, len(keys))
-    flags = _row_flags(_window_flags(keys, windows), att.flags, llm_flags, tool_flags, gap_flags)
+    flags = _row_flags(_window_flags(keys, windows), att.flags, llm.flags, tool.flags, gap_flags)
     return AttemptRows(
         t0=t0,
         t1=t1,
@@ -379,13 +407,94 @@ def _attempt_rows(
         alpha=att.alpha,
         attributed_j=att.attributed_j,
         coverage=att.coverage,
-        llm_j=llm_j,
-        tool_j=tool_j,
+        llm_j=llm.attributed_j,
+        tool_j=tool.attributed_j,
         gap_j=gap_j,
         gap_raw_j=gap_raw,
         gap_dynamic_j=gap_dyn,
         flags=flags,
-    ), gaps.windows
+        llm_raw_j=llm.raw_j,
+        tool_raw_j=tool.raw_j,
+        llm_dynamic_j=llm.dynamic_j,
+        tool_dynamic_j=tool.dynamic_j,
+    ), _Phases(gaps.windows, llm, tool)
+
+
+@dataclass(frozen=True)
+class _Phases:
+    """What :func:`_attempt_rows` measured besides the rows: the gap windows and the calls."""
+
+    gaps: list[Interval]
+    llm: _PhaseEnergy
+    tool: _PhaseEnergy
+
+
+# --------------------------------------------------------------------------- calls
+def _split_energy(
+    run: _RunEnergy, phase: _PhaseEnergy, infos: Sequence[CallInfo]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(prefill_j, decode_j)`` of each call (attributed layer): the energy of
+    ``[t0, t0 + prefill_s]`` and of ``[t0 + prefill_s, min(t1, t0 + prefill_s + decode_s)]``
+    on the power timeline; NaN where the backend gave no timings."""
+    n = len(infos)
+    pre, dec = np.full(n, np.nan), np.full(n, np.nan)
+    if phase.energy is None:
+        return pre, dec
+    p = np.array([c.prefill_s for c in infos], dtype=float)
+    d = np.array([c.decode_s for c in infos], dtype=float)
+    has = np.flatnonzero(np.isfinite(p) & np.isfinite(d))
+    if not len(has):
+        return pre, dec
+    t0 = np.array([phase.windows[i][0] for i in has])
+    t1 = np.array([phase.windows[i][1] for i in has])
+    mid = np.minimum(t1, t0 + np.maximum(p[has], 0.0))
+    end = np.minimum(t1, mid + np.maximum(d[has], 0.0))
+    alpha = phase.energy.alpha[has]
+    pre[has] = run.of(t0, mid, alpha).attributed_j
+    dec[has] = run.of(mid, end, alpha).attributed_j
+    return pre, dec
+
+
+def _phase_calls(
+    run: _RunEnergy,
+    keys: Sequence[AttemptKey],
+    windows: Mapping[AttemptKey, AttemptWindows],
+    phase: _PhaseEnergy,
+) -> pd.DataFrame:
+    """One row per call window of ``phase`` (the identity columns come later)."""
+    if phase.energy is None:
+        return pd.DataFrame()
+    seen: dict[int, int] = {}
+    infos: list[CallInfo] = []
+    for row in phase.owner:
+        k = keys[int(row)]
+        j = seen.get(int(row), 0)
+        seen[int(row)] = j + 1
+        w = windows[k]
+        infos.append((w.llm_info if phase.kind == "llm" else w.tool_info)[j])
+    pre, dec = _split_energy(run, phase, infos)
+    e = phase.energy
+    return pd.DataFrame(
+        {
+            "_row": phase.owner,
+            "kind": [c.kind for c in infos],
+            "role": [c.role for c in infos],
+            "t0": [w[0] for w in phase.windows],
+            "t1": [w[1] for w in phase.windows],
+            "tokens_in": [c.tokens_in for c in infos],
+            "tokens_out": [c.tokens_out for c in infos],
+            "raw_j": e.raw_j,
+            "dynamic_j": e.dynamic_j,
+            "attributed_j": e.attributed_j,
+            "prefill_s": [c.prefill_s for c in infos],
+            "decode_s": [c.decode_s for c in infos],
+            "prefill_j": pre,
+            "decode_j": dec,
+            "tokens_estimated": [c.tokens_estimated for c in infos],
+            "error": [c.error for c in infos],
+            "_alpha_fallback": e.alpha_fallback,
+        }
+    )
 
 
 def account(
@@ -421,11 +530,21 @@ def account(
     run_flags = _run_flags(run_window, cfg.modes[0], keys, windows, events)
 
     rows = np.flatnonzero(np.array([k in windows for k in keys], dtype=bool))
-    attempt_rows, gap_windows = _attempt_rows(run, keys, windows, rows, run_alpha, cfg.min_coverage)
-    free = _free_windows(span, attempt_rows.t0[rows], attempt_rows.t1[rows], gap_windows)
+    attempt_rows, phases = _attempt_rows(run, keys, windows, rows, run_alpha, cfg.min_coverage)
+    free = _free_windows(span, attempt_rows.t0[rows], attempt_rows.t1[rows], phases.gaps)
     overhead = _overhead_energy(run, free, run_alpha)
+    goals = goals_table(outcomes, keys, windows, attempt_rows, source, run_id)
+    calls = calls_table(
+        outcomes,
+        keys,
+        [_phase_calls(run, keys, windows, p) for p in (phases.llm, phases.tool)],
+        source,
+        run_id,
+    )
     return AccountingResult(
-        goals=goals_table(outcomes, keys, windows, attempt_rows, source, run_id),
+        goals=goals,
+        calls=calls,
+        conservation_residual=conservation_residual(goals, calls),
         framework_overhead_j=overhead[0],
         overhead_raw_j=overhead[1],
         overhead_dynamic_j=overhead[2],

@@ -18,10 +18,30 @@ from typing import Any, cast
 import pandas as pd
 
 from alems.accounting.errors import AccountingInputError
-from alems.contracts import EVENT_KINDS, WINDOW_EVENT_KINDS
+from alems.contracts import EVENT_KINDS, LLM_ROLES, WINDOW_EVENT_KINDS
 
 AttemptKey = tuple[str, int, str, int]  # (goal_id, rep, mode, attempt)
 ExecutionKey = tuple[str, int, str]  # (goal_id, rep, mode)
+
+
+@dataclass
+class CallInfo:
+    """What the event log says about one LLM or tool call besides its window.
+
+    ``role``: the ``role`` of its events, else (LLM calls) the ``name`` when it is one of
+    :data:`alems.contracts.LLM_ROLES`, else ``llm``; a tool call's role is the tool's name.
+    ``prefill_s`` / ``decode_s``: the backend's own timings (NaN where it gives none);
+    ``tokens_estimated``: the token counts were estimated (the proxy, from a stream's chunks).
+    """
+
+    kind: str  # "llm" | "tool"
+    role: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+    prefill_s: float = math.nan
+    decode_s: float = math.nan
+    tokens_estimated: bool = False
+    error: str = ""
 
 
 @dataclass
@@ -34,6 +54,8 @@ class AttemptWindows:
     last_t: float = -math.inf
     llm: list[tuple[float, float]] = field(default_factory=list)
     tool: list[tuple[float, float]] = field(default_factory=list)
+    llm_info: list[CallInfo] = field(default_factory=list)  # one per ``llm`` window, same order
+    tool_info: list[CallInfo] = field(default_factory=list)  # one per ``tool`` window
     llm_calls: int = 0
     tool_calls: int = 0
     tokens_in: int = 0
@@ -58,6 +80,49 @@ def _tokens(start: Mapping[str, Any] | None, end: Mapping[str, Any] | None, name
         if ev is not None and not _is_missing(ev.get(name)):
             return int(ev[name])
     return 0
+
+
+def _number(start: Mapping[str, Any] | None, end: Mapping[str, Any] | None, name: str) -> float:
+    """A float field of one call (the end event's, else the start's); NaN where neither has it."""
+    for ev in (end, start):
+        if ev is not None and not _is_missing(ev.get(name)):
+            try:
+                return float(ev[name])
+            except (TypeError, ValueError):
+                return math.nan
+    return math.nan
+
+
+def _text(start: Mapping[str, Any] | None, end: Mapping[str, Any] | None, name: str) -> str:
+    for ev in (end, start):
+        if ev is not None and not _is_missing(ev.get(name)):
+            return str(ev[name])
+    return ""
+
+
+def call_role(kind: str, role: Any, name: Any) -> str:
+    """The role of one call (see :class:`CallInfo`)."""
+    if not _is_missing(role) and str(role):
+        return str(role)
+    if kind == "tool":
+        return str(name) if not _is_missing(name) and str(name) else "tool"
+    return str(name) if not _is_missing(name) and str(name) in LLM_ROLES else "llm"
+
+
+def _call_info(start: Mapping[str, Any] | None, end: Mapping[str, Any] | None, is_llm: bool) -> CallInfo:
+    """One call's :class:`CallInfo` from its start and end records."""
+    kind = "llm" if is_llm else "tool"
+    est = _text(start, end, "tokens_estimated").strip().lower() in ("true", "1", "1.0")
+    return CallInfo(
+        kind=kind,
+        role=call_role(kind, _text(start, end, "role") or None, _text(start, end, "name") or None),
+        tokens_in=_tokens(start, end, "tokens_in") if is_llm else 0,
+        tokens_out=_tokens(start, end, "tokens_out") if is_llm else 0,
+        prefill_s=_number(start, end, "prefill_s"),
+        decode_s=_number(start, end, "decode_s"),
+        tokens_estimated=est,
+        error=_text(start, end, "error"),
+    )
 
 
 def _records(events: Any) -> list[dict[str, Any]]:
@@ -113,6 +178,7 @@ def _end_call(w: AttemptWindows, ev: dict[str, Any], t: float) -> None:
             w.tool_calls += 1
     else:
         (w.llm if is_llm else w.tool).append((float(start["t"]), t))
+        (w.llm_info if is_llm else w.tool_info).append(_call_info(start, ev, is_llm))
     if is_llm:
         w.tokens_in += _tokens(start, ev, "tokens_in")
         w.tokens_out += _tokens(start, ev, "tokens_out")
@@ -151,10 +217,11 @@ def _close(w: AttemptWindows) -> None:
     if w.t0 is None or w.t1 is None:
         w.flags.add("unclosed_attempt")
     w.t0, w.t1 = t0, t1
-    for stack, windows in ((w.open_llm, w.llm), (w.open_tool, w.tool)):
+    for stack, windows, info in ((w.open_llm, w.llm, w.llm_info), (w.open_tool, w.tool, w.tool_info)):
         for start in stack:
             w.flags.add("unclosed_phase")
             windows.append((float(start["t"]), float(t1)))
+            info.append(_call_info(start, None, start["kind"] == "llm_start"))
             if start["kind"] == "llm_start":
                 w.tokens_in += _tokens(start, None, "tokens_in")
                 w.tokens_out += _tokens(start, None, "tokens_out")

@@ -40,6 +40,10 @@ class AttemptRows:
     gap_raw_j: np.ndarray
     gap_dynamic_j: np.ndarray
     flags: list[set[str]]
+    llm_raw_j: np.ndarray
+    tool_raw_j: np.ndarray
+    llm_dynamic_j: np.ndarray
+    tool_dynamic_j: np.ndarray
 
 
 def as_bool(values: Any) -> np.ndarray:
@@ -122,6 +126,14 @@ def goals_table(
     for col in GOALS_TASK_COLUMNS:
         if col in outcomes.columns:
             goals[col] = outcomes[col].to_numpy()
+    # phases of the total and dynamic layers (GOALS_PHASE_COLUMNS), last: orchestration is the
+    # rest of the attempt window, so the phases sum to the attempt's energy in every layer
+    goals["llm_raw_j"] = rows.llm_raw_j
+    goals["tool_raw_j"] = rows.tool_raw_j
+    goals["orchestration_raw_j"] = rows.raw_j - rows.llm_raw_j - rows.tool_raw_j
+    goals["llm_dynamic_j"] = rows.llm_dynamic_j
+    goals["tool_dynamic_j"] = rows.tool_dynamic_j
+    goals["orchestration_dynamic_j"] = rows.dynamic_j - rows.llm_dynamic_j - rows.tool_dynamic_j
     return goals
 
 

@@ -67,8 +67,16 @@ class EventLog:
         tokens_out: int | None = None,
         error: str | None = None,
         status: int | None = None,
+        role: str | None = None,
+        prefill_s: float | None = None,
+        decode_s: float | None = None,
+        tokens_estimated: bool | None = None,
     ) -> float:
-        """Stamp ``clock()``, write one record, flush; return the stamp."""
+        """Stamp ``clock()``, write one record, flush; return the stamp.
+
+        Optional call fields (DESIGN.md, events.jsonl): ``role`` (what an LLM call is for),
+        ``prefill_s`` / ``decode_s`` (the backend's own timings of the call) and
+        ``tokens_estimated`` (the token counts were estimated, not reported)."""
         if kind not in EVENT_KINDS:
             raise ValueError(f"unknown event kind {kind!r}; expected one of {EVENT_KINDS}")
         if self._fh is None:
@@ -92,6 +100,14 @@ class EventLog:
             rec["error"] = error
         if status is not None:
             rec["status"] = int(status)
+        if role is not None:
+            rec["role"] = str(role)
+        if prefill_s is not None:
+            rec["prefill_s"] = float(prefill_s)
+        if decode_s is not None:
+            rec["decode_s"] = float(decode_s)
+        if tokens_estimated:
+            rec["tokens_estimated"] = True
         self._fh.write(json.dumps(rec, ensure_ascii=False, allow_nan=False) + "\n")
         self._fh.flush()
         self.count += 1

@@ -206,7 +206,15 @@ class Execution:
         att.tokens_in += c.tokens_in
         att.tokens_out += c.tokens_out
         att.cut_calls += int(c.finish_reason == "length")
-        self.scope.emit("llm_end", att.number, name=name, tokens_in=c.tokens_in, tokens_out=c.tokens_out)
+        self.scope.emit(
+            "llm_end",
+            att.number,
+            name=name,
+            tokens_in=c.tokens_in,
+            tokens_out=c.tokens_out,
+            prefill_s=c.prefill_s,
+            decode_s=c.decode_s,
+        )
         return c
 
     def _tool(self, att: _Attempt, box: Toolbox, tool: str, argument: str, file: str | None) -> ToolResult:

@@ -86,7 +86,12 @@ def _add_metrics(p: argparse.ArgumentParser) -> None:
         metavar="FAMILY=GROUP",
         help="put FAMILY in GROUP (default: tg_* -> tool, others -> reasoning)",
     )
-    p.add_argument("--out-dir", default=None, metavar="DIR", help="also write DIR/epg.csv and DIR/ooi.csv")
+    p.add_argument(
+        "--out-dir",
+        default=None,
+        metavar="DIR",
+        help="also write DIR/epg.csv, DIR/ooi.csv and DIR/ooi_decomposition.csv",
+    )
     p.add_argument(
         "--json", action="store_true", help='machine-readable output: {"epg": [...], "ooi": [...]}'
     )
@@ -105,7 +110,9 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
     }
     cfg = metrics.MetricsConfig.from_dict({k: v for k, v in given.items() if v is not None})
     goals = metrics.read_goals(args.goals)
-    epg, ooi = metrics.compute_tables(goals, cfg, metrics.parse_group_args(args.group) or None)
+    epg, ooi, dec = metrics.compute_with_decomposition(
+        goals, cfg, metrics.parse_group_args(args.group) or None
+    )
     used = set(epg["energy_layer"]) if len(epg) else {cfg.energy_layer}
     if used != {cfg.energy_layer}:
         print(
@@ -115,8 +122,9 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
         )
     if args.out_dir:
         metrics.write_tables(epg, ooi, Path(args.out_dir) / "epg.csv", Path(args.out_dir) / "ooi.csv")
+        metrics.write_table(dec, Path(args.out_dir) / "ooi_decomposition.csv")
     if args.json:
-        print_json(metrics.tables_to_json(epg, ooi))
+        print_json(metrics.tables_to_json(epg, ooi, dec))
     else:
         print(metrics.format_tables(epg, ooi))
     return 0

@@ -1,4 +1,4 @@
-"""The six paper figures, drawn from finished tables only.
+"""The eight paper figures, drawn from finished tables only.
 
 This package owns plotting. It computes no metric: EpG, OOI and their intervals come
 from ``epg.csv`` and ``ooi.csv``; the phase breakdown sums ``goals.csv`` columns; the
@@ -20,11 +20,15 @@ update instants (:mod:`alems.energy.stepwise`), so it shows power, not the stair
 4. ``fig4_power_timeline``: power over one goal pair, attempt and phase edges marked.
 5. ``fig5_success_vs_energy``: success rate against energy per execution.
 6. ``fig6_idle_baseline``: the idle-baseline window powers per domain.
+7. ``fig7_ooi_decomposition``: the OOI's five factors per family and pooled scope, with CIs
+   (from ``ooi_decomposition.csv``).
+8. ``fig8_roles``: energy per successful execution by call role, linear beside agentic
+   (from ``roles.csv``).
 
 The names are :data:`alems.contracts.FIGURES`. Modules: :mod:`~alems.figures.inputs` (what
 figures are drawn from), :mod:`~alems.figures.style` (names, colours, footer, saving) and one
 module per figure or pair of figures (``epg``: 1 and 5, ``ooi``: 2, ``phases``: 3,
-``timeline``: 4, ``baseline``: 6).
+``timeline``: 4, ``baseline``: 6, ``decomposition``: 7 and 8).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from pathlib import Path
 
 from alems.contracts import FIGURES
 from alems.figures.baseline import fig_baseline
+from alems.figures.decomposition import fig_decomposition, fig_roles
 from alems.figures.epg import fig_epg, fig_success_energy
 from alems.figures.inputs import FigureInputs, source_label
 from alems.figures.ooi import fig_ooi, forest_rows
@@ -42,9 +47,11 @@ from alems.figures.phases import fig_phases, phase_means
 from alems.figures.style import (
     EPG,
     IDLE_BASELINE,
+    OOI_DECOMPOSITION,
     OOI_FOREST,
     PHASES,
     POWER_TIMELINE,
+    ROLES,
     SUCCESS_VS_ENERGY,
     footer_text,
 )
@@ -60,12 +67,14 @@ DRAW: dict[str, Callable[[FigureInputs, Path], list[Path]]] = {
     POWER_TIMELINE: fig_timeline,
     SUCCESS_VS_ENERGY: fig_success_energy,
     IDLE_BASELINE: fig_baseline,
+    OOI_DECOMPOSITION: fig_decomposition,
+    ROLES: fig_roles,
 }
 """The function that draws each figure."""
 
 
 def make_all(inp: FigureInputs, out_dir: str | os.PathLike[str]) -> list[Path]:
-    """Draw all six figures into ``out_dir``; returns the files written (PNG and PDF each)."""
+    """Draw all eight figures into ``out_dir``; returns the files written (PNG and PDF each)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -80,9 +89,11 @@ __all__ = [
     "FigureInputs",
     "binned_power",
     "fig_baseline",
+    "fig_decomposition",
     "fig_epg",
     "fig_ooi",
     "fig_phases",
+    "fig_roles",
     "fig_success_energy",
     "fig_timeline",
     "footer_text",

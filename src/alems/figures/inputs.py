@@ -42,6 +42,8 @@ class FigureInputs:
     events: list[dict[str, Any]] = field(default_factory=list)
     timeline_family: str = ""
     sample_stepwise: list[str] = field(default_factory=list)
+    decomposition: pd.DataFrame | None = None  # ooi_decomposition.csv (figure 7; None: not given)
+    roles: pd.DataFrame | None = None  # roles.csv (figure 8)
 
     @classmethod
     def load(
@@ -54,6 +56,8 @@ class FigureInputs:
         samples: str | os.PathLike[str] | None = None,
         events: str | os.PathLike[str] | None = None,
         timeline_family: str = "",
+        decomposition: str | os.PathLike[str] | None = None,
+        roles: str | os.PathLike[str] | None = None,
     ) -> FigureInputs:
         g = _read_table(goals)
         e = _read_table(epg)
@@ -69,7 +73,9 @@ class FigureInputs:
         if events is not None:
             with open(events, encoding="utf-8") as fh:
                 evs = [json.loads(line) for line in fh if line.strip()]
-        return cls(g, e, o, base, sdf, keys, sources, evs, timeline_family, steps)
+        dec = _read_table(decomposition) if decomposition is not None else None
+        rol = _read_table(roles) if roles is not None else None
+        return cls(g, e, o, base, sdf, keys, sources, evs, timeline_family, steps, dec, rol)
 
     @property
     def run_id(self) -> str:

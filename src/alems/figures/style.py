@@ -17,7 +17,7 @@ from alems.figures.inputs import FigureInputs
 from alems.io import atomic_path
 
 #: The file name of each figure, in the order of :data:`alems.contracts.FIGURES`.
-EPG, OOI_FOREST, PHASES, POWER_TIMELINE, SUCCESS_VS_ENERGY, IDLE_BASELINE = FIGURES
+EPG, OOI_FOREST, PHASES, POWER_TIMELINE, SUCCESS_VS_ENERGY, IDLE_BASELINE, OOI_DECOMPOSITION, ROLES = FIGURES
 
 COLORS = {"linear": "#4C72B0", "agentic": "#DD8452"}
 PHASE_COLORS = {"llm_j": "#4C72B0", "tool_j": "#DD8452", "orchestration_j": "#8C8C8C", "gap_j": "#C9C9C9"}

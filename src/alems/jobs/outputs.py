@@ -25,22 +25,24 @@ class RunPaths:
     events: Path
     goals: Path
     meta: Path
+    calls: Path | None = None  # calls.csv (None: the caller writes none)
 
     @classmethod
     def in_dir(cls, out_dir: str | os.PathLike[str]) -> RunPaths:
         d = Path(out_dir)
-        return cls(*(d / name for name in RUN_FILES))  # samples, events, goals, run.json
+        return cls(*(d / name for name in RUN_FILES))  # samples, events, goals, run.json, calls
 
     @classmethod
     def from_mapping(cls, m: Mapping[str, Any]) -> RunPaths:
-        return cls(Path(m["samples"]), Path(m["events"]), Path(m["goals"]), Path(m["meta"]))
+        calls = Path(m["calls"]) if m.get("calls") else None
+        return cls(Path(m["samples"]), Path(m["events"]), Path(m["goals"]), Path(m["meta"]), calls)
 
     @property
     def partial_events(self) -> Path:
         return self.events.with_name(f".{self.events.name}.partial")
 
     def all(self) -> list[Path]:
-        return [self.samples, self.events, self.goals, self.meta]
+        return [self.samples, self.events, self.goals, self.meta, *([self.calls] if self.calls else [])]
 
 
 @dataclass
@@ -72,6 +74,9 @@ class JobResult:
     flags: list[str] = field(default_factory=list)
     hashes: dict[str, Any] = field(default_factory=dict)
     baseline: dict[str, Any] = field(default_factory=dict)
+    conservation_residual: float | None = (
+        None  # largest relative residual of phases and calls (None: no energy)
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

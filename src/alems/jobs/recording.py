@@ -18,13 +18,13 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
 
-from alems.accounting import AccountingConfig, account
+from alems.accounting import AccountingConfig, account, empty_calls, events_calls
 from alems.agents.executors import AttemptOutcome
 from alems.agents.runner import outcomes_frame
 from alems.energy import Domain, Meter, Sampler, open_meter, write_samples
@@ -54,6 +54,8 @@ class Recorded:
     domains: list[dict[str, Any]]
     samples: int
     flags: list[str]
+    calls: pd.DataFrame = field(default_factory=empty_calls)
+    conservation_residual: float | None = None  # largest relative residual of phases and calls
 
 
 class Recording(Protocol):
@@ -149,6 +151,8 @@ class MeterRecording:
             domains=[{"key": d.key, "kind": d.kind, "source": d.source, "meter": d.meter} for d in domains],
             samples=len(self._samples),
             flags=list(result.flags) + ([f"gpu_foreign_pids:{len(foreign)}"] if foreign else []),
+            calls=result.calls,
+            conservation_residual=float(result.conservation_residual),
         )
 
     def write_samples(self, path: Path) -> None:
@@ -181,8 +185,10 @@ class NullRecording:
     def finish(
         self, events: Sequence[Mapping[str, Any]], outcomes: Sequence[AttemptOutcome], run_id: str
     ) -> Recorded:
+        frame = outcomes_frame(outcomes)
         return Recorded(
-            goals=outcomes_frame(outcomes),
+            goals=frame,
+            calls=events_calls(list(events), frame, run_id) if len(frame) else empty_calls(),
             energy_source="none",
             modeled=False,
             framework_overhead_j=math.nan,

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from alems.accounting import write_calls
 from alems.agents.events import EventLog, read_events
 from alems.agents.executors import AttemptOutcome
 from alems.agents.runner import execute_family
@@ -173,12 +174,15 @@ def _job_result(
         flags=recorded.flags,
         hashes=dict(hashes or {}),
         baseline=dict(baseline_info or {}),
+        conservation_residual=recorded.conservation_residual,
     )
 
 
 def _write_outputs(paths: RunPaths, recording: Recording, recorded: Recorded, job: JobResult) -> None:
     """Step 5: the outputs, goals.csv and run.json last (until they exist the job is incomplete)."""
     recording.write_samples(paths.samples)
+    if paths.calls is not None:
+        write_calls(recorded.calls, paths.calls)
     with atomic_path(paths.goals) as tmp:
         recorded.goals.to_csv(tmp, index=False)
     atomic_write_json(paths.meta, job.to_dict())

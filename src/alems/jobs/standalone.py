@@ -247,12 +247,18 @@ def _rep_paths(plan: StandaloneRun, rep: int, measured: _Measured | None) -> Run
 
 
 def _combine(out: Path, reps: Sequence[RunPaths]) -> pd.DataFrame:
-    """``attempts.csv`` and ``events.jsonl`` of all reps, in order (the rows as each rep wrote them)."""
+    """``attempts.csv``, ``events.jsonl`` and ``calls.csv`` of all reps, in order (the rows as each rep wrote them)."""
     frames = [pd.read_csv(p.goals, dtype=str, keep_default_na=False) for p in reps]
     with atomic_path(out / "attempts.csv") as tmp:
         pd.concat(frames, ignore_index=True).to_csv(tmp, index=False)
     with atomic_path(out / "events.jsonl") as tmp:
         tmp.write_text("".join(p.events.read_text() for p in reps))
+    calls = [
+        pd.read_csv(p.calls, dtype=str, keep_default_na=False) for p in reps if p.calls and p.calls.is_file()
+    ]
+    if calls:
+        with atomic_path(out / "calls.csv") as tmp:
+            pd.concat(calls, ignore_index=True).to_csv(tmp, index=False)
     return pd.read_csv(out / "attempts.csv", keep_default_na=False, na_values=[""])
 
 

@@ -13,8 +13,16 @@ from typing import Any
 
 import pandas as pd
 
+from alems.accounting import empty_calls
 from alems.errors import ProvenanceError
-from alems.metrics import MetricsConfig, compute_layer_tables, compute_tables, flag_families, write_table
+from alems.metrics import (
+    MetricsConfig,
+    compute_layer_decomposition,
+    compute_tables,
+    flag_families,
+    roles_table,
+    write_table,
+)
 from alems.provenance import check_compatible, load_hashes
 
 log = logging.getLogger("alems.jobs")
@@ -37,6 +45,7 @@ class Tables:
     run_id: str
     epg_layers: pd.DataFrame | None = None  # EpG for every energy layer, stacked (energy_layer column)
     ooi_layers: pd.DataFrame | None = None
+    decomposition: pd.DataFrame | None = None  # the OOI's factors, every layer (ooi_decomposition.csv)
 
 
 @dataclass
@@ -109,13 +118,14 @@ def aggregate(
         goals["run_id"] = compat.run_id
     grp = dict(groups)
     epg, ooi = compute_tables(goals, metrics, grp)
-    epg_l, ooi_l = compute_layer_tables(goals, metrics, grp)
+    epg_l, ooi_l, dec = compute_layer_decomposition(goals, metrics, grp)
     for flag, fams in runs.flags.items():
         if fams:
             log.warning("runs of %s: %s; their rows are flagged", ", ".join(sorted(fams)), flag)
             epg, ooi = flag_families(epg, ooi, fams, flag, grp)
             epg_l, ooi_l = flag_families(epg_l, ooi_l, fams, flag, grp)
-    return Tables(goals, epg, ooi, compat.label, str(compat.run_id or ""), epg_l, ooi_l)
+            _, dec = flag_families(epg_l, dec, fams, flag, grp)
+    return Tables(goals, epg, ooi, compat.label, str(compat.run_id or ""), epg_l, ooi_l, dec)
 
 
 def write_tables(
@@ -147,9 +157,11 @@ def tables_job(
     metrics: Mapping[str, Any],
     groups: Mapping[str, str],
     allow_mixed: bool,
+    call_paths: Iterable[str | os.PathLike[str]] = (),
 ) -> Tables:
     """The Snakemake ``tables`` job: :func:`aggregate` against the current provenance, then
-    :func:`write_tables` to ``outputs`` (``goals``, ``epg``, ``ooi``, ``epg_layers``, ``ooi_layers``)."""
+    :func:`write_tables` to ``outputs`` (``goals``, ``epg``, ``ooi``, ``epg_layers``,
+    ``ooi_layers``; ``calls``: the runs' ``call_paths`` concatenated)."""
     tables = aggregate(
         goal_paths,
         meta_paths,
@@ -166,4 +178,23 @@ def tables_job(
         outputs["epg_layers"],
         outputs["ooi_layers"],
     )
+    if outputs.get("calls") or outputs.get("roles"):
+        calls = read_calls(call_paths)
+        if outputs.get("calls"):
+            write_table(calls, outputs["calls"])
+        if outputs.get("roles"):
+            write_table(roles_table(tables.goals, calls), outputs["roles"])
+    if outputs.get("decomposition") and tables.decomposition is not None:
+        write_table(tables.decomposition, outputs["decomposition"])
     return tables
+
+
+def read_calls(paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
+    """The runs' ``calls.csv`` files, concatenated in the order given (the contract's columns
+    when there are none)."""
+    frames = [
+        pd.read_csv(p, keep_default_na=False, na_values=[""], dtype={"goal_id": str, "family": str})
+        for p in paths
+    ]
+    frames = [f for f in frames if len(f.columns)]
+    return pd.concat(frames, ignore_index=True) if frames else empty_calls()

@@ -29,6 +29,8 @@ class Completion:
     t_end: float
     finish_reason: str
     ttft_s: float | None = None
+    prefill_s: float | None = None  # the backend's own prompt-evaluation time (llama.cpp's perf)
+    decode_s: float | None = None  # the backend's own token-generation time
 
 
 class LLMCallError(AlemsError):
@@ -100,6 +102,8 @@ class Generation:
     tokens_out: int
     finish_reason: str
     ttft_s: float | None = None
+    prefill_s: float | None = None
+    decode_s: float | None = None
 
 
 class TimedBackend:
@@ -132,6 +136,8 @@ class TimedBackend:
             t_end=self._clock(),
             finish_reason=out.finish_reason,
             ttft_s=out.ttft_s,
+            prefill_s=out.prefill_s,
+            decode_s=out.decode_s,
         )
 
     def generate(self, messages: list[Message], request: Request, t_start: float) -> Generation:

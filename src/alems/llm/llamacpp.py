@@ -245,6 +245,7 @@ class LlamaCppBackend(TimedBackend):
         self._llm.set_seed(request.seed)
         if not self.prompt_cache:
             self._llm.reset()  # no KV reuse across calls: the output never depends on call history
+        self._perf_reset()
         gen = self._llm.generate(
             tokens, temp=request.temperature, grammar=grammar, reset=True, **self._sampling
         )
@@ -254,7 +255,24 @@ class LlamaCppBackend(TimedBackend):
             raise LLMCallError(f"llama.cpp generation failed: {exc}") from exc
         finally:
             gen.close()
-        return Generation(decoded.text(), n_in, decoded.n_out, decoded.finish, decoded.ttft)
+        prefill_s, decode_s = self._perf()
+        return Generation(
+            decoded.text(), n_in, decoded.n_out, decoded.finish, decoded.ttft, prefill_s, decode_s
+        )
+
+    def _perf_reset(self) -> None:
+        """Zero llama.cpp's per-context timings, so :meth:`_perf` reads this call's alone."""
+        with contextlib.suppress(AttributeError, OSError):
+            self._llama_cpp.llama_perf_context_reset(self._llm.ctx)
+
+    def _perf(self) -> tuple[float | None, float | None]:
+        """llama.cpp's own timings of the call since the reset: ``(t_p_eval, t_eval)`` in seconds
+        (prompt evaluation, token generation); ``(None, None)`` where the library has none."""
+        try:
+            perf = self._llama_cpp.llama_perf_context(self._llm.ctx)
+        except (AttributeError, OSError):
+            return None, None
+        return float(perf.t_p_eval_ms) / 1000.0, float(perf.t_eval_ms) / 1000.0
 
     def _decode(self, gen: Iterator[int], limit: int, stops: _StopScan, t_start: float) -> _Decoded:
         """Read tokens from ``gen`` until an end-of-generation token (not counted), a stop

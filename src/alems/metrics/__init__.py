@@ -113,6 +113,14 @@ from alems.metrics.bootstrap import (
     stratum_rng,
 )
 from alems.metrics.config import MetricsConfig
+from alems.metrics.decomposition import (
+    DECOMPOSITION_COLUMNS,
+    DECOMPOSITION_EXTRA_COLUMNS,
+    FACTORS,
+    compute_layer_decomposition,
+    compute_with_decomposition,
+    decomposition_from_executions,
+)
 from alems.metrics.estimands import (
     FAMILY_ESTIMAND,
     POOLED_STATS,
@@ -136,6 +144,7 @@ from alems.metrics.executions import (
     read_goals,
 )
 from alems.metrics.report import format_tables, parse_group_args, table_records, tables_to_json
+from alems.metrics.roles import ROLES_COLUMNS, roles_table
 from alems.metrics.tables import (
     EPG_COLUMNS,
     EPG_EXTRA_COLUMNS,
@@ -156,10 +165,13 @@ from alems.metrics.tables import (
 )
 
 __all__ = [
+    "DECOMPOSITION_COLUMNS",
+    "DECOMPOSITION_EXTRA_COLUMNS",
     "EPG_COLUMNS",
     "EPG_EXTRA_COLUMNS",
     "EPG_STAT_COLUMNS",
     "EPG_TASK_COLUMNS",
+    "FACTORS",
     "FAMILY_ESTIMAND",
     "LAYER_EXTRA_COLUMNS",
     "MAX_DEGENERATE_SHARE",
@@ -167,6 +179,7 @@ __all__ = [
     "OOI_EXTRA_COLUMNS",
     "OOI_STAT_COLUMNS",
     "POOLED_STATS",
+    "ROLES_COLUMNS",
     "BootstrapResult",
     "MetricsConfig",
     "MetricsInputError",
@@ -174,8 +187,11 @@ __all__ = [
     "any_family_degenerate",
     "bootstrap_scope",
     "bootstrap_strata",
+    "compute_layer_decomposition",
     "compute_layer_tables",
     "compute_tables",
+    "compute_with_decomposition",
+    "decomposition_from_executions",
     "epg_degenerate",
     "epg_stat",
     "epg_table",
@@ -202,6 +218,7 @@ __all__ = [
     "ratio_of_means_stat",
     "read_goals",
     "resample_totals",
+    "roles_table",
     "stratum_rng",
     "table_records",
     "tables_to_json",

@@ -12,7 +12,14 @@ import numpy as np
 import pandas as pd
 
 from alems.accounting import as_bool, combine_sources
-from alems.contracts import ENERGY_LAYERS, GOALS_REQUIRED, LAYER_SOURCE_COLUMNS, MODES, default_group
+from alems.contracts import (
+    ENERGY_LAYERS,
+    GOALS_REQUIRED,
+    LAYER_PHASE_COLUMNS,
+    LAYER_SOURCE_COLUMNS,
+    MODES,
+    default_group,
+)
 from alems.errors import AlemsError, ConfigError
 
 EXECUTION_KEYS: tuple[str, ...] = ("family", "mode", "goal_id", "rep")
@@ -95,7 +102,13 @@ def executions(goals: pd.DataFrame, layer: str = "attributed") -> pd.DataFrame:
     Columns: ``family, mode, goal_id, rep, energy_j`` (Σ energy_j + gap_j over attempts,
     NaN if any is NaN), ``success`` (final attempt's), ``attempts``, ``energy_source``,
     ``low_coverage`` (attempts flagged low_coverage), ``truncated`` (the final attempt's
-    ``check_reason`` is ``truncated``; NaN without a ``check_reason`` column).
+    ``check_reason`` is ``truncated``; NaN without a ``check_reason`` column), and the work
+    the OOI decomposition needs, over all attempts: ``llm_calls``, ``tokens`` (in + out) and
+    ``llm_energy_j`` (the layer's LLM phase, :data:`~alems.contracts.LAYER_PHASE_COLUMNS`;
+    NaN where the table has no such column, as goals.csv files written before the phases of
+    every layer, or where any attempt's is NaN); ``wasted_j``: the energy of every attempt
+    that is not the final attempt of a successful execution, with the gaps (all of a failed
+    execution; for a successful one, its failed attempts and every gap, the retry cycles).
     """
     missing = [c for c in GOALS_REQUIRED if c not in goals.columns]
     if missing:
@@ -105,14 +118,22 @@ def executions(goals: pd.DataFrame, layer: str = "attributed") -> pd.DataFrame:
         )
     goals = goals.reset_index(drop=True)
     e_layer, used_layer, flags = layer_energy(goals, layer)
-    out = _per_execution(_attempts(goals, e_layer))
+    attempts = _attempts(goals, e_layer, LAYER_PHASE_COLUMNS[used_layer][0])
+    attempts["u"] = goals[LAYER_SOURCE_COLUMNS[used_layer][0]].astype(float)
+    out = _per_execution(attempts)
     out["energy_layer"] = used_layer
     out["layer_flags"] = ";".join(flags)
     return out
 
 
-def _attempts(goals: pd.DataFrame, energy: pd.Series) -> pd.DataFrame:
-    """One row per attempt with the columns :func:`_per_execution` aggregates (``e``: its energy)."""
+def _numeric(goals: pd.DataFrame, col: str) -> pd.Series | float:
+    """A numeric column of ``goals`` (NaN where it is absent)."""
+    return goals[col].astype(float) if col in goals.columns else np.nan
+
+
+def _attempts(goals: pd.DataFrame, energy: pd.Series, llm_col: str) -> pd.DataFrame:
+    """One row per attempt with the columns :func:`_per_execution` aggregates (``e``: its energy,
+    ``l``: its LLM phase in the same layer, from ``llm_col``)."""
     return pd.DataFrame(
         {
             "family": goals["family"].astype(str),
@@ -126,6 +147,9 @@ def _attempts(goals: pd.DataFrame, energy: pd.Series) -> pd.DataFrame:
             "src": goals["energy_source"].astype(str) if "energy_source" in goals.columns else "unknown",
             "lowcov": _low_coverage(goals),
             "cut": _truncated(goals),
+            "calls": _numeric(goals, "llm_calls"),
+            "tok": _numeric(goals, "tokens_in") + _numeric(goals, "tokens_out"),
+            "l": _numeric(goals, llm_col),
         }
     )
 
@@ -156,6 +180,8 @@ def _per_execution(g: pd.DataFrame) -> pd.DataFrame:
     # final attempt: marked rows first, then by attempt number; take the last after sorting
     g = g.sort_values([*keys, "final", "attempt"], kind="mergesort")
     g["e_nan"] = g["e"].isna()
+    g["l_nan"] = g["l"].isna()
+    g["w_nan"] = g["calls"].isna() | g["tok"].isna()
     g["is_measured"] = g["src"] == "measured"
     g["is_modeled"] = g["src"] == "modeled"
     out = (
@@ -169,14 +195,25 @@ def _per_execution(g: pd.DataFrame) -> pd.DataFrame:
             truncated=("cut", "last"),
             all_measured=("is_measured", "all"),
             all_modeled=("is_modeled", "all"),
+            llm_calls=("calls", "sum"),
+            tokens=("tok", "sum"),
+            llm_energy_j=("l", "sum"),
+            useful=("u", "last"),
+            l_nan=("l_nan", "any"),
+            w_nan=("w_nan", "any"),
         )
         .reset_index()
     )
     out.loc[out["e_nan"], "energy_j"] = np.nan
+    out.loc[out["l_nan"], "llm_energy_j"] = np.nan
+    out.loc[out["w_nan"], ["llm_calls", "tokens"]] = np.nan
+    # waste: every attempt but the final attempt of a successful execution, gaps included
+    out["wasted_j"] = out["energy_j"] - np.where(out["success"].astype(bool), out["useful"], 0.0)
+    out = out.drop(columns=["useful"])
     out["energy_source"] = np.where(
         out["all_measured"], "measured", np.where(out["all_modeled"], "modeled", "mixed")
     )
-    out = out.drop(columns=["e_nan", "all_measured", "all_modeled"])
+    out = out.drop(columns=["e_nan", "l_nan", "w_nan", "all_measured", "all_modeled"])
     out["success"] = out["success"].astype(bool)
     out["low_coverage"] = out["low_coverage"].astype(int)
     return out
@@ -209,13 +246,22 @@ def goal_clusters(goal_ids: Iterable[str], values: np.ndarray) -> np.ndarray:
     return out
 
 
+PAIR_WORK_COLUMNS: tuple[str, ...] = ("executions", "llm_calls", "tokens", "llm_energy_j")
+"""The work columns of a pair per mode, after (E_a, S_a, E_l, S_l): (X, C, T, L) agentic, then linear."""
+
+
 def paired_goals(ex: pd.DataFrame, families: Sequence[str]) -> dict[str, tuple[np.ndarray, int, int, str]]:
-    """Per family: its complete ``(goal_id, rep)`` pairs summed per goal as (n_goals, 4)
-    values (E_agentic, S_agentic, E_linear, S_linear), the number of complete pairs, the
-    number of incomplete pairs (a mode missing) and the energy source of the complete ones."""
-    sub = ex[ex["mode"].isin(MODES)]
+    """Per family: its complete ``(goal_id, rep)`` pairs summed per goal as (n_goals, 12)
+    values (E_agentic, S_agentic, E_linear, S_linear, then :data:`PAIR_WORK_COLUMNS` of the
+    agentic and of the linear execution), the number of complete pairs, the number of
+    incomplete pairs (a mode missing) and the energy source of the complete ones. The OOI
+    reads the first four columns; its decomposition all of them, from the same resamples."""
+    sub = ex[ex["mode"].isin(MODES)].assign(executions=1.0)
+    for col in PAIR_WORK_COLUMNS:
+        if col not in sub.columns:
+            sub[col] = np.nan
     wide = sub.set_index(["family", "goal_id", "rep", "mode"])[
-        ["energy_j", "success", "energy_source"]
+        ["energy_j", "success", "energy_source", *PAIR_WORK_COLUMNS]
     ].unstack("mode")
     fam_of = wide.index.get_level_values("family")
     has = {
@@ -227,8 +273,11 @@ def paired_goals(ex: pd.DataFrame, families: Sequence[str]) -> dict[str, tuple[n
     both = has["agentic"] & has["linear"]
     goal_ids = wide.index.get_level_values("goal_id").to_numpy()
     cols = [("energy_j", "agentic"), ("success", "agentic"), ("energy_j", "linear"), ("success", "linear")]
+    cols += [(c, m) for m in ("agentic", "linear") for c in PAIR_WORK_COLUMNS]
     vals_all = (
-        np.column_stack([wide[c].to_numpy(float) for c in cols]) if both.any() else np.zeros((len(wide), 4))
+        np.column_stack([wide[c].to_numpy(float) for c in cols])
+        if both.any()
+        else np.zeros((len(wide), len(cols)))
     )
     src_a = wide[("energy_source", "agentic")].to_numpy(object) if both.any() else np.zeros(0, object)
     src_l = wide[("energy_source", "linear")].to_numpy(object) if both.any() else np.zeros(0, object)
@@ -238,7 +287,7 @@ def paired_goals(ex: pd.DataFrame, families: Sequence[str]) -> dict[str, tuple[n
         sel = in_f & both
         n_missing = int(np.count_nonzero(in_f & ~both))
         if not sel.any():
-            out[f] = (np.zeros((0, 4)), 0, n_missing, combine_sources([]))
+            out[f] = (np.zeros((0, len(cols))), 0, n_missing, combine_sources([]))
             continue
         src = combine_sources(list(src_a[sel]) + list(src_l[sel]))
         out[f] = (goal_clusters(goal_ids[sel], vals_all[sel]), int(sel.sum()), n_missing, src)

@@ -34,9 +34,15 @@ def table_records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return [{c: _json_value(v) for c, v in zip(cols, row, strict=True)} for row in df.itertuples(index=False)]
 
 
-def tables_to_json(epg_df: pd.DataFrame, ooi_df: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
-    """The ``alems metrics --json`` document: ``{"epg": [...], "ooi": [...]}``."""
-    return {"epg": table_records(epg_df), "ooi": table_records(ooi_df)}
+def tables_to_json(
+    epg_df: pd.DataFrame, ooi_df: pd.DataFrame, decomposition_df: pd.DataFrame | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """The ``alems metrics --json`` document: ``{"epg": [...], "ooi": [...]}``, plus
+    ``"decomposition": [...]`` (the ooi_decomposition.csv rows) when given."""
+    doc = {"epg": table_records(epg_df), "ooi": table_records(ooi_df)}
+    if decomposition_df is not None:
+        doc["decomposition"] = table_records(decomposition_df)
+    return doc
 
 
 def _fmt(v: Any) -> str:

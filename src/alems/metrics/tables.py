@@ -41,6 +41,7 @@ from alems.metrics.estimands import (
     pooled_ratio_stat,
 )
 from alems.metrics.executions import (
+    PAIR_WORK_COLUMNS,
     executions,
     goal_clusters,
     group_of,
@@ -49,6 +50,9 @@ from alems.metrics.executions import (
     ordered,
     paired_goals,
 )
+
+PAIR_COLUMNS = 4 + 2 * len(PAIR_WORK_COLUMNS)
+"""Columns of a family's pair stratum (:func:`paired_goals`)."""
 
 EPG_COLUMNS: tuple[str, ...] = (
     "family",
@@ -85,6 +89,9 @@ OOI_STAT_COLUMNS: tuple[str, ...] = (
 )
 EPG_STAT_COLUMNS: tuple[str, ...] = ("n_goals",)
 EPG_TASK_COLUMNS: tuple[str, ...] = ("truncation_rate",)
+EPG_WASTE_COLUMNS: tuple[str, ...] = ("wasted_j", "waste_share")
+"""Written last in epg.csv (optional for readers): the energy of every attempt that is not the
+final attempt of a successful execution, gaps included, and its share of the cell's energy."""
 LAYER_EXTRA_COLUMNS: tuple[str, ...] = ("energy_layer",)
 """Written after the other extra columns of epg.csv and ooi.csv: the layer the row was computed from."""
 
@@ -102,10 +109,10 @@ def epg_table(
     goals: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[str, str] | None = None
 ) -> pd.DataFrame:
     """The epg.csv table (contract columns, then :data:`EPG_EXTRA_COLUMNS`)."""
-    return _epg_from_executions(executions(goals, cfg.energy_layer), cfg, groups)
+    return epg_from_executions(executions(goals, cfg.energy_layer), cfg, groups)
 
 
-def _epg_from_executions(
+def epg_from_executions(
     ex: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[str, str] | None
 ) -> pd.DataFrame:
     """The epg.csv table from an :func:`executions` frame (what :func:`epg_table` returns)."""
@@ -119,7 +126,14 @@ def _epg_from_executions(
         if keys:
             row = _epg_row([cells[k] for k in keys], [strata[k] for k in keys], cfg)
             rows.append({"family": family, "group": group, "mode": mode, **row})
-    columns = [*EPG_COLUMNS, *EPG_EXTRA_COLUMNS, *EPG_STAT_COLUMNS, *LAYER_EXTRA_COLUMNS, *EPG_TASK_COLUMNS]
+    columns = [
+        *EPG_COLUMNS,
+        *EPG_EXTRA_COLUMNS,
+        *EPG_STAT_COLUMNS,
+        *LAYER_EXTRA_COLUMNS,
+        *EPG_TASK_COLUMNS,
+        *EPG_WASTE_COLUMNS,
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -184,6 +198,8 @@ def _epg_row(cells: Sequence[pd.DataFrame], strata: Sequence[Stratum], cfg: Metr
         "n_degenerate_resamples": res.n_degenerate,
         "n_goals": sum(n_goals),
         "truncation_rate": float(cell["truncated"].mean()) if cell["truncated"].notna().all() else math.nan,
+        "wasted_j": float(cell["wasted_j"].to_numpy(float).sum()) if "wasted_j" in cell.columns else math.nan,
+        "waste_share": _share(cell),
         "flags": _flags(
             "zero_successes" if s == 0 else None,
             "insufficient_data" if short else None,
@@ -196,9 +212,18 @@ def _epg_row(cells: Sequence[pd.DataFrame], strata: Sequence[Stratum], cfg: Metr
     }
 
 
+def _share(cell: pd.DataFrame) -> float:
+    """Wasted energy / the cell's energy (NaN without energy, or with none to divide by)."""
+    if "wasted_j" not in cell.columns:
+        return math.nan
+    total = float(cell["energy_j"].to_numpy(float).sum())
+    wasted = float(cell["wasted_j"].to_numpy(float).sum())
+    return wasted / total if total != 0 and math.isfinite(total) else math.nan
+
+
 # --------------------------------------------------------------------------- ooi.csv
 @dataclass(frozen=True)
-class _FamilyPairs:
+class FamilyPairs:
     """One family's complete pairs as a stratum of goals, and what ooi.csv says about them."""
 
     stratum: Stratum
@@ -249,15 +274,19 @@ def ooi_table(
 
 
 def ooi_from_executions(
-    ex: pd.DataFrame, cfg: MetricsConfig, groups: Mapping[str, str] | None = None
+    ex: pd.DataFrame,
+    cfg: MetricsConfig,
+    groups: Mapping[str, str] | None = None,
+    pairs: Mapping[str, FamilyPairs] | None = None,
 ) -> pd.DataFrame:
-    """The ooi.csv table from an :func:`executions` frame (what :func:`ooi_table` returns)."""
+    """The ooi.csv table from an :func:`executions` frame (what :func:`ooi_table` returns);
+    ``pairs``: the families' resampled pairs (:func:`family_pairs`), drawn here when not given."""
     families = ordered(ex["family"], BUILTIN_FAMILIES)
     fam_group = {f: group_of(f, groups) for f in families}
-    pairs = _family_pairs(ex, families, cfg)
+    pairs = pairs if pairs is not None else family_pairs(ex, families, cfg)
     rows: list[dict[str, Any]] = []
     results: list[BootstrapResult | None] = []
-    for scope, estimand, members in _ooi_scopes(families, fam_group, cfg.pooled_estimand):
+    for scope, estimand, members in ooi_scopes(families, fam_group, cfg.pooled_estimand):
         row, res = _ooi_row(_scope(estimand, members, pairs), members, pairs, ex, cfg)
         rows.append({"scope": scope, "estimand": estimand, **row})
         results.append(res if estimand == FAMILY_ESTIMAND and res and res.method != "none" else None)
@@ -267,18 +296,18 @@ def ooi_from_executions(
     return _adjust_families(out, results, float(cfg.level))
 
 
-def _family_pairs(ex: pd.DataFrame, families: Sequence[str], cfg: MetricsConfig) -> dict[str, _FamilyPairs]:
+def family_pairs(ex: pd.DataFrame, families: Sequence[str], cfg: MetricsConfig) -> dict[str, FamilyPairs]:
     """Each family's complete pairs (:func:`paired_goals`) with its resampled stratum of goals."""
     paired = paired_goals(ex, families)
     out = {}
     for f in families:
         vals, n_complete, n_missing, src = paired[f]
         stratum = make_stratum(f, vals, int(cfg.bootstrap), stratum_rng(cfg.seed, f"ooi\0{f}"))
-        out[f] = _FamilyPairs(stratum, n_complete, n_missing, src)
+        out[f] = FamilyPairs(stratum, n_complete, n_missing, src)
     return out
 
 
-def _ooi_scopes(
+def ooi_scopes(
     families: Sequence[str], fam_group: Mapping[str, str], headline: str
 ) -> Iterator[tuple[str, str, list[str]]]:
     """``(scope, estimand, member families)`` of each ooi.csv row, in table order: the
@@ -291,7 +320,7 @@ def _ooi_scopes(
             yield scope, estimand, members
 
 
-def _scope(estimand: str, members: Sequence[str], pairs: Mapping[str, _FamilyPairs]) -> _Scope:
+def _scope(estimand: str, members: Sequence[str], pairs: Mapping[str, FamilyPairs]) -> _Scope:
     """A family's own OOI, or a pooled estimand over the members whose OOI is defined.
 
     An EpG without a success is undefined (inf), so is a ratio with one: no estimate and
@@ -312,7 +341,7 @@ def _scope(estimand: str, members: Sequence[str], pairs: Mapping[str, _FamilyPai
             own.undefined_flags(),
         )
     inside = [f for f in members if pairs[f].defined]
-    t = np.stack([pairs[f].totals for f in inside]) if inside else np.zeros((0, 4))
+    t = np.stack([pairs[f].totals for f in inside]) if inside else np.zeros((0, PAIR_COLUMNS))
     stat, degenerate = POOLED_STATS[estimand]
     epgs = pooled_epgs(estimand, t) if inside else (math.nan, math.nan)
     excluded: list[str | None] = [f"excluded:{f}" for f in members if not pairs[f].defined]
@@ -322,7 +351,7 @@ def _scope(estimand: str, members: Sequence[str], pairs: Mapping[str, _FamilyPai
 def _ooi_row(
     sc: _Scope,
     members: Sequence[str],
-    pairs: Mapping[str, _FamilyPairs],
+    pairs: Mapping[str, FamilyPairs],
     ex: pd.DataFrame,
     cfg: MetricsConfig,
 ) -> tuple[dict[str, Any], BootstrapResult | None]:
@@ -348,7 +377,7 @@ def _ooi_row(
         "flags": _flags(
             *sc.flags,
             "insufficient_data" if short else None,
-            "missing_energy" if len(sc.totals) and bool(np.isnan(sc.totals).any()) else None,
+            "missing_energy" if len(sc.totals) and bool(np.isnan(sc.totals[:, :4]).any()) else None,
             *layer_flags(ex),
         ),
         "n_goals": sum(n_goals),
@@ -384,7 +413,7 @@ def compute_tables(
     """``(epg_df, ooi_df)`` from a goals table. Same inputs and seed -> identical tables."""
     cfg = cfg or MetricsConfig()
     ex = executions(goals_df, cfg.energy_layer)
-    return _epg_from_executions(ex, cfg, groups), ooi_from_executions(ex, cfg, groups)
+    return epg_from_executions(ex, cfg, groups), ooi_from_executions(ex, cfg, groups)
 
 
 def compute_layer_tables(

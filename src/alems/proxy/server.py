@@ -211,6 +211,7 @@ class _Handler(BaseHTTPRequestHandler):
         if record:
             p._enter_call()
         result: dict[str, Any] = {"tokens_in": None, "tokens_out": None, "error": None, "status": None}
+        self._t_request = time.monotonic()
         try:
             self._relay(body, result)
         finally:
@@ -299,7 +300,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _relay_stream(self, resp: http.client.HTTPResponse, result: dict[str, Any]) -> None:
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        sse = SseUsage()
+        sse = SseUsage(time.monotonic)
         while True:
             chunk = resp.read1(65536)
             if not chunk:
@@ -311,6 +312,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         sse.close()
         result["tokens_in"], result["tokens_out"] = sse.tokens_in, sse.tokens_out
+        if sse.first_content_t is not None:
+            result["prefill_s"] = sse.first_content_t - self._t_request
+        if sse.tokens_out is None and sse.content_chunks:
+            # the server sent no usage (llama-cpp-python's ignores include_usage): count the chunks
+            result["tokens_out"] = sse.content_chunks
+            result["tokens_estimated"] = True
         if resp.status >= 400:
             result["error"] = f"upstream HTTP {resp.status}"
         elif sse.error:

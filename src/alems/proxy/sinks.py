@@ -22,6 +22,8 @@ class LlmSink(Protocol):
         tokens_out: int | None = None,
         error: str | None = None,
         status: int | None = None,
+        prefill_s: float | None = None,
+        tokens_estimated: bool = False,
     ) -> None: ...
 
 
@@ -56,6 +58,8 @@ class EventLogSink:
         tokens_out: int | None = None,
         error: str | None = None,
         status: int | None = None,
+        prefill_s: float | None = None,
+        tokens_estimated: bool = False,
     ) -> None:
         with self._lock:
             if phase is None or phase["closed"]:
@@ -69,4 +73,6 @@ class EventLogSink:
                 tokens_out=tokens_out,
                 error=error,
                 status=status,
+                prefill_s=prefill_s,
+                tokens_estimated=tokens_estimated,
             )

@@ -105,14 +105,35 @@ def error_text(body: bytes) -> str:
     return str(err or obj)[:MAX_ERROR_CHARS]
 
 
-class SseUsage:
-    """Follows a server-sent event stream as it is relayed; keeps the last ``usage`` seen."""
+def _has_content(obj: Any) -> bool:
+    """A chat or text completion chunk that carries generated text."""
+    choices = obj.get("choices") if isinstance(obj, dict) else None
+    if not isinstance(choices, list):
+        return False
+    for c in choices:
+        if not isinstance(c, dict):
+            continue
+        delta = c.get("delta")
+        text = delta.get("content") if isinstance(delta, dict) else c.get("text")
+        if isinstance(text, str) and text:
+            return True
+    return False
 
-    def __init__(self) -> None:
+
+class SseUsage:
+    """Follows a server-sent event stream as it is relayed; keeps the last ``usage`` seen,
+    counts the chunks that carry content (``content_chunks``: one token each where the server
+    streams token by token, as llama.cpp's servers do) and stamps the first of them
+    (``first_content_t`` on ``clock``)."""
+
+    def __init__(self, clock: Any = None) -> None:
         self._buf = b""
         self.tokens_in: int | None = None
         self.tokens_out: int | None = None
         self.error: str | None = None
+        self.content_chunks = 0
+        self.first_content_t: float | None = None
+        self._clock = clock
 
     def feed(self, data: bytes) -> None:
         self._buf += data
@@ -135,6 +156,10 @@ class SseUsage:
             obj = json.loads(payload)
         except ValueError:
             return
+        if _has_content(obj):
+            self.content_chunks += 1
+            if self.first_content_t is None and self._clock is not None:
+                self.first_content_t = float(self._clock())
         tin, tout = usage_tokens(obj)
         if tin is not None or tout is not None:
             self.tokens_in, self.tokens_out = tin, tout

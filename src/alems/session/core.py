@@ -21,7 +21,16 @@ from typing import Any
 
 import pandas as pd
 
-from alems.accounting import AccountingConfig, AccountingResult, account, contains_modeled, parse_events
+from alems.accounting import (
+    AccountingConfig,
+    AccountingResult,
+    account,
+    contains_modeled,
+    empty_calls,
+    events_calls,
+    parse_events,
+    write_calls,
+)
 from alems.agents.events import EventLog, read_events
 from alems.agents.executors import AttemptOutcome
 from alems.agents.runner import outcomes_frame
@@ -516,6 +525,8 @@ def write_run(
     if not paths.events.exists():
         with atomic_path(paths.events) as tmp:
             tmp.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in rec.events))
+    if paths.calls is not None:
+        write_calls(_calls(state, rec, acct, outcomes), paths.calls)
     with atomic_path(paths.goals) as tmp:
         goals.to_csv(tmp, index=False)
     atomic_write_json(paths.meta, meta)
@@ -543,6 +554,19 @@ def _account(
         return acct.goals, acct
     source = "none" if rec.samples is None else "unknown"
     return _goals_without_energy(outcomes, parse_events(rec.events), run_id, source), None
+
+
+def _calls(
+    state: RunState, rec: Recording, acct: AccountingResult | None, outcome_list: list[AttemptOutcome]
+) -> pd.DataFrame:
+    """calls.csv: the accounting's calls, else the events' calls with empty energy."""
+    if acct is not None:
+        return acct.calls
+    outcomes = outcomes_frame(outcome_list)
+    if not len(outcomes):
+        return empty_calls()
+    source = "none" if rec.samples is None else "unknown"
+    return events_calls(rec.events, outcomes, str(state.hashes.get("run_id") or ""), source)
 
 
 def _run_meta(
@@ -589,6 +613,7 @@ def _run_meta(
         "interval_ms": state.interval_ms,
         "accounting": state.accounting,
         "flags": [] if acct is None else list(acct.flags),
+        "conservation_residual": None if acct is None else float(acct.conservation_residual),
         "hashes": state.hashes,
         "baseline": state.baseline,
         **state.extra,

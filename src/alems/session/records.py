@@ -163,12 +163,13 @@ class Attempt:
         return self.goal.recorder.emit(kind, self.goal, self.number, **fields)
 
     @contextmanager
-    def llm(self, model: str | None = None) -> Iterator[LlmCall]:
+    def llm(self, model: str | None = None, role: str | None = None) -> Iterator[LlmCall]:
         """An LLM phase. Tokens reported with ``call.tokens(...)`` go on its ``llm_end``;
-        an exception inside it is recorded as the call's error and re-raised."""
+        an exception inside it is recorded as the call's error and re-raised. ``role`` says
+        what the call is for (e.g. ``plan``, ``answer``): calls.csv's ``role`` (``llm`` without)."""
         self._check_open("llm")
         call = LlmCall()
-        self._emit("llm_start", name=model)
+        self._emit("llm_start", name=model, role=role)
         try:
             yield call
         except BaseException as exc:
@@ -178,9 +179,10 @@ class Attempt:
                 tokens_in=call.tokens_in,
                 tokens_out=call.tokens_out,
                 error=type(exc).__name__,
+                role=role,
             )
             raise
-        self._emit("llm_end", name=model, tokens_in=call.tokens_in, tokens_out=call.tokens_out)
+        self._emit("llm_end", name=model, tokens_in=call.tokens_in, tokens_out=call.tokens_out, role=role)
 
     @contextmanager
     def tool(self, name: str) -> Iterator[None]:
@@ -217,8 +219,12 @@ class Attempt:
         tokens_out: int | None = None,
         error: str | None = None,
         status: int | None = None,
+        prefill_s: float | None = None,
+        tokens_estimated: bool = False,
     ) -> None:
-        """Close a phase opened by :meth:`llm_start` (idempotent; thread-safe)."""
+        """Close a phase opened by :meth:`llm_start` (idempotent; thread-safe). ``prefill_s``:
+        the time to the call's first streamed chunk; ``tokens_estimated``: ``tokens_out`` was
+        counted from the stream's chunks (the server sent no usage)."""
         if phase is None:
             return
         with self.goal.recorder.lock:
@@ -235,6 +241,8 @@ class Attempt:
                 tokens_out=tokens_out,
                 error=error,
                 status=status,
+                prefill_s=prefill_s,
+                tokens_estimated=tokens_estimated,
             )
 
     def _check_open(self, what: str) -> None:
