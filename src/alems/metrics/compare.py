@@ -377,8 +377,9 @@ def compare_tables(
     *,
     allow_mixed_hosts: bool = False,
 ) -> CompareTables:
-    """The three cross-arm tables. ``reference`` must be one of ``arms``; arms measured on
-    different hardware are refused unless ``allow_mixed_hosts`` (then flagged ``mixed_hosts``)."""
+    """The three cross-arm tables, the reference arm's rows first, then the others in the order
+    given. ``reference`` must be one of ``arms``; arms measured on different hardware are
+    refused unless ``allow_mixed_hosts`` (then flagged ``mixed_hosts``)."""
     names = [a.name for a in arms]
     if len(set(names)) != len(names):
         raise ProvenanceError(
@@ -390,6 +391,7 @@ def compare_tables(
             fix="name one of them as the reference (--reference NAME, or study.reference_arm)",
         )
     mixed = check_hosts(arms, allow_mixed_hosts=allow_mixed_hosts)
+    arms = [by for by in arms if by.name == reference] + [a for a in arms if a.name != reference]
     return CompareTables(
         epg=stacked({a.name: a.epg for a in arms}, mixed_hosts=mixed),
         ooi=stacked({a.name: a.ooi for a in arms}, mixed_hosts=mixed),
