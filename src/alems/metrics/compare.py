@@ -304,11 +304,15 @@ def ratios_table(
     groups: Mapping[str, str] | None = None,
     *,
     mixed_hosts: bool = False,
+    arm_executions: Mapping[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
-    """``ratios.csv``: every non-reference arm against ``reference`` (module docstring)."""
+    """``ratios.csv``: every non-reference arm against ``reference`` (module docstring).
+
+    ``arm_executions`` (arm -> an :func:`~alems.metrics.executions` frame) stands in for the
+    arms' goals tables where given (the coverage benchmark simulates executions)."""
     by_name = {a.name: a for a in arms}
     ref = by_name[reference]
-    ex = {a.name: executions(a.goals, cfg.energy_layer) for a in arms}
+    ex = dict(arm_executions or {a.name: executions(a.goals, cfg.energy_layer) for a in arms})
     families = ordered(pd.concat([e["family"] for e in ex.values()]), BUILTIN_FAMILIES)
     modes = ordered(pd.concat([e["mode"] for e in ex.values()]), MODES)
     fam_group = {f: group_of(f, groups) for f in families}
