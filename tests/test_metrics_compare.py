@@ -153,3 +153,24 @@ def test_arm_configs_merge_and_refuse() -> None:
         validate_config({"study": {"arms": {"x": {}}, "reference_arm": "y"}})
     with pytest.raises(ConfigError, match="arm 'x': config key 'agents.style'"):
         validate_config({"study": {"arms": {"x": {"agents": {"style": "loop"}}}}})
+
+
+# --------------------------------------------------------------------------- the figures' helpers
+def test_compare_footer_names_a_measured_modeled_mix_and_the_pareto_front_is_minimal() -> None:
+    from alems.figures.compare import footer_label, pareto_front
+
+    epg = pd.DataFrame(
+        {
+            "arm": ["a", "a", "b"],
+            "energy_source": ["measured", "measured", "modeled"],
+            "energy_layer": ["total"] * 3,
+        }
+    )
+    run, src = footer_label(epg, "b")
+    assert run == "compare of 2 arms, reference b"
+    assert src == "mixed: b modeled, a measured | energy layer: total"
+    assert footer_label(epg[epg["arm"] == "a"], "a")[1] == "measured | energy layer: total"
+    # (energy, success): the front is the cheapest point, then each cheaper-than-the-rest improvement
+    energy = [1.0, 2.0, 2.0, 3.0, 0.5, float("nan")]
+    success = [0.5, 0.4, 0.9, 0.95, 0.1, 1.0]
+    assert pareto_front(energy, success) == [4, 0, 2, 3]

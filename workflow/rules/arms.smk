@@ -3,7 +3,9 @@
 # same rules with the arm as a wildcard. The study's provenance (results/provenance/) and
 # the idle baseline (results/baseline/idle.json) are shared by every arm on a host.
 # Measurement jobs hold energy_meter=1 as ever, so no two overlap on one host; they are
-# requested family by family with the arms rotated (common.smk: arm_measurement_order).
+# run family by family with the arms rotated (common.smk: arm_measurement_order): each
+# arm_run_family job's priority is its place in that order, and every arm's fingerprint
+# (which its measurements need) comes before all of them.
 # Included by the Snakefile only when the config declares arms.
 
 
@@ -25,6 +27,7 @@ use rule fingerprint as arm_fingerprint with:
         "logs/arms/{arm}/fingerprint/fingerprint.log",
     benchmark:
         "results/arms/{arm}/benchmarks/fingerprint/fingerprint.tsv"
+    priority: len(arm_measurement_order()) + 1
     params:
         config=arm_hashed_config,
 

@@ -67,7 +67,7 @@ def footer_label(epg: pd.DataFrame, reference: str) -> tuple[str, str]:
     else:
         src = "mixed: " + ", ".join(f"{a} {s}" for a, s in per_arm.items())
     layers = sorted({str(v) for v in epg.get("energy_layer", pd.Series(dtype=str)).dropna()})
-    run = f"compare of arms {', '.join(arms)} (reference {reference})"
+    run = f"compare of {len(arms)} arms, reference {reference}"
     return run, label(src, ", ".join(layers) or None)
 
 
@@ -202,7 +202,7 @@ def fig_ooi_forest_arms(
     ax.set_xlim(x0, x1)
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels(labels)
-    ax.invert_yaxis()
+    ax.set_ylim(len(rows) - 0.4, -0.6)  # top to bottom, with room for the last row's note
     ax.set_xlabel("OOI = EpG(agentic) / EpG(linear)  (log scale; 1 = no overhead)")
     ax.set_title("Orchestration overhead index per family and arm")
     ax.grid(axis="x", lw=0.3, alpha=0.5)
