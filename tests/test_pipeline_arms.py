@@ -221,3 +221,15 @@ def test_alems_compare_rebuilds_the_tables_and_checks_the_hosts(
     for name in ("epg.csv", "ooi.csv", "ratios.csv"):
         flags = pd.read_csv(tmp_path / "mixed" / name, keep_default_na=False)["flags"]
         assert flags.str.contains("mixed_hosts").all(), name
+
+
+def test_editing_one_arm_reruns_that_arm_only(arms_run: dict[str, Any], tmp_path: Path) -> None:
+    cfg = arms_config()
+    cfg["study"]["arms"] = {**ARMS, "bad": {"llm": {"oracle": {"fail_rate": 0.6}}}}
+    dry = snakemake(
+        arms_run["work"], "-n", "--cores", "1", "all", configfile=write_config(tmp_path / "e.yaml", cfg)
+    )
+    out = dry.stdout + dry.stderr
+    assert dry.returncode == 0, out[-2000:]
+    assert "arm=bad, family=gsm8k_basic" in out and "arm=bad, family=tg_single_calc" in out
+    assert "arm=good" not in out and "rule baseline" not in out and "rule fingerprint:" not in out

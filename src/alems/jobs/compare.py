@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from alems.contracts import COMPARE_FIGURES, COMPARE_TABLE_FILES, FIGURE_FORMATS
+from alems.contracts import COMPARE_TABLE_FILES
 from alems.errors import ConfigError
 from alems.metrics import MetricsConfig, read_goals, write_table
 from alems.metrics.compare import ArmTables, CompareTables, compare_tables
@@ -57,9 +57,8 @@ def study_metrics(root: PathLike) -> dict[str, Any]:
     p = Path(root) / "provenance" / "config.json"
     if not p.is_file():
         return {}
-    data = json.loads(p.read_text())
-    cfg = data.get("config", data) if isinstance(data, dict) else {}
-    return dict(cfg.get("metrics") or {})
+    cfg = json.loads(p.read_text())
+    return dict(cfg.get("metrics") or {}) if isinstance(cfg, dict) else {}
 
 
 def write_compare(tables: CompareTables, outputs: Mapping[str, PathLike]) -> None:
@@ -162,7 +161,3 @@ def compare_dirs(
             out_dir=out / "figures",
         )
     return tables, written
-
-
-def compare_figure_paths(out_dir: PathLike) -> list[Path]:
-    return [Path(out_dir) / f"{n}.{e}" for e in FIGURE_FORMATS for n in COMPARE_FIGURES]
