@@ -29,6 +29,11 @@ include: "workflow/rules/figures.smk"
 include: "workflow/rules/manifest.smk"
 
 
+if ARMS:
+
+    include: "workflow/rules/arms.smk"
+
+
 localrules:
     all,
     fetch_model,

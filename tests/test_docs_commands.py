@@ -17,7 +17,14 @@ import pytest
 from snakemake.cli import get_argument_parser
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ["README.md", "config/README.md", "config/smoke.yaml", "config/paper.yaml", "Snakefile"]
+DOCS = [
+    "README.md",
+    "config/README.md",
+    "config/smoke.yaml",
+    "config/paper.yaml",
+    "config/compare.yaml",
+    "Snakefile",
+]
 TARGETS = {"all", "figures", "tables", "manifest"}
 
 

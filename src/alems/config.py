@@ -176,6 +176,8 @@ def validate_config(
     if errors:  # pragma: no cover - a broken schema, not a user error
         raise _error_to_config_error(errors[0], schema)
     _check_consistency(cfg, known_families)
+    if arm_names(cfg) or cfg["study"].get("reference_arm") is not None:
+        arm_configs(cfg, schema, known_families=known_families)  # every arm's merged config must validate
     return cfg
 
 
@@ -262,3 +264,97 @@ def model_file(cfg: Mapping[str, Any]) -> str | None:
 def needs_fetch(cfg: Mapping[str, Any]) -> bool:
     llm = cfg["llm"]
     return llm["backend"] == "llamacpp" and not llm.get("model_path")
+
+
+# --------------------------------------------------------------------------- arms
+ARM_KEYS: tuple[str, ...] = ("arms", "reference_arm")
+"""The keys of ``study`` that declare arms; an arm's own config has neither."""
+
+ARM_SECTIONS: tuple[str, ...] = ("llm", "agents", "figures")
+"""The sections an arm may override: the treatment (model, agent design) and the drawing."""
+
+GOAL_SECTIONS: tuple[str, ...] = ("study", "user_families")
+"""Sections that decide which goals run: shared by every arm, so the arms are paired goal by goal."""
+
+
+def arm_names(cfg: Mapping[str, Any]) -> list[str]:
+    """The arms of a study, in the config's order; ``[]`` for a study without arms."""
+    return list((cfg.get("study") or {}).get("arms") or {})
+
+
+def reference_arm(cfg: Mapping[str, Any]) -> str | None:
+    """The arm the others are compared with: ``study.reference_arm``, else the first arm; ``None`` without arms."""
+    names = arm_names(cfg)
+    if not names:
+        return None
+    return str((cfg.get("study") or {}).get("reference_arm") or names[0])
+
+
+def without_arms(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """``cfg`` without ``study.arms`` and ``study.reference_arm`` (what every arm shares). A config
+    without arms comes back equal to itself, so its hash is today's."""
+    out = dict(cfg)
+    if "study" in out and any(k in out["study"] for k in ARM_KEYS):
+        out["study"] = {k: v for k, v in out["study"].items() if k not in ARM_KEYS}
+    return out
+
+
+def _first_leaf(over: Any, path: list[str]) -> str:
+    if isinstance(over, Mapping) and over:
+        k = next(iter(over))
+        return _first_leaf(over[k], [*path, str(k)])
+    return ".".join(path)
+
+
+def check_arm_overrides(arm: str, over: Mapping[str, Any]) -> None:
+    """A :class:`ConfigError` naming the arm and the key when ``over`` touches anything but
+    :data:`ARM_SECTIONS`: the goals (:data:`GOAL_SECTIONS`) and the measurement (energy,
+    baseline, accounting, metrics) are shared by every arm."""
+    for section in over:
+        if section in ARM_SECTIONS:
+            continue
+        key = _first_leaf(over[section], [str(section)])
+        if section in GOAL_SECTIONS:
+            why = "it changes which goals run, and every arm must run the same goals (they are compared goal by goal)"
+        else:
+            why = (
+                "the measurement (energy, baseline, accounting, metrics, allow_mixed_runs) is shared by every arm, "
+                "so that their numbers can be compared"
+            )
+        raise ConfigError(
+            f"arm '{arm}' overrides '{key}': {why}",
+            f"move '{key}' to the base config (for every arm), or run a separate study; an arm may override only "
+            f"{', '.join(ARM_SECTIONS)} (see {DOCS}, 'Arms')",
+        )
+
+
+def arm_configs(
+    cfg: Mapping[str, Any],
+    schema: Mapping[str, Any] | str | Path | None = None,
+    *,
+    known_families: Iterable[str] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Each arm's config: its overrides deep-merged onto the base config (without the arms), validated.
+
+    Raises :class:`ConfigError` naming the arm for a refused key (:func:`check_arm_overrides`),
+    an invalid merged config, or a ``study.reference_arm`` that names no arm.
+    """
+    study = cfg.get("study") or {}
+    arms = study.get("arms") or {}
+    ref = study.get("reference_arm")
+    if ref is not None and ref not in arms:
+        hint = difflib.get_close_matches(str(ref), list(arms), n=1)
+        did = f" (did you mean '{hint[0]}'?)" if hint else ""
+        raise ConfigError(
+            f"config key 'study.reference_arm' names '{ref}', which is not an arm{did}",
+            f"set it to one of study.arms ({', '.join(arms) or 'none declared'}), or remove it for the first arm",
+        )
+    base = without_arms(cfg)
+    out: dict[str, dict[str, Any]] = {}
+    for name, over in arms.items():
+        check_arm_overrides(name, over)
+        try:
+            out[name] = validate_config(deep_merge(base, over), schema, known_families=known_families)
+        except ConfigError as exc:
+            raise ConfigError(f"arm '{name}': {exc.message}", exc.fix) from None
+    return out

@@ -220,6 +220,18 @@ FIGURES: tuple[str, ...] = (
 
 FIGURE_FORMATS: tuple[str, ...] = ("png", "pdf")
 
+ARMS_DIR = "arms"
+"""What a study with arms writes each arm's runs, tables and figures under: ``results/arms/{arm}/``."""
+
+COMPARE_DIR = "compare"
+"""Where the cross-arm tables (``results/compare/``) and figures (``results/compare/figures/``) go."""
+
+COMPARE_TABLE_FILES: tuple[str, ...] = ("epg.csv", "ooi.csv", "ratios.csv")
+"""The cross-arm tables (``alems compare`` writes the same)."""
+
+COMPARE_FIGURES: tuple[str, ...] = ("cmp1_epg_by_arm", "cmp2_ooi_forest_arms", "cmp3_success_vs_energy_arms")
+"""The cross-arm figures, each as PNG and PDF."""
+
 # --------------------------------------------------------------------------- hashing
 UNHASHED_CONFIG_SECTIONS: tuple[str, ...] = ("figures",)
 """Config sections that change only how results are drawn, so they never enter config_hash

@@ -36,6 +36,8 @@ class StudySection:
     tasks: int = schema_default("study", "tasks")
     reps: int = schema_default("study", "reps")
     seed: int = schema_default("study", "seed")
+    arms: dict[str, Any] | None = None  # arm name -> overrides (alems.config.arm_configs); None: no arms
+    reference_arm: str | None = None
 
     @classmethod
     def from_dict(cls, mapping: Mapping[str, Any] | None) -> StudySection:

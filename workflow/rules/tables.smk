@@ -6,14 +6,7 @@ rule tables:
         hashes="results/provenance/hashes.json",
         baseline="results/baseline/idle.json",
     output:
-        goals="results/tables/goals.csv",
-        epg="results/tables/epg.csv",
-        ooi="results/tables/ooi.csv",
-        epg_layers="results/tables/epg_layers.csv",
-        ooi_layers="results/tables/ooi_layers.csv",
-        calls="results/tables/calls.csv",
-        decomposition="results/tables/ooi_decomposition.csv",
-        roles="results/tables/roles.csv",
+        **table_outputs(),
     log:
         "logs/tables/tables.log",
     benchmark:

@@ -8,6 +8,8 @@ import logging
 
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
+from pathlib import Path
+
 from alems.jobs.run_family import run_family_job
 
 run_family_job(
@@ -19,4 +21,5 @@ run_family_job(
     baseline_path=snakemake.input.baseline,
     threads=snakemake.threads,
     model_path=snakemake.input.get("model"),
+    work_root=Path(snakemake.log[0]).parent,
 )

@@ -55,6 +55,20 @@ def _cmd_models(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- metrics
 def _add_metrics(p: argparse.ArgumentParser) -> None:
     p.add_argument("goals", nargs="+", metavar="GOALS.csv", help="goals table(s); several are concatenated")
+    _add_estimator_args(p)
+    p.add_argument(
+        "--out-dir",
+        default=None,
+        metavar="DIR",
+        help="also write DIR/epg.csv, DIR/ooi.csv and DIR/ooi_decomposition.csv",
+    )
+    p.add_argument(
+        "--json", action="store_true", help='machine-readable output: {"epg": [...], "ooi": [...]}'
+    )
+
+
+def _add_estimator_args(p: argparse.ArgumentParser) -> None:
+    """The bootstrap and grouping options ``metrics`` and ``compare`` share."""
     p.add_argument(
         "--bootstrap", type=int, default=None, metavar="B", help="bootstrap resamples (default 10000)"
     )
@@ -86,20 +100,10 @@ def _add_metrics(p: argparse.ArgumentParser) -> None:
         metavar="FAMILY=GROUP",
         help="put FAMILY in GROUP (default: tg_* -> tool, others -> reasoning)",
     )
-    p.add_argument(
-        "--out-dir",
-        default=None,
-        metavar="DIR",
-        help="also write DIR/epg.csv, DIR/ooi.csv and DIR/ooi_decomposition.csv",
-    )
-    p.add_argument(
-        "--json", action="store_true", help='machine-readable output: {"epg": [...], "ooi": [...]}'
-    )
 
 
-def _cmd_metrics(args: argparse.Namespace) -> int:
-    from alems import metrics
-
+def _given_metrics(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``metrics`` settings the command line gave (the others keep their defaults)."""
     given = {
         "bootstrap": args.bootstrap,
         "level": args.level,
@@ -108,7 +112,13 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
         "min_goals": args.min_goals,
         "pooled_estimand": args.pooled_estimand,
     }
-    cfg = metrics.MetricsConfig.from_dict({k: v for k, v in given.items() if v is not None})
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    from alems import metrics
+
+    cfg = metrics.MetricsConfig.from_dict(_given_metrics(args))
     goals = metrics.read_goals(args.goals)
     epg, ooi, dec = metrics.compute_with_decomposition(
         goals, cfg, metrics.parse_group_args(args.group) or None
@@ -127,6 +137,53 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
         print_json(metrics.tables_to_json(epg, ooi, dec))
     else:
         print(metrics.format_tables(epg, ooi))
+    return 0
+
+
+# --------------------------------------------------------------------------- compare
+def _add_compare(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "dirs",
+        nargs="+",
+        metavar="[NAME=]DIR",
+        help="study results directories (results/, or results/arms/ARM/); NAME defaults to the folder's name",
+    )
+    p.add_argument("--reference", default=None, metavar="NAME", help="the reference arm (default: the first)")
+    p.add_argument(
+        "--allow-mixed-hosts",
+        action="store_true",
+        help="compare studies measured on different hardware (hw_hash); every row is flagged mixed_hosts",
+    )
+    _add_estimator_args(p)
+    p.add_argument(
+        "--out-dir",
+        default="compare",
+        metavar="DIR",
+        help="where epg.csv, ooi.csv, ratios.csv and figures/ go (default ./compare)",
+    )
+    p.add_argument("--no-figures", action="store_true", help="write the tables only")
+    p.add_argument("--json", action="store_true", help="print ratios.csv as JSON records")
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from alems import metrics
+    from alems.jobs.compare import compare_dirs
+
+    tables, written = compare_dirs(
+        args.dirs,
+        args.out_dir,
+        reference=args.reference,
+        metrics=_given_metrics(args),
+        groups=metrics.parse_group_args(args.group) or None,
+        allow_mixed_hosts=args.allow_mixed_hosts,
+        figures=not args.no_figures,
+    )
+    cols = ["arm", "scope", "mode", "epg_ratio", "ci_low", "ci_high", "success_diff", "flags"]
+    if args.json:
+        print_json(metrics.table_records(tables.ratios))
+    else:
+        print(tables.ratios[cols].to_string(index=False))
+        print("\n".join(f"wrote {p}" for p in written), file=sys.stderr)
     return 0
 
 
@@ -388,6 +445,12 @@ COMMANDS = [
     Command("models", "list the model catalog or fetch a model", _add_models, _cmd_models),
     Command(
         "metrics", "EpG and OOI tables with bootstrap intervals from goals.csv", _add_metrics, _cmd_metrics
+    ),
+    Command(
+        "compare",
+        "EpG, OOI and paired EpG ratios against a reference, across separately made studies",
+        _add_compare,
+        _cmd_compare,
     ),
     Command("run", "run one task family in linear and agentic mode outside Snakemake", _add_run, _cmd_run),
     Command(

@@ -271,11 +271,14 @@ def run_family_job(
     baseline_path: str | os.PathLike[str],
     threads: int,
     model_path: str | None = None,
+    work_root: str | os.PathLike[str] = Path("logs") / "run_family",
 ) -> JobResult:
     """The Snakemake ``run_family`` job: the LLM preflight, provenance and this host's baseline
     (:func:`~alems.jobs.baseline.job_baseline`), then :func:`run_family` with the meter on.
 
-    ``config`` holds the sections the rule passes (``study``, ``llm``, ``agents``, ...)."""
+    ``config`` holds the sections the rule passes (``study``, ``llm``, ``agents``, ...). The
+    attempts' sandboxes go to ``work_root/work/{family}_rep{rep}`` (the rule's log folder: one
+    per arm, so arms measured in parallel on a cluster never share one)."""
     settings = StudySettings.from_config(config)
     preflight_study(settings.llm, threads=threads)
     hashes = load_hashes(hashes_path)
@@ -317,5 +320,5 @@ def run_family_job(
         baseline_info=info,
         threads=threads,
         model_path=model_path,
-        workdir=Path("logs") / "run_family" / "work" / f"{family}_rep{rep}",
+        workdir=Path(work_root) / "work" / f"{family}_rep{rep}",
     )

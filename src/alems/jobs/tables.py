@@ -184,8 +184,8 @@ def tables_job(
             write_table(calls, outputs["calls"])
         if outputs.get("roles"):
             write_table(roles_table(tables.goals, calls), outputs["roles"])
-    if outputs.get("decomposition") and tables.decomposition is not None:
-        write_table(tables.decomposition, outputs["decomposition"])
+    if outputs.get("ooi_decomposition") and tables.decomposition is not None:
+        write_table(tables.decomposition, outputs["ooi_decomposition"])
     return tables
 
 
