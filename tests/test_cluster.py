@@ -140,7 +140,17 @@ class SlurmSnakemake:
     def __init__(self, workdir: Path, *args: str) -> None:
         self.workdir = workdir
         self.out = workdir.parent / f"{workdir.name}.snakemake.log"
-        cmd = [sys.executable, "-m", "snakemake", "--directory", str(workdir), "--profile", str(PROFILE)]
+        # --workflow-profile, not --profile: with --profile, Snakemake also loads profiles/default
+        # as the workflow profile, and its energy_meter=1 would win over this profile's 8.
+        cmd = [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--directory",
+            str(workdir),
+            "--workflow-profile",
+            str(PROFILE),
+        ]
         with self.out.open("w") as fh:
             self.proc = subprocess.Popen(
                 [*cmd, *FAST_STATUS, *args], stdout=fh, stderr=subprocess.STDOUT, cwd=workdir
@@ -170,12 +180,16 @@ class SlurmSnakemake:
 
 
 def sacct_jobs(ids: list[str]) -> dict[str, dict[str, str]]:
-    """SLURM's accounting records of the given allocations: comment (Snakemake's rule), state, exit code, node, CPUs."""
-    fields = ["JobID", "Comment", "State", "ExitCode", "NodeList", "AllocCPUS"]
+    """SLURM's accounting records of the given allocations: comment (Snakemake's rule), state,
+    exit code, node, CPUs, start and end (ISO times, to the second)."""
+    fields = ["JobID", "Comment", "State", "ExitCode", "NodeList", "AllocCPUS", "Start", "End"]
     res = _run(["sacct", "-n", "-X", "-P", "-j", ",".join(ids), "-o", ",".join(fields)], timeout=30)
     assert res.returncode == 0, res.stderr
     rows = [line.split("|") for line in res.stdout.splitlines() if line.strip()]
-    return {r[0]: dict(zip(["comment", "state", "exit", "node", "cpus"], r[1:], strict=True)) for r in rows}
+    return {
+        r[0]: dict(zip(["comment", "state", "exit", "node", "cpus", "start", "end"], r[1:], strict=True))
+        for r in rows
+    }
 
 
 def host_caches(work: Path) -> dict[str, dict[str, Any]]:
@@ -232,10 +246,10 @@ class Study:
 
 
 def show(config: pytest.Config, line: str) -> None:
-    """A line in the output of ``make test-cluster`` (pytest's terminal, past its capture)."""
-    reporter = config.pluginmanager.getplugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"[cluster] {line}")
+    """A line in the output of ``make test-cluster``, past pytest's capture (as ``capsys.disabled()``)."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+    with capman.global_and_fixture_disabled():
+        print(f"\n[cluster] {line}", flush=True)
 
 
 def check_origins(study: Study) -> dict[str, str]:
@@ -352,6 +366,9 @@ def test_outputs_complete_and_each_run_used_its_nodes_baseline(cluster: Cluster,
 def test_run_family_jobs_spread_over_nodes(three_nodes: Cluster, cluster_run: Study) -> None:
     nodes = {f: cluster_run.family_node(f) for f in FAMILIES}
     assert len(set(nodes.values())) >= 2, f"all run_family jobs on one node: {nodes}"
+    # at the same time: profiles/slurm lets 8 measurement jobs run at once, one per node
+    spans = [(j["start"], j["end"]) for j in cluster_run.jobs.values() if "run_family" in j["comment"]]
+    assert max(s for s, _ in spans) < min(e for _, e in spans), f"run_family jobs one after another: {spans}"
     assert {f: cluster_run.run(f)["host"] for f in FAMILIES} == nodes
     # one of them measured its own node's baseline, the other used the reference
     assert "measured" in check_origins(cluster_run).values()
@@ -381,9 +398,9 @@ def test_a_baseline_from_another_host_is_refused(
     meta_path.write_text(json.dumps(meta, indent=2))
     res = _run(
         [
-            *(sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(work)),
-            *("--configfile", str(work / "ci.yaml"), "--cores", "1", "--forcerun", "tables"),
-            "results/tables/epg.csv",
+            *(sys.executable, "-m", "snakemake", "results/tables/epg.csv", "-s", str(SNAKEFILE)),
+            *("--directory", str(work), "--configfile", str(work / "ci.yaml"), "--cores", "1"),
+            *("--forcerun", "tables"),
         ],
         timeout=240,
         cwd=work,
@@ -509,12 +526,12 @@ def later_studies(
     ):
         reuse = SlurmSnakemake(
             reuse_work,
-            *("-s", str(SNAKEFILE), "--configfile", str(reuse_cf), "results/tables/epg.csv"),
+            *("results/tables/epg.csv", "-s", str(SNAKEFILE), "--configfile", str(reuse_cf)),
             *_pin(f"--nodelist={ref}", f"--exclude={ref},{busy_node}"),
         )
         busy = SlurmSnakemake(
             busy_work,
-            *("-s", str(SNAKEFILE), "--configfile", str(busy_cf), "results/tables/epg.csv"),
+            *("results/tables/epg.csv", "-s", str(SNAKEFILE), "--configfile", str(busy_cf)),
             *_pin(f"--nodelist={busy_node}", f"--nodelist={busy_node}"),
         )
         burners: list[Burner] = []
