@@ -117,7 +117,7 @@ clean-venv:
 ## extra) on first use; fails, never skips, if the cluster cannot start. Where the kernel
 ## refuses namespaces, one node starts and the multi-node tests are skipped with the reason.
 CLUSTER_NODES := 3
-CLUSTER_DEBS := slurmctld slurmd slurmdbd slurm-client munge mariadb-server
+CLUSTER_DEBS := slurmctld slurmd slurmdbd slurm-client munge mariadb-server iproute2
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: cluster-deps test-cluster

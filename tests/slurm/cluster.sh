@@ -14,10 +14,10 @@
 # (no environment needed; `eval "$(tests/slurm/cluster.sh env)"` sets SLURM_CONF too).
 #
 # Needs root and the Debian packages slurmctld slurmd slurmdbd slurm-client munge
-# mariadb-server (`make test-cluster` installs them). No systemd: every daemon runs in
-# the foreground under setsid, its PID recorded in $ALEMS_SLURM_DIR/pids/; `down` stops
-# only those PIDs (after checking each is still the program it started), never a daemon
-# it did not start. Everything (config, keys, database, spool, logs) lives in
+# mariadb-server, and iproute2 for --nodes N > 1 (`make test-cluster` installs them). No
+# systemd: every daemon runs in the foreground under setsid, its PID recorded in
+# $ALEMS_SLURM_DIR/pids/; `down` stops only those PIDs (after checking each is still the
+# program it started), never a daemon it did not start. Everything (config, keys, database, spool, logs) lives in
 # $ALEMS_SLURM_DIR (default /tmp/alems-slurm); ports are picked free at the first `up`
 # and kept. `up` and `down` are idempotent: a second `up` starts only what is not running,
 # and `down` after a failed or partial `up` removes whatever of it exists.
@@ -123,7 +123,7 @@ check_prereqs() {
   for b in setpriv munged mungekey mariadbd mariadb-install-db mariadb slurmdbd slurmctld slurmd sbatch sacct sacctmgr sinfo "$@"; do
     command -v "$b" >/dev/null || missing+=("$b")
   done
-  ((${#missing[@]} == 0)) || die "missing programs: ${missing[*]}; install the Debian packages with \`make cluster-deps\`"
+  ((${#missing[@]} == 0)) || die "missing programs: ${missing[*]}; install the Debian packages with \`make cluster-deps\` (ip: iproute2; unshare, nsenter: util-linux)"
 }
 
 # Why this kernel cannot give each node its own namespaces and links (empty: it can).
@@ -429,6 +429,7 @@ cmd_down() {
     if alive "$name"; then end_namespace_members "$(pid_of "$name")"; fi
     stop "$name"
   done
+  stop slurmd # the one-node slurmd of cluster.sh before --nodes (pids/slurmd)
   for ((i = ${#CORE[@]} - 1; i >= 0; i--)); do stop "${CORE[i]}"; done
   net_down
   unlink_config
