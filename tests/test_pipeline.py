@@ -117,12 +117,13 @@ def test_openai_backend_needs_no_model_fetch(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- the smoke run
 @contextmanager
-def simulated_study(work: Path) -> Iterator[tuple[Path, Path, Any]]:
-    """The smoke config in ``work`` and, running while inside, the simulated RAPL it reads: (config, root, sim)."""
+def simulated_study(work: Path, **over: Any) -> Iterator[tuple[Path, Path, Any]]:
+    """The smoke config in ``work`` (``over``: as :func:`ci_config`) and, running while inside,
+    the simulated RAPL it reads: (config, root, sim)."""
     from alems.energy.simulated import SimulatedRapl
 
     root = work / "powercap"
-    cf = write_config(work / "ci.yaml", ci_config(root))
+    cf = write_config(work / "ci.yaml", ci_config(root, **over))
     sim = SimulatedRapl(
         root, "intel-1s", profile="model", p_idle_w=P_IDLE_W, p_max_w=P_MAX_W, range_uj=RANGE_UJ, tick_ms=1
     )
