@@ -128,6 +128,9 @@ def _run(tmp_path: Path, powercap, clock, u_bg: float, baseline_u_bg: float | No
 def test_attributed_energy_does_not_depend_on_steady_background(
     tmp_path, powercap, clock, u_bg, baseline_loaded
 ):
+    """README: "In the test, the same holds through the real RAPL meter and sampler on a fake
+    powercap tree ...: within 5 % of the quiet value at 50 % and 90 % background, with the
+    baseline taken under the load or quiet"."""
     quiet, _, dt = _run(tmp_path / "quiet", powercap, clock, 0.0)
     truth = K * JOB_UTIL * dt / N_CPUS
     assert quiet["attributed_j"] == pytest.approx(truth, rel=0.02)

@@ -94,7 +94,10 @@ def test_windows_30ms_to_1s_get_true_energy_within_the_readme_errors(fake_pynvml
 
 
 def test_130ms_window_is_10_4_joules_not_8(fake_pynvml, clock):
-    """The issue's check: constant 80 W, a 130 ms window (``sleep 0.13``)."""
+    """README: "`alems measure --meter nvml -- sleep 0.13` on a fake NVML at a constant 80 W
+    reported 8.0 J before (truth 10.5 J) and 10.2–10.7 J in five runs now": the same window
+    through alems measure's path, within the table's 0.70 J for a 130 ms window (here 0.43 J),
+    where the edge difference gives 8 or 16 J."""
     meter, sampler = _started(fake_pynvml, clock)
     clock.advance(0.004)
     a = sampler.boundary_read()
@@ -105,7 +108,7 @@ def test_130ms_window_is_10_4_joules_not_8(fake_pynvml, clock):
     b = sampler.boundary_read()
     sampler.await_updates(b)
     m = measurement_from_samples("sleep", a, b, sampler.domains, sampler.samples())
-    assert m.energy_j["gpu-0"] == pytest.approx(10.4, abs=0.8)
+    assert m.energy_j["gpu-0"] == pytest.approx(10.4, abs=0.70)
     assert measurement_between("sleep", a, b, sampler.domains).energy_j["gpu-0"] in (8.0, 16.0)
     meter.close()
 
