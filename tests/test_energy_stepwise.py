@@ -14,7 +14,15 @@ from alems.accounting import CounterSeries, window_energy
 from alems.energy.monitor import measurement_between, measurement_from_samples
 from alems.energy.nvml import NvmlMeter
 from alems.energy.sampler import Sampler
-from alems.energy.stepwise import is_stepwise, reconstruct, update_instants
+from alems.energy.stepwise import (
+    energy_between,
+    is_stepwise,
+    reconstruct,
+    reconstruct_power,
+    stepwise_keys,
+    update_instants,
+    update_period_s,
+)
 
 WATTS = 80.0
 LENGTHS_S = (0.03, 0.05, 0.08, 0.13, 0.2, 0.3, 0.5, 0.75, 1.0)
@@ -212,3 +220,69 @@ def test_update_instants_are_not_late(estimators, profile):
     be short by delay x ΔP (9 ms x 320 W = 2.9 J on the step, 9 ms x 200 W = 1.8 J on the
     ramp). The midpoint rule keeps the mean error of 300 such windows under 0.6 J."""
     assert abs(estimators.nvml_window_errors(profile)[1.0]["bias"]) < 0.6
+
+
+# --------------------------------------------------------------------------- the pieces, by hand
+def _dom(kind="gpu", info=None):
+    from alems.energy.base import Domain
+
+    return Domain(key="gpu-0", kind=kind, source="measured", meter="nvml", info=info)
+
+
+def test_which_domains_are_stepwise():
+    assert is_stepwise(_dom(info={"stepwise": True}))
+    assert not is_stepwise(_dom(info={"stepwise": False, "method": "energy counter"}))
+    assert is_stepwise(_dom(info={"method": "energy counter"}))  # samples written before the key
+    assert not is_stepwise(_dom(info={"method": "power polling"}))
+    assert not is_stepwise(_dom(kind="package", info={"method": "energy counter"}))
+    assert not is_stepwise(_dom(info=None))
+    doms = [_dom(info={"stepwise": True}), _dom(kind="package", info={})]
+    assert stepwise_keys(doms) == ["gpu-0"]
+
+
+def test_update_period_from_the_domain_or_the_default():
+    assert update_period_s(_dom(info={"update_period_s": 0.08})) == 0.08
+    assert update_period_s(_dom(info={"update_period_s": 0})) == 0.1
+    assert update_period_s(_dom(info={"update_period_s": "fast"})) == 0.1
+    assert update_period_s(_dom(info=None), default=0.05) == 0.05
+
+
+def test_update_instants_and_the_curve_by_hand():
+    """Reads every 10 ms of a counter that moves to 8 J between 10 and 20 ms and to 16 J between
+    40 and 50 ms: knots at the midpoints 15 ms and 45 ms, 8 J per 30 ms between them."""
+    t = np.array([0.00, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06])
+    v = np.array([0.0, 0.0, 8.0, 8.0, 8.0, 16.0, 16.0])
+    tau, kv = update_instants(t, v)
+    np.testing.assert_allclose(tau, [0.015, 0.045])
+    np.testing.assert_allclose(kv, [8.0, 16.0])
+    assert [len(x) for x in update_instants(t[:1], v[:1])] == [0, 0]
+    rec = reconstruct(t, v)
+    assert rec.span == (0.015, 0.045)
+    # between the knots: linear, 8 J per 30 ms; before: extrapolated back, clamped at the first read;
+    # after: extrapolated at the last segment's slope
+    slope = 8.0 / 0.03
+    want = [8.0 - slope * 0.015, 8.0 - slope * 0.005, 8.0 + slope * 0.005, 8.0 + slope * 0.015]
+    np.testing.assert_allclose(rec.values[:4], want, rtol=1e-12)
+    np.testing.assert_allclose(rec.values[5:], [16.0 + slope * 0.005, 16.0 + slope * 0.015], rtol=1e-12)
+    # extrapolating further back is clamped to what the staircase proves: at least the first read
+    early = reconstruct(np.concatenate([[-0.02], t]), np.concatenate([[0.0], v]))
+    assert early.values[0] == 0.0 and early.values[1] == pytest.approx(4.0)
+    e, inside = energy_between(t, v, 0.02, 0.04)
+    assert e == pytest.approx(8.0 / 0.03 * 0.02) and inside
+    e, inside = energy_between(t, v, 0.01, 0.04)
+    assert not inside
+    p = reconstruct_power(t, v, np.array([0.015, 0.045]))
+    assert p == pytest.approx([8.0 / 0.03])
+
+
+def test_one_update_or_two_at_one_instant_leave_the_staircase():
+    t = np.array([0.0, 0.01, 0.02, 0.03])
+    one = reconstruct(t, np.array([0.0, 0.0, 8.0, 8.0]))
+    assert one.span is None and one.values.tolist() == [0.0, 0.0, 8.0, 8.0]
+    # two changes between reads at one instant (boundary reads): one knot, with the last value
+    t2 = np.array([0.0, 0.01, 0.01, 0.01, 0.02, 0.03])
+    v2 = np.array([0.0, 0.0, 5.0, 8.0, 8.0, 16.0])
+    rec = reconstruct(t2, v2)
+    assert rec.span == (0.01, 0.025) and rec.knots_j.tolist() == [8.0, 16.0]
+    # and if that leaves one knot, the staircase
+    assert reconstruct(t2[:5], v2[:5]).span is None
