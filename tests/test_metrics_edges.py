@@ -224,3 +224,13 @@ def test_holm_with_one_value_and_with_missing_ones():
     got = holm([0.2, None, 0.01])
     assert got[0] == pytest.approx(0.2) and math.isnan(got[1]) and got[2] == pytest.approx(0.02)
     assert np.isnan(holm([np.nan, np.nan])).all() and len(holm([])) == 0
+
+
+def test_a_single_resample_still_gives_an_interval():
+    """B = 1: one resample, read as a (degenerate) percentile interval at that value."""
+    v = with_ones([1.0, 2.0, 4.0, 8.0])
+    st = make_stratum("s", v, 1, np.random.default_rng(6))
+    res = bootstrap_strata([st], mean_stat, never, 0.9)
+    one = float(st.boot[0, 0] / st.boot[0, 1])
+    assert res.method != "none" and res.n_resamples == 1 and res.theta.tolist() == [one]
+    assert (res.ci_low, res.ci_high) == (one, one)
