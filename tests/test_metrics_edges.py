@@ -234,3 +234,20 @@ def test_a_single_resample_still_gives_an_interval():
     one = float(st.boot[0, 0] / st.boot[0, 1])
     assert res.method != "none" and res.n_resamples == 1 and res.theta.tolist() == [one]
     assert (res.ci_low, res.ci_high) == (one, one)
+
+
+def test_division_by_zero_inside_the_engine_is_silent_even_where_numpy_would_raise():
+    """A statistic may divide by zero (no success in a resample or a leave-one-out): the
+    engine evaluates it under its own error state, so even a caller that turned numpy
+    warnings into errors gets a result, never a FloatingPointError."""
+    one_success = np.column_stack([[1.0, 2.0, 3.0, 4.0], [1.0, 0.0, 0.0, 0.0]])
+    none = np.column_stack([[1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 0.0, 0.0]])
+    with np.errstate(all="raise"):
+        res = bootstrap_strata(
+            [make_stratum("s", one_success, 200, np.random.default_rng(7))], mean_stat, never, 0.9
+        )
+        assert res.estimate == 10.0 and res.n_resamples == 200
+        res = bootstrap_strata(
+            [make_stratum("s", none, 200, np.random.default_rng(7))], mean_stat, never, 0.9
+        )
+        assert res.n_resamples == 200

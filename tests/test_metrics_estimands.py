@@ -62,6 +62,23 @@ def test_a_family_without_a_linear_success_is_degenerate_for_the_means_not_for_t
     assert pooled_degenerate(t).tolist() == [False, False]
     none = np.array([[[60.0, 0.0, 10.0, 2.0], [90.0, 0.0, 120.0, 2.0]]])
     assert pooled_degenerate(none).tolist() == [True] and any_family_degenerate(none).tolist() == [True]
+    # one success is a success; a single scope (no resample axis) gives one flag
+    single = np.array([[60.0, 1.0, 10.0, 1.0], [90.0, 2.0, 120.0, 2.0]])
+    assert not any_family_degenerate(single) and not pooled_degenerate(single)
+
+
+def test_a_mode_without_success_is_computed_silently_even_where_numpy_would_raise():
+    """The statistics divide under their own error state: a caller that turned numpy
+    warnings into errors still gets values (the finite ones pinned here)."""
+    t = np.array([[60.0, 3.0, 10.0, 2.0], [90.0, 0.0, 120.0, 0.0]])
+    with np.errstate(all="raise"):
+        assert epg_stat(t[:, 0:2])[0] == 20.0
+        assert ooi_stat(t)[0] == 4.0
+        ratio_of_means_stat(t)
+        geomean_ooi_stat(t)
+        assert pooled_epgs("pooled_ratio", t) == pytest.approx((150.0 / 3, 130.0 / 2))
+        pooled_epgs("ratio_of_means", t)
+        pooled_epgs("geomean_ooi", t)
 
 
 def test_the_epg_pair_of_each_estimand():
