@@ -29,6 +29,7 @@ from alems.metrics.tables import (
 )
 
 CFG = MetricsConfig(bootstrap=100, seed=3, min_goals=1)
+ATTRIBUTED = MetricsConfig(bootstrap=100, seed=3, min_goals=1, energy_layer="attributed")
 GROUPS = {"my_family": "tool"}
 
 
@@ -136,3 +137,63 @@ def test_write_table_writes_the_header_and_unix_lines(tmp_path):
     assert b"\r" not in raw and raw.endswith(b"\n") and raw.count(b"\n") == len(epg) + 1
     back = pd.read_csv(tmp_path / "epg.csv")
     assert list(back.columns) == list(epg.columns) and len(back) == len(epg)
+
+
+def test_epg_row_values_rates_and_exact_flags():
+    g = goals()
+    g["check_reason"] = ""
+    g.loc[
+        (g["family"] == "factual_qa") & (g["mode"] == "linear") & (g["goal_id"] == "g0"), "check_reason"
+    ] = "truncated"
+    g.loc[(g["family"] == "my_family") & (g["mode"] == "linear") & (g["goal_id"] == "g0"), "energy_j"] = 0.5
+    g.loc[(g["family"] == "my_family") & (g["mode"] == "agentic") & (g["goal_id"] == "g0"), "energy_j"] = -1.0
+    g.loc[(g["family"] == "science_qa") & (g["goal_id"] == "g1"), "energy_j"] = np.nan
+    epg = epg_table(g, ATTRIBUTED)
+    assert (epg["level"] == CFG.level).all() and (epg["B"] == CFG.bootstrap).all()
+    assert cell(epg, "factual_qa", "linear")["truncation_rate"] == pytest.approx(1 / 3)
+    assert cell(epg, "factual_qa", "agentic")["truncation_rate"] == 0.0
+    assert np.isnan(epg_table(goals(), CFG)["truncation_rate"]).all()  # no check_reason column
+    assert cell(epg, "my_family", "linear")["flags"] == ""  # 0.5 J is not negative
+    assert cell(epg, "my_family", "agentic")["flags"] == "negative_energy:1"
+    assert cell(epg, "science_qa", "agentic")["flags"] == "missing_energy"
+
+
+def test_ooi_rows_carry_their_source_and_exact_flags():
+    g = goals()
+    g.loc[(g["family"] == "my_family") & (g["mode"] == "agentic"), "energy_source"] = "modeled"
+    g.loc[(g["family"] == "factual_qa") & (g["goal_id"] == "g2"), "energy_j"] = np.nan
+    ooi = ooi_table(g, ATTRIBUTED).set_index(["scope", "estimand"])
+    assert ooi.loc[("factual_qa", "family"), "energy_source"] == "measured"
+    assert ooi.loc[("my_family", "family"), "energy_source"] == "mixed"
+    assert ooi.loc[("factual_qa", "family"), "flags"] == "missing_energy"
+    # a goals table from before the gap layers, with a gap: the total layer stands in gap_j, flagged
+    old = goals().drop(columns=["gap_raw_j", "gap_dynamic_j"]).assign(gap_j=0.5)
+    epg, ooi = compute_tables(old, MetricsConfig(bootstrap=100, seed=3, min_goals=1, energy_layer="total"))
+    assert (ooi["flags"].str.split(";").map(lambda f: "gap_attributed" in f)).all()
+    assert (epg["flags"] == "gap_attributed").all()
+
+
+def test_bonferroni_counts_only_the_families_with_an_interval():
+    """A third family too small for an interval does not widen the others' adjusted intervals."""
+    cfg = MetricsConfig(bootstrap=300, seed=3, min_goals=3)
+    two = goals()[goals()["family"] != "science_qa"]
+    small = goals().query("family == 'factual_qa' and goal_id != 'g2'").assign(family="gsm8k_basic")
+    _, a = compute_tables(two, cfg)
+    _, b = compute_tables(pd.concat([two, small], ignore_index=True), cfg)
+    fa = a[a["estimand"] == "family"].set_index("scope")
+    fb = b[b["estimand"] == "family"].set_index("scope")
+    assert fb.loc["gsm8k_basic", "method"] == "none"
+    for f in ("factual_qa", "my_family"):
+        assert (fb.loc[f, "ci_low_adj"], fb.loc[f, "ci_high_adj"]) == (
+            fa.loc[f, "ci_low_adj"],
+            fa.loc[f, "ci_high_adj"],
+        )
+
+
+def test_a_pooled_scope_without_a_defined_family_has_no_estimate():
+    g = goals()[goals()["family"] == "factual_qa"].copy()
+    g.loc[g["mode"] == "linear", "success"] = False
+    ooi = ooi_table(g, CFG)
+    pooled = ooi[ooi["estimand"] != "family"]
+    assert pooled[["ooi", "epg_agentic_j", "epg_linear_j", "ci_low"]].isna().all().all()
+    assert (pooled["flags"] == "excluded:factual_qa").all() and (pooled["n_pairs"] == 0).all()
