@@ -286,3 +286,46 @@ def test_one_update_or_two_at_one_instant_leave_the_staircase():
     assert rec.span == (0.01, 0.025) and rec.knots_j.tolist() == [8.0, 16.0]
     # and if that leaves one knot, the staircase
     assert reconstruct(t2[:5], v2[:5]).span is None
+
+
+def test_knots_two_reads_and_integer_input():
+    tau, kv = update_instants([0, 1], [0, 8])
+    assert tau.tolist() == [0.5] and kv.tolist() == [8.0] and kv.dtype == float
+    flat = reconstruct([0, 1, 2], [0, 0, 8])  # one update: the staircase, as floats, with its knot
+    assert flat.values.dtype == float and flat.values.tolist() == [0.0, 0.0, 8.0]
+    assert flat.knots_t.tolist() == [1.5] and flat.knots_j.tolist() == [8.0] and flat.span is None
+
+
+def test_three_knots_extrapolate_from_the_last_segment_and_merge_inside():
+    """Knots at 5, 25 and 45 ms with 8, 16 and 32 J: after the last, the last segment's slope
+    (16 J per 20 ms); before the first, the first segment's (8 J per 20 ms), down to the
+    first value read."""
+    t = np.array([0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06])
+    v = np.array([0.0, 8.0, 8.0, 16.0, 16.0, 32.0, 32.0])
+    rec = reconstruct(t, v)
+    assert rec.knots_t.tolist() == pytest.approx([0.005, 0.025, 0.045]) and rec.knots_j.tolist() == [
+        8,
+        16,
+        32,
+    ]
+    assert rec.values[0] == pytest.approx(8.0 - 400.0 * 0.005)  # 6 J: above the first read, 0
+    assert rec.values[-1] == pytest.approx(32.0 + 800.0 * 0.015)
+    # two updates between reads at one instant in the middle: one knot, the last value
+    t2 = np.array([0.0, 0.01, 0.02, 0.02, 0.02, 0.03, 0.04])
+    v2 = np.array([0.0, 8.0, 8.0, 12.0, 16.0, 16.0, 24.0])
+    assert reconstruct(t2, v2).knots_j.tolist() == [8.0, 16.0, 24.0]
+
+
+def test_energy_between_its_knots_is_bracketed_at_the_knots_themselves():
+    t = np.array([0.00, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06])
+    v = np.array([0.0, 0.0, 8.0, 8.0, 8.0, 16.0, 16.0])
+    e, inside = energy_between(t, v, 0.015, 0.045)
+    assert e == pytest.approx(8.0) and inside
+
+
+def test_power_of_an_empty_bin_is_nan_without_a_floating_point_error():
+    t = np.array([0.00, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06])
+    v = np.array([0.0, 0.0, 8.0, 8.0, 8.0, 16.0, 16.0])
+    with np.errstate(all="raise"):
+        p = reconstruct_power(t, v, np.array([0.02, 0.02, 0.04]))
+    assert np.isnan(p[0]) and p[1] == pytest.approx(8.0 / 0.03)

@@ -143,6 +143,7 @@ def test_no_power_bound_means_no_gap_check() -> None:
         assert tr.update(9.0, t=100.0) == pytest.approx(8.0)
     assert wrap_period_s(dom("x", rng=0.0)) is None and wrap_period_s(dom("x", rng=None)) is None
     assert safe_poll_interval_s([]) is None
+    assert wrap_period_s(dom("x", rng=10.0, power=0.5)) == 20.0  # under a watt is still a bound
     assert safe_poll_interval_s([dom("psys", rng=1.0, power=20.0)], safety=0.25) == pytest.approx(0.0125)
 
 
