@@ -465,6 +465,21 @@ def test_outcome_booleans_read_back_from_csv_and_run_summary():
     per_s = (P_SUM - IDLE_SUM) * 0.25
     assert summary["goal_energy_j"] == pytest.approx(2.0 * per_s)  # 1 s + 0.5 s gap + 0.5 s
     assert summary["goal_energy_j"] + summary["framework_overhead_j"] == pytest.approx(10.0 * per_s)
+    # the rest by hand: 10 s of samples, 2 s in the attempts and the gap, 8 s of overhead at
+    # P_SUM raw, P_SUM - IDLE_SUM dynamic, a quarter of it the job's (alpha 0.25)
+    assert summary == {
+        "attempts": 2,
+        "goal_energy_j": pytest.approx(2.0 * per_s),
+        "framework_overhead_j": pytest.approx(8.0 * per_s),
+        "overhead_raw_j": pytest.approx(8.0 * P_SUM),
+        "overhead_dynamic_j": pytest.approx(8.0 * (P_SUM - IDLE_SUM)),
+        "overhead_s": pytest.approx(8.0),
+        "run_alpha": pytest.approx(0.25),
+        "span": [0.0, 10.0],
+        "energy_source": "measured",
+        "flags": [],
+        "flagged_attempts": 0,
+    }
 
 
 def test_outcomes_as_dataclass_rows():
