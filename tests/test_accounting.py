@@ -229,7 +229,22 @@ def test_negative_dynamic_energy_is_kept_and_flagged():
 def test_missing_idle_power_for_a_domain_is_a_config_error_with_the_fix():
     with pytest.raises(ConfigError, match=r"no power for domain\(s\) \['dram-0'\]") as exc:
         one_attempt(1.0, 3.0, idle={"package-0": 10.0})
-    assert "alems baseline" in str(exc.value)
+    assert exc.value.message == "the idle baseline has no power for domain(s) ['dram-0'] (has ['package-0'])"
+    assert exc.value.fix == (
+        "run `alems baseline` on this host (or rerun the workflow's baseline rule) so "
+        "results/baseline/idle.json covers every domain the meter reports"
+    )
+    with pytest.raises(AccountingInputError) as no_dom:
+        account(samples(), [], attempt_events(1.0, 3.0), [outcome()], IDLE)
+    assert no_dom.value.message == "no summable energy domain among []"
+    assert no_dom.value.fix == "pass the run's domain list (read_samples returns it with the samples)"
+    with pytest.raises(AccountingInputError) as twice:
+        account(samples(), DOMAINS, attempt_events(1.0, 3.0), [outcome(), outcome()], IDLE)
+    assert (
+        twice.value.message
+        == "outcomes hold the attempt (goal_id, rep, mode, attempt)=('g1', 0, 'linear', 1) more than once"
+    )
+    assert twice.value.fix == "account one run's outcomes at a time (one (family, rep) job)"
 
 
 def test_zero_system_cpu_time_falls_back_and_is_flagged():
