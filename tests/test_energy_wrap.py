@@ -158,3 +158,14 @@ def test_tracker_set_counts_wraps_and_lists_its_keys() -> None:
     assert ts.wraps() == {"package-0": 1, "dram-0": 0}
     tr = ts.trackers["package-0"]
     assert (tr.last_raw, tr.last_t, tr.wraps) == (1.0, 0.05, 1)
+
+
+def test_the_gap_check_reaches_through_the_tracker_set_and_below_a_watt() -> None:
+    ts = TrackerSet([dom("package-0")])  # wraps every 0.1 s at most
+    ts.update({"package-0": 1.0}, 0.0)
+    with pytest.raises(CounterReadError, match="wraps may have been missed"):
+        ts.update({"package-0": 2.0}, 0.5)
+    slow = CounterTracker.for_domain(dom("x", rng=10.0, power=0.5))  # a wrap every 20 s at most
+    slow.update(1.0, t=0.0)
+    with pytest.raises(CounterReadError, match="can wrap every 20.000 s"):
+        slow.update(2.0, t=30.0)

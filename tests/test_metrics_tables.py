@@ -118,7 +118,7 @@ def test_flag_families_keeps_the_flags_there_and_follows_the_groups():
     flagged = set(f_epg.loc[f_epg["flags"].str.contains("baseline_unstable", na=False), "family"])
     assert flagged == {"my_family", "tool", "overall"}
     assert set(f_ooi.loc[f_ooi["flags"].str.contains("baseline_unstable", na=False), "scope"]) == flagged
-    epg.loc[epg["family"] == "tool", "flags"] = "low_coverage:2;zero_successes"
+    epg.loc[epg["family"] == "tool", "flags"] = "zero_successes;low_coverage:2"  # merged in sorted order
     f_epg, _ = flag_families(epg, ooi, ["my_family"], "baseline_unstable", GROUPS)
     assert set(f_epg.loc[f_epg["family"] == "tool", "flags"]) == {
         "baseline_unstable;low_coverage:2;zero_successes"
@@ -146,6 +146,7 @@ def test_epg_row_values_rates_and_exact_flags():
         (g["family"] == "factual_qa") & (g["mode"] == "linear") & (g["goal_id"] == "g0"), "check_reason"
     ] = "truncated"
     g.loc[(g["family"] == "my_family") & (g["mode"] == "linear") & (g["goal_id"] == "g0"), "energy_j"] = 0.5
+    g.loc[(g["family"] == "my_family") & (g["mode"] == "linear") & (g["goal_id"] == "g1"), "energy_j"] = 0.0
     g.loc[(g["family"] == "my_family") & (g["mode"] == "agentic") & (g["goal_id"] == "g0"), "energy_j"] = -1.0
     g.loc[(g["family"] == "science_qa") & (g["goal_id"] == "g1"), "energy_j"] = np.nan
     epg = epg_table(g, ATTRIBUTED)
@@ -153,7 +154,7 @@ def test_epg_row_values_rates_and_exact_flags():
     assert cell(epg, "factual_qa", "linear")["truncation_rate"] == pytest.approx(1 / 3)
     assert cell(epg, "factual_qa", "agentic")["truncation_rate"] == 0.0
     assert np.isnan(epg_table(goals(), CFG)["truncation_rate"]).all()  # no check_reason column
-    assert cell(epg, "my_family", "linear")["flags"] == ""  # 0.5 J is not negative
+    assert cell(epg, "my_family", "linear")["flags"] == ""  # 0.5 J and 0 J are not negative
     assert cell(epg, "my_family", "agentic")["flags"] == "negative_energy:1"
     assert cell(epg, "science_qa", "agentic")["flags"] == "missing_energy"
 
@@ -173,21 +174,44 @@ def test_ooi_rows_carry_their_source_and_exact_flags():
     assert (epg["flags"] == "gap_attributed").all()
 
 
+def many_goals(family: str, n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    g = goals().iloc[:0]
+    rows = []
+    for i in range(n):
+        for mode, scale in (("linear", 1.0), ("agentic", 3.0)):
+            e = float(scale * rng.lognormal(0.0, 0.5))
+            rows.append(
+                {
+                    **goals().iloc[0].to_dict(),
+                    "family": family,
+                    "mode": mode,
+                    "goal_id": f"g{i:02d}",
+                    "energy_j": e,
+                    "raw_j": 3 * e,
+                    "dynamic_j": 2 * e,
+                    "success": bool(rng.random() < 0.9),
+                }
+            )
+    return pd.concat([g, pd.DataFrame(rows)], ignore_index=True)
+
+
 def test_bonferroni_counts_only_the_families_with_an_interval():
     """A third family too small for an interval does not widen the others' adjusted intervals."""
-    cfg = MetricsConfig(bootstrap=300, seed=3, min_goals=3)
-    two = goals()[goals()["family"] != "science_qa"]
-    small = goals().query("family == 'factual_qa' and goal_id != 'g2'").assign(family="gsm8k_basic")
+    cfg = MetricsConfig(bootstrap=2000, seed=3, min_goals=10, energy_layer="attributed")
+    two = pd.concat([many_goals("factual_qa", 20, 1), many_goals("science_qa", 20, 2)], ignore_index=True)
+    small = many_goals("gsm8k_basic", 4, 3)
     _, a = compute_tables(two, cfg)
     _, b = compute_tables(pd.concat([two, small], ignore_index=True), cfg)
     fa = a[a["estimand"] == "family"].set_index("scope")
     fb = b[b["estimand"] == "family"].set_index("scope")
     assert fb.loc["gsm8k_basic", "method"] == "none"
-    for f in ("factual_qa", "my_family"):
+    for f in ("factual_qa", "science_qa"):
         assert (fb.loc[f, "ci_low_adj"], fb.loc[f, "ci_high_adj"]) == (
             fa.loc[f, "ci_low_adj"],
             fa.loc[f, "ci_high_adj"],
         )
+        assert fb.loc[f, "ci_high_adj"] - fb.loc[f, "ci_low_adj"] > fb.loc[f, "ci_high"] - fb.loc[f, "ci_low"]
 
 
 def test_a_pooled_scope_without_a_defined_family_has_no_estimate():
