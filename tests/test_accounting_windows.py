@@ -144,3 +144,33 @@ def test_bad_samples_say_what_and_how_to_fix():
     assert e.value.fix == (
         "counters must be wrap-corrected by the sampler (Domain.max_range_j); rerun the job with the fixed sampler"
     )
+
+
+def test_cpu_share_alpha_clipping_by_hand():
+    """alpha = dproc / net busy, clipped to [0, 1]; flagged only beyond max(2 %, 2 ticks of the
+    net busy time): net busy 0.5 s gives a 4 % slack (2 / (100 Hz x 0.5 s))."""
+    from alems.accounting.windows import _cpu_share_alpha
+
+    dproc = np.array([0.0, 0.515, 0.525, -0.25, 0.3])
+    net = np.array([1.0, 0.5, 0.5, 0.5, 0.0])
+    a, fell_back, clipped = _cpu_share_alpha(dproc, net, np.full(5, 0.75))
+    assert a.tolist() == [0.0, 1.0, 1.0, 0.0, 0.75]
+    assert fell_back.tolist() == [False, False, False, False, True]
+    assert clipped.tolist() == [False, False, True, True, False]  # 1.03 within 4 %, 1.05 beyond
+    assert fell_back.dtype == bool and clipped.dtype == bool
+
+
+def test_flag_arrays_are_boolean_and_knots_bracket_inclusively():
+    s = series()
+    none = window_energy(s, np.array([0.0]), np.array([1.0]), np.array([4.0, 50.0]), "none")
+    for arr in (none.alpha_fallback, none.alpha_clipped, none.gpu_shared, none.unbracketed):
+        assert arr.dtype == bool and not arr.any()
+    bare = CounterSeries(T, np.column_stack([10.0 * T]), 0.5 * T, T, ("package-0",))  # no bracket at all
+    assert bare.unbracketed(np.array([0.0]), np.array([1.0])).tolist() == [False]
+    t = np.array([0.00, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06])
+    step = pd.DataFrame(
+        {"t": t, "gpu-0": [0.0, 0.0, 8.0, 8.0, 8.0, 16.0, 16.0], "proc_cpu_s": t, "sys_cpu_s": t}
+    )
+    st = CounterSeries.from_samples(step, ["gpu-0"], stepwise=["gpu-0"])
+    got = st.unbracketed(np.array([0.015, 0.01, 0.02]), np.array([0.045, 0.03, 0.05]))
+    assert got.tolist() == [False, True, True]
