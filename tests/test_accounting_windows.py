@@ -174,3 +174,43 @@ def test_flag_arrays_are_boolean_and_knots_bracket_inclusively():
     st = CounterSeries.from_samples(step, ["gpu-0"], stepwise=["gpu-0"])
     got = st.unbracketed(np.array([0.015, 0.01, 0.02]), np.array([0.045, 0.03, 0.05]))
     assert got.tolist() == [False, True, True]
+
+
+def test_more_edges_of_windows_and_checks():
+    s = series(foreign=[np.nan, 1.0, 0.0, 0.0])  # a foreign process seen at 1 s; the first check missing
+    assert s.gpu_shared(np.array([-1.0, 0.0]), np.array([1.5, 0.5])).tolist() == [True, False]
+    late = series(foreign=[0.0, 0.0, 1.0, 0.0])  # seen at 2 s, gone by 4 s
+    assert late.gpu_shared(np.array([4.5]), np.array([5.0])).tolist() == [False]
+    idle = np.array([4.0, 50.0])
+    # windows entirely before or after the samples: no time inside, no idle energy removed
+    out = window_energy(s, np.array([-2.0, 5.0]), np.array([-1.0, 6.0]), idle, "none")
+    assert out.dynamic_j.tolist() == [0.0, 0.0] and out.outside.all()
+    # attribution none never falls back, even with no busy CPU time at all
+    none = window_energy(s, np.array([0.0]), np.array([1.0]), idle, "none", idle_busy_cpu_per_s=1.0)
+    assert not none.alpha_fallback.any() and none.alpha.tolist() == [1.0]
+    # a boundary read sorts after a sample at its instant even when it comes first in the frame
+    df = pd.DataFrame(
+        {"t": [0.0, 1.0, 1.0, 2.0], "package-0": [0.0, 10.0, 9.0, 20.0], "proc_cpu_s": 0.0, "sys_cpu_s": 0.0}
+    )
+    df["boundary"] = pd.array([None, True, None, None], dtype="boolean")
+    assert CounterSeries.from_samples(df, ["package-0"]).at(np.array([1.0]))[0][0, 0] == 10.0
+
+
+def test_a_stepwise_counter_beside_a_plain_one_and_one_that_never_moves():
+    t = np.array([0.00, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06])
+    df = pd.DataFrame(
+        {
+            "t": t,
+            "gpu-0": [0.0, 0.0, 8.0, 8.0, 8.0, 16.0, 16.0],
+            "package-0": 10.0 * t,
+            "gpu-1": 5.0,
+            "proc_cpu_s": t,
+            "sys_cpu_s": t,
+        }
+    )
+    mixed = CounterSeries.from_samples(df, ["gpu-0", "package-0"], stepwise=["gpu-0"])
+    assert mixed.unbracketed(np.array([0.02]), np.array([0.04])).tolist() == [False]
+    # beside a counter that updates, one that never moved brackets nothing: every window is flagged
+    # (alone, it is not flagged at all: its bracket (inf, -inf) is not finite; reported, not pinned)
+    still = CounterSeries.from_samples(df, ["gpu-0", "gpu-1"], stepwise=["gpu-0", "gpu-1"])
+    assert still.unbracketed(np.array([0.02]), np.array([0.04])).tolist() == [True]
