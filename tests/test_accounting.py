@@ -137,6 +137,37 @@ def test_attribution_none_keeps_dynamic():
     assert row["attributed_j"] == pytest.approx(86.0)
 
 
+def test_account_config_passes_every_setting():
+    """account_config is account with an AccountingConfig's settings (what the workflow calls)."""
+    from alems.accounting import account_config
+
+    cfg = AccountingConfig(attribution="none", min_coverage=1.0)
+    res = account_config(samples(), DOMAINS, attempt_events(1.0, 3.0), [outcome()], IDLE, cfg, run_id="r7")
+    direct = account(
+        samples(),
+        DOMAINS,
+        attempt_events(1.0, 3.0),
+        [outcome()],
+        IDLE,
+        attribution="none",
+        min_coverage=1.0,
+        run_id="r7",
+    )
+    pd.testing.assert_frame_equal(res.goals, direct.goals)
+    row = res.goals.iloc[0]
+    assert row["alpha"] == 1.0 and row["attributed_j"] == pytest.approx(86.0) and row["run_id"] == "r7"
+    busy = account_config(
+        samples(),
+        DOMAINS,
+        attempt_events(1.0, 3.0),
+        [outcome()],
+        IDLE,
+        AccountingConfig(),
+        idle_busy_cpu_per_s=1.0,
+    )
+    assert busy.goals.iloc[0]["alpha"] == pytest.approx(0.5)  # 0.5 cpu-s/s of the 2 - 1 net busy
+
+
 def test_exact_boundary_read_is_returned_bit_for_bit():
     rng = np.random.default_rng(3)
     t = np.sort(rng.uniform(0, 10, 40))
