@@ -113,7 +113,7 @@ clean-venv:
 
 ## mutation testing (README, "Mutation testing"): mutmut, pinned in the `mutation` extra and
 ## configured in pyproject's [tool.mutmut], over the estimator and energy modules, one module
-## at a time with one child, niced, against the fast unit tests. About 50 min on 2 cores; not in CI.
+## at a time with one child, niced, against the fast unit tests. About 20 min on 2 cores; not in CI.
 MUTATE_MODULES ?= metrics.bootstrap metrics.estimands metrics.tables energy.stepwise energy.wrap \
                   accounting.windows accounting.account
 $(VENV)/.mutation: pyproject.toml | $(VENV)/.installed

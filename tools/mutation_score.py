@@ -7,6 +7,7 @@ Run: ``mutmut results --all true | python tools/mutation_score.py [MODULE_PREFIX
 from __future__ import annotations
 
 import re
+import signal
 import sys
 from collections import Counter, defaultdict
 
@@ -43,4 +44,5 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` closes the pipe early: stop quietly
     raise SystemExit(main(sys.argv[1:]))
