@@ -41,7 +41,7 @@ MODEL       ?= qwen2.5-coder-0.5b
 TEST_MODEL  := smollm2-135m
 CORES       ?= 1
 
-.PHONY: setup llama llama-wheel llama-flags test run bench lint clean-venv
+.PHONY: setup llama llama-wheel llama-flags test run bench lint clean-venv mutation
 
 ## set-up: virtual environment, the project and its test tools
 $(VENV)/.installed: pyproject.toml
@@ -99,7 +99,7 @@ bench: $(LLAMA_STAMP) resources/models/$(TEST_MODEL).gguf resources/models/$(MOD
 	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 ## lint: the Python (ruff format, ruff check, mypy on src/) and the workflow (dry run, snakemake --lint, snakefmt)
-PY_FILES    := src tests workflow/scripts benchmarks
+PY_FILES    := src tests workflow/scripts benchmarks tools
 lint: $(VENV)/.installed
 	$(BIN)/ruff format --check $(PY_FILES)
 	$(BIN)/ruff check $(PY_FILES)
@@ -110,6 +110,23 @@ lint: $(VENV)/.installed
 
 clean-venv:
 	rm -rf $(VENV)
+
+## mutation testing (README, "Mutation testing"): mutmut, pinned in the `mutation` extra and
+## configured in pyproject's [tool.mutmut], over the estimator and energy modules, one module
+## at a time with one child, niced, against the fast unit tests. About 20 min on 2 cores; not in CI.
+MUTATE_MODULES ?= metrics.bootstrap metrics.estimands metrics.tables energy.stepwise energy.wrap \
+                  accounting.windows accounting.account
+$(VENV)/.mutation: pyproject.toml | $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[mutation]'
+	touch $@
+
+mutation: $(VENV)/.mutation
+	for m in $(MUTATE_MODULES); do \
+	  echo "== alems.$$m"; start=$$(date +%s); \
+	  nice -n 10 $(BIN)/mutmut run --max-children 1 "alems.$$m*" > /dev/null || exit 1; \
+	  echo "   $$(( $$(date +%s) - start )) s"; \
+	done
+	$(BIN)/mutmut results --all true | $(BIN)/python tools/mutation_score.py $(addprefix alems.,$(MUTATE_MODULES))
 
 ## SLURM: the cluster test on a real three-node cluster with accounting on this machine
 ## (tests/slurm/cluster.sh: each slurmd in its own network + UTS namespace; tests/test_cluster.py).

@@ -1,8 +1,10 @@
 """Energy estimators against simulations whose truth is known; prints error ratios.
 
-1. NVML's energy counter steps every 100 ms. Reads every 10 ms (+-2 ms jitter) of an
-   80 W GPU; windows of 30 ms to 1 s at random phase. Error of the old edge difference
-   (the staircase) and of the reconstruction from update instants (alems.energy.stepwise).
+1. NVML's energy counter steps every 100 ms. Reads every 10 ms (+-2 ms jitter) of a GPU
+   at a constant 80 W, through a step to 400 W, on a ramp and on a 1 Hz square wave;
+   windows of 30 ms to 1 s at random phase. Error of the old edge difference (the
+   staircase) and of the reconstruction from update instants (alems.energy.stepwise).
+   ``tests/test_energy_stepwise.py`` asserts the README's figures from these functions.
 2. A steady background load. Host power P = P_idle + K * u_total (the simulated-RAPL /
    CPU-model law), a job at 0.8 CPU-s/s on one of 4 CPUs, the other 3 busy at u_bg. The
    idle baseline is taken under the same background. Attributed energy of the job, old
@@ -14,6 +16,8 @@ Run: ``PYTHONPATH=src python benchmarks/energy_estimators.py``. No hardware need
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -22,22 +26,61 @@ from alems.accounting import CounterSeries, window_energy
 LENGTHS_S = (0.03, 0.05, 0.08, 0.13, 0.2, 0.3, 0.5, 1.0)
 
 
-def nvml_errors(watts: float = 80.0, period: float = 0.1, seed: int = 0) -> dict[float, tuple[float, float]]:
-    """Max |error| in J per window length: (staircase, reconstruction)."""
+def _square_j(t: np.ndarray) -> np.ndarray:
+    """80 W and 400 W alternating every 0.5 s (a 1 Hz square wave), from 80 W at t = 0."""
+    cycles = np.floor(t)
+    return 80.0 * t + 320.0 * (0.5 * cycles + np.clip(t - cycles - 0.5, 0.0, None))
+
+
+# Power profiles as closed-form cumulative energy E(t) in J (t in s from the first read), and
+# the span in which a window of length L may start (None: anywhere): the step windows all
+# straddle the step, the ramp windows lie on the ramp.
+PROFILES: dict[
+    str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[float], tuple[float, float]] | None]
+] = {
+    "constant 80 W": (lambda t: 80.0 * t, None),
+    "step 80 -> 400 W at 10 s": (
+        lambda t: 80.0 * t + 320.0 * np.clip(t - 10.0, 0.0, None),
+        lambda length: (10.0 - length, 10.0),
+    ),
+    "ramp 80 -> 480 W over 9-11 s": (
+        lambda t: 80.0 * t + 100.0 * np.clip(t - 9.0, 0.0, 2.0) ** 2 + 400.0 * np.clip(t - 11.0, 0.0, None),
+        lambda length: (9.0, 11.0 - length),
+    ),
+    "square 80/400 W, 1 Hz": (_square_j, None),
+}
+
+
+def nvml_window_errors(
+    profile: str = "constant 80 W", period: float = 0.1, seed: int = 0, windows: int = 300
+) -> dict[float, dict[str, float]]:
+    """Per window length: the largest |error| (J) of the edge difference (``staircase``) and
+    of the reconstruction (``reconstruction``), and the reconstruction's mean error (``bias``).
+
+    The counter reads E at the last update instant (every ``period`` s from the first read),
+    as NVML's does; reads come every 10 +- 2 ms; windows start at random.
+    """
+    energy, span = PROFILES[profile]
     rng = np.random.default_rng(seed)
     t = np.cumsum(0.01 + rng.uniform(-0.002, 0.002, 2000))
-    counter = np.floor((t - t[0]) / period + 1e-9) * period * watts
+    counter = energy(t[0] + np.floor((t - t[0]) / period + 1e-9) * period)
     frame = pd.DataFrame({"t": t, "gpu-0": counter, "proc_cpu_s": t, "sys_cpu_s": t})
     stair = CounterSeries.from_samples(frame, ["gpu-0"])
     rec = CounterSeries.from_samples(frame, ["gpu-0"], stepwise=["gpu-0"])
     out = {}
     for length in LENGTHS_S:
-        t0 = rng.uniform(t[20], t[-20] - length, 300)
+        lo, hi = span(length) if span else (t[20], t[-20] - length)
+        t0 = rng.uniform(lo, hi, windows)
         t1 = t0 + length
-        truth = watts * length
-        e_s = window_energy(stair, t0, t1, np.zeros(1), "none").raw_j
-        e_r = window_energy(rec, t0, t1, np.zeros(1), "none").raw_j
-        out[length] = (float(np.max(np.abs(e_s - truth))), float(np.max(np.abs(e_r - truth))))
+        truth = energy(t1) - energy(t0)
+        e_s = window_energy(stair, t0, t1, np.zeros(1), "none").raw_j - truth
+        e_r = window_energy(rec, t0, t1, np.zeros(1), "none").raw_j - truth
+        out[length] = {
+            "truth": float(np.mean(truth)),
+            "staircase": float(np.max(np.abs(e_s))),
+            "reconstruction": float(np.max(np.abs(e_r))),
+            "bias": float(np.mean(e_r)),
+        }
     return out
 
 
@@ -66,10 +109,18 @@ def background(
 
 
 def main() -> None:
-    print("NVML counter stepping every 100 ms, 80 W, reads every 10 +- 2 ms; max |error| over 300 windows")
-    print(f"{'window':>8} {'truth J':>8} {'staircase J':>12} {'reconstructed J':>16}")
-    for length, (e_s, e_r) in nvml_errors().items():
-        print(f"{length * 1000:6.0f}ms {80 * length:8.2f} {e_s:12.2f} {e_r:16.3f}")
+    print("NVML counter stepping every 100 ms, reads every 10 +- 2 ms; |error| over 300 windows per length")
+    for profile in PROFILES:
+        errs = nvml_window_errors(profile)
+        print(f"\n{profile}")
+        print(
+            f"{'window':>8} {'mean truth J':>13} {'staircase max J':>16} {'reconstructed max J':>20} {'bias J':>7}"
+        )
+        for length, e in errs.items():
+            print(
+                f"{length * 1000:6.0f}ms {e['truth']:13.2f} {e['staircase']:16.2f} "
+                f"{e['reconstruction']:20.3f} {e['bias']:+7.3f}"
+            )
     print("\nsteady background on 3 of 4 CPUs, baseline under the same load; attributed / quiet truth")
     print(f"{'u_bg':>6} {'old alpha':>10} {'new alpha':>10}")
     for u in (0.0, 0.1, 0.5, 0.9, 0.95):

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from benchmark_module import load_benchmark
 
 from alems.accounting import AccountingConfig, account, attribution_modes
 from alems.energy.procstat import USER_HZ
@@ -127,6 +128,9 @@ def _run(tmp_path: Path, powercap, clock, u_bg: float, baseline_u_bg: float | No
 def test_attributed_energy_does_not_depend_on_steady_background(
     tmp_path, powercap, clock, u_bg, baseline_loaded
 ):
+    """README: "In the test, the same holds through the real RAPL meter and sampler on a fake
+    powercap tree ...: within 5 % of the quiet value at 50 % and 90 % background, with the
+    baseline taken under the load or quiet"."""
     quiet, _, dt = _run(tmp_path / "quiet", powercap, clock, 0.0)
     truth = K * JOB_UTIL * dt / N_CPUS
     assert quiet["attributed_j"] == pytest.approx(truth, rel=0.02)
@@ -244,3 +248,15 @@ def test_gpu_process_check_in_the_sampler(fake_pynvml, clock):
     assert sampler.gpu_foreign_pids == {999_999_999}
     assert list(sampler.frame()["gpu_foreign"].dropna().unique()) == [0.0, 1.0]
     meter.close()
+
+
+@pytest.mark.parametrize(
+    ("u_bg", "old_ratio"), [(0.0, 1.000), (0.1, 0.727), (0.5, 0.348), (0.9, 0.229), (0.95, 0.219)]
+)
+def test_the_readme_background_table(u_bg, old_ratio):
+    """README, "Energy layers": "steady background on 3 of 4 CPUs, baseline under the same load":
+    attributed ÷ quiet truth, old α 1.000 / 0.727 / 0.348 / 0.229 / 0.219, new α 1.000 throughout.
+    By hand, the old α divides by the background's busy time too: 0.8 / (0.8 + 3 u_bg)."""
+    old, new = load_benchmark("energy_estimators").background(u_bg)
+    assert round(old, 3) == old_ratio and old == pytest.approx(0.8 / (0.8 + 3 * u_bg), rel=1e-9)
+    assert new == pytest.approx(1.0, abs=5e-4)

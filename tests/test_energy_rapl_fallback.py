@@ -1,8 +1,8 @@
 """A RAPL zone that publishes no power limit gets a conservative bound by kind.
 
 Without it the safe poll interval and the wrap-gap check were skipped, and a long poll
-interval on a fast-wrapping zone under-counted silently (83 % at 500 ms on a zone that
-wraps every 0.4 s).
+interval on a fast-wrapping zone under-counted silently (80 % at 500 ms on a zone that
+wraps every 0.4 s: 10 J read as 2 J).
 """
 
 from __future__ import annotations
@@ -21,6 +21,15 @@ def _strip_limits(tree) -> None:
     for f in tree.root.rglob("*"):
         if f.is_file() and (f.name.startswith("constraint_") or f.name == "max_power_range_uw"):
             f.unlink()
+
+
+def test_the_readme_fallback_bounds():
+    """README: "now gets a conservative bound by kind (package 600 W, dram 250 W, psys 1500 W)"."""
+    assert (FALLBACK_MAX_POWER_W["package"], FALLBACK_MAX_POWER_W["dram"], FALLBACK_MAX_POWER_W["psys"]) == (
+        600.0,
+        250.0,
+        1500.0,
+    )
 
 
 def test_zone_without_limit_files_gets_the_fallback_bound(powercap):
@@ -55,9 +64,13 @@ def test_a_gap_that_could_hide_a_wrap_is_an_error_not_an_undercount(powercap, cl
     trackers = TrackerSet(meter.domains())
     trackers.update(meter.read_raw(), clock())
     # 0.5 s at 20 W: 10 J moved, the counter wrapped once and reads 2 J further on
+    before = tree.read_uj("package-0")
     tree.add_j("package-0", 10.0)
     tree.add_j("core-0", 5.0)
     clock.advance(0.5)
+    # README: "`--interval-ms 500` on a zone that wraps every 0.4 s used to under-count by 80 %":
+    # the difference of the two reads, modulo the range, is 2 J of the 10 J
+    assert (tree.read_uj("package-0") - before) % RANGE_UJ == pytest.approx(2_000_000, abs=1)
     with pytest.raises(CounterReadError, match="wraps may have been missed"):
         trackers.update(meter.read_raw(), clock())
     meter.close()

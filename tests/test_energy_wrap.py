@@ -101,3 +101,71 @@ def test_safe_poll_interval() -> None:
     assert safe_poll_interval_s([a, b]) == pytest.approx(0.025)
     assert safe_poll_interval_s([dom("gpu-0", rng=None)]) is None
     assert wrap_period_s(dom("x", power=None)) is None
+
+
+def test_the_wrap_period_is_the_boundary_and_the_errors_say_the_fix() -> None:
+    tr = CounterTracker.for_domain(dom("package-0"))  # 10 J at up to 100 W: a wrap every 0.1 s
+    assert (tr.key, tr.max_range_j, tr.max_power_w) == ("package-0", 10.0, 100.0)
+    tr.update(1.0, t=0.0)
+    with pytest.raises(CounterReadError) as e:
+        tr.update(2.0, t=0.125)  # a gap longer than one period
+    assert e.value.domain == "package-0"
+    assert e.value.message == (
+        "package-0: 0.125 s between reads, but the counter can wrap every 0.100 s (range 10 J at up to "
+        "100 W): wraps may have been missed, so the energy is unknown"
+    )
+    assert e.value.fix == "poll at least every 0.050 s (keep the sampler running; lower --interval-ms)"
+    tr2 = CounterTracker.for_domain(dom("package-0"))
+    tr2.update(1.0, t=0.0)
+    with pytest.raises(CounterReadError):
+        tr2.update(2.0, t=0.1)  # exactly one period is already ambiguous
+    assert CounterTracker.for_domain(dom("package-0")).update(1.0, t=0.0) == 0.0
+    tr3 = CounterTracker.for_domain(dom("package-0"))
+    tr3.update(1.0, t=0.0)
+    assert tr3.update(2.0, t=0.0999) == pytest.approx(1.0)
+    assert tr3.update(2.5) == pytest.approx(1.5)  # no time given: no gap check
+    tr4 = CounterTracker("dram-0")
+    tr4.update(5.0)
+    with pytest.raises(CounterReadError) as back:
+        tr4.update(4.0)
+    assert back.value.fix == (
+        "the counter was reset (driver reload, suspend) or is not monotonic; re-run the measurement"
+    )
+    assert str(back.value).endswith("\nFix: " + back.value.fix)
+
+
+def test_no_power_bound_means_no_gap_check() -> None:
+    for power in (None, 0.0, -5.0):
+        d = dom("package-0", rng=10.0, power=power)
+        assert wrap_period_s(d) is None
+        tr = CounterTracker.for_domain(d)
+        tr.update(1.0, t=0.0)
+        assert tr.update(9.0, t=100.0) == pytest.approx(8.0)
+    assert wrap_period_s(dom("x", rng=0.0)) is None and wrap_period_s(dom("x", rng=None)) is None
+    assert safe_poll_interval_s([]) is None
+    assert wrap_period_s(dom("x", rng=10.0, power=0.5)) == 20.0  # under a watt is still a bound
+    assert safe_poll_interval_s([dom("psys", rng=1.0, power=20.0)], safety=0.25) == pytest.approx(0.0125)
+
+
+def test_tracker_set_counts_wraps_and_lists_its_keys() -> None:
+    ts = TrackerSet([dom("package-0"), dom("dram-0", rng=None)])
+    assert ts.keys == ["package-0", "dram-0"]
+    ts.update({"package-0": 9.0, "dram-0": 1.0}, 0.0)
+    assert ts.update({"package-0": 1.0, "dram-0": 2.0}, 0.05) == {
+        "package-0": pytest.approx(2.0),
+        "dram-0": pytest.approx(1.0),
+    }
+    assert ts.wraps() == {"package-0": 1, "dram-0": 0}
+    tr = ts.trackers["package-0"]
+    assert (tr.last_raw, tr.last_t, tr.wraps) == (1.0, 0.05, 1)
+
+
+def test_the_gap_check_reaches_through_the_tracker_set_and_below_a_watt() -> None:
+    ts = TrackerSet([dom("package-0")])  # wraps every 0.1 s at most
+    ts.update({"package-0": 1.0}, 0.0)
+    with pytest.raises(CounterReadError, match="wraps may have been missed"):
+        ts.update({"package-0": 2.0}, 0.5)
+    slow = CounterTracker.for_domain(dom("x", rng=10.0, power=0.5))  # a wrap every 20 s at most
+    slow.update(1.0, t=0.0)
+    with pytest.raises(CounterReadError, match="can wrap every 20.000 s"):
+        slow.update(2.0, t=30.0)

@@ -35,8 +35,11 @@ def test_oracle_linear_answers_and_fails_by_design() -> None:
     for g in goals:
         msgs = [{"role": "system", "content": prompts.LINEAR_SYSTEM}, {"role": "user", "content": g.prompt}]
         c = oracle.complete(msgs, max_tokens=100)
-        assert c.text.endswith(f"Answer: {g.expected}") or "Answer: " in c.text
-        right += c.text.endswith(f"Answer: {g.expected}")
+        # every reply ends in an answer line: the expected value, or a designed wrong one
+        answer = c.text.rsplit("Answer: ", 1)[1]
+        assert c.text.count("Answer: ") == 1 and answer.strip() == answer and answer
+        assert answer == g.expected or float(answer) == float(g.expected.replace(",", "")) + 7
+        right += answer == g.expected
         assert c.tokens_in > 0 and c.tokens_out > 0 and c.t_end >= c.t_start
     assert 0.5 * 40 < right < 40  # some wrong by design, most right
     again = OracleBackend(goals, fail_rate=0.3, seed=0)

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+from workloads import model_meter, run_burn, watts_per_busy_cpu
 
 from alems import Session
 from alems.cli import main
@@ -167,6 +168,71 @@ def test_constant_power_truth(tmp_path: Path, clock) -> None:
     assert meta["framework_overhead_j"] == pytest.approx(10.0, rel=1e-12)
 
 
+class RampPowerMeter(ConstantPowerMeter):
+    """A measured ``package-0`` whose power rises linearly: P(x) = 10 + 4x W, x = seconds since
+    construction, so its counter is E(x) = 10x + 2x² J."""
+
+    def read_raw(self) -> dict[str, float]:
+        return {"package-0": ramp_energy(self.clock() - self.t0)}
+
+
+def ramp_energy(x: float) -> float:
+    return 10.0 * x + 2.0 * x * x
+
+
+def test_phases_equal_independently_integrated_phase_windows(tmp_path: Path, clock) -> None:
+    """Under a rising power, each phase's energy is the integral of P over that phase's own
+    windows, taken here from the script's instants; ``orchestration_j`` (the residual in
+    the code) must equal the integral over the time in neither an LLM call nor a tool."""
+    meter = RampPowerMeter(clock=clock)
+
+    def e(a: float, b: float) -> float:  # the integral of P over [a, b], seconds since t0
+        return ramp_energy(b) - ramp_energy(a)
+
+    with Session(tmp_path / "run", meter=meter, baseline="none", attribution="none", clock=clock) as s:
+        clock.advance(1.0)
+        with s.goal("g1", family="f", mode="agentic") as g:
+            with g.attempt() as a:  # [1, 4.875]
+                clock.advance(0.25)
+                with a.llm():  # [1.25, 3.25]
+                    clock.advance(2.0)
+                clock.advance(0.5)
+                with a.tool("t"):  # [3.75, 4.75]
+                    clock.advance(1.0)
+                clock.advance(0.125)
+                a.fail("no")
+            clock.advance(0.5)  # the gap [4.875, 5.375]
+            with g.attempt() as a:  # [5.375, 7.625]
+                with a.llm():  # [5.375, 6.875]
+                    clock.advance(1.5)
+                with a.tool("t"):  # [6.875, 7.625]
+                    clock.advance(0.75)
+                a.succeed()
+    rows = read_rows(tmp_path / "run" / "goals.csv")
+    got = [
+        {k: float(r[k]) for k in ("energy_j", "llm_j", "tool_j", "orchestration_j", "gap_j")} for r in rows
+    ]
+    want = [
+        {
+            "energy_j": e(1.0, 4.875),
+            "llm_j": e(1.25, 3.25),
+            "tool_j": e(3.75, 4.75),
+            "orchestration_j": e(1.0, 1.25) + e(3.25, 3.75) + e(4.75, 4.875),
+            "gap_j": 0.0,
+        },
+        {
+            "energy_j": e(5.375, 7.625),
+            "llm_j": e(5.375, 6.875),
+            "tool_j": e(6.875, 7.625),
+            "orchestration_j": 0.0,
+            "gap_j": e(4.875, 5.375),
+        },
+    ]
+    assert want[0]["llm_j"] == pytest.approx(38.0)  # 10 x 2 + 2 (3.25² - 1.25²)
+    for g_row, w_row in zip(got, want, strict=True):
+        assert g_row == {k: pytest.approx(v, rel=1e-9, abs=1e-9) for k, v in w_row.items()}
+
+
 def test_measured_baseline_is_stored_and_reusable(tmp_path: Path) -> None:
     with Session(tmp_path / "a", meter="model", baseline="measure", baseline_config=QUICK_BASELINE) as s:
         with s.goal("g1", family="f", mode="linear") as g, g.attempt() as a:
@@ -304,3 +370,21 @@ def test_ooi_of_a_known_workload_through_alems_metrics(tmp_path: Path, clock, ca
     assert epg == {"linear": pytest.approx(10.0, rel=1e-12), "agentic": pytest.approx(27.5, rel=1e-12)}
     (ooi,) = [r for r in tables["ooi"] if r["scope"] == "support_bot"]
     assert ooi["ooi"] == pytest.approx(2.75, rel=1e-12)
+
+
+def test_attributed_energy_of_a_known_cpu_workload_children_included(tmp_path: Path) -> None:
+    """Under the CPU model with no idle power, the attributed energy of an attempt is
+    (P_max / n_cpus) x the CPU seconds of this process tree in it, whatever else the host
+    runs: here a child process that burns 0.4 s and its own child that burns 0.4 s more,
+    run from a tool phase. Within 5 % (the session's own sampling and 10 ms ticks)."""
+    meter = model_meter()
+    with Session(tmp_path / "run", meter=meter, baseline="none") as s:
+        with s.goal("g1", family="f", mode="agentic") as g, g.attempt() as a:
+            with a.tool("burn"):
+                cpu = run_burn(0.4, 0.4)
+            a.succeed()
+    (row,) = read_rows(tmp_path / "run" / "goals.csv")
+    want = watts_per_busy_cpu(meter) * cpu
+    assert cpu > 0.8
+    assert float(row["energy_j"]) == pytest.approx(want, rel=0.05)
+    assert float(row["tool_j"]) == pytest.approx(want, rel=0.05)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from fake_openai import AGENT_SCRIPT, COMPLETION_TOKENS, PROMPT_TOKENS, upstream  # noqa: F401 - fixture
+from workloads import burn_command, cpu_seconds, model_meter, watts_per_busy_cpu
 
 from alems.cli import main
 from alems.errors import ConfigError
@@ -194,3 +195,36 @@ def test_track_keeps_one_baseline_per_run(tmp_path: Path) -> None:
         for c in ("0001", "0002")
     }
     assert len(ids) == 1
+
+
+def test_track_attributes_a_known_cpu_workload_children_included(tmp_path: Path, proc_stat, capfd) -> None:
+    """Under the CPU model with no idle power, the attributed energy of a tracked command is
+    (P_max / n_cpus) x the CPU seconds of the command and its children: here 0.4 s burnt by
+    the command and 0.4 s by a child it runs (the command reports the total it waited for).
+    The idle baseline is a zero one (the model on a /proc/stat that never moves), so the
+    expectation does not depend on what else the host runs. Within 5 %."""
+    from alems.baseline import BaselineConfig, measure_baseline, write_baseline
+    from alems.energy.model import CpuModelMeter, ModelParams
+
+    zero = CpuModelMeter(ModelParams(p_idle_w=0.0, proc_stat=str(proc_stat.path)))
+    base = measure_baseline(zero, BaselineConfig.from_dict(QUICK_BASELINE), hw_hash="hw", cpu_times=None)
+    assert all(v == 0.0 for v in base.power_w.values())
+    write_baseline(tmp_path / "idle.json", base)
+    meter = model_meter()
+    capfd.readouterr()
+    res = track_command(
+        burn_command(0.4, 0.4),
+        out_dir=tmp_path / "run",
+        family="f",
+        mode="agentic",
+        goal_id="burn",
+        baseline=tmp_path / "idle.json",
+        meter=meter,
+        stdout=io.BytesIO(),
+    )
+    assert res.success
+    cpu = cpu_seconds(capfd.readouterr().err)
+    (row,) = rows(tmp_path / "run" / "goals.csv")
+    want = watts_per_busy_cpu(meter) * cpu
+    assert cpu > 0.8
+    assert float(row["energy_j"]) == pytest.approx(want, rel=0.05)
