@@ -32,6 +32,7 @@ include: "workflow/rules/manifest.smk"
 localrules:
     all,
     fetch_model,
+    fetch_benchmark,
     tables,
     figures,
     manifest,

@@ -19,6 +19,8 @@ os.environ.update(
 
 from alems import contracts
 from alems.config import model_file, needs_fetch, validate_config
+from alems.tasks import benchmarks_dir
+from alems.tasks.catalog import load_benchmarks
 
 
 def _known_families():
@@ -38,6 +40,7 @@ config.update(
 )
 
 MODELS_DIR = config["llm"]["models_dir"].rstrip("/")
+BENCHMARKS_DIR = benchmarks_dir(config).rstrip("/")
 FAMILIES = list(config["study"]["families"])
 REPS = list(range(config["study"]["reps"]))
 # File names come from alems.contracts, the one home the library shares.
@@ -51,6 +54,7 @@ wildcard_constraints:
     family="[a-z][a-z0-9_]*",
     rep=r"\d+",
     model=r"[A-Za-z0-9_.\-]+",
+    benchmark="[a-z][a-z0-9_]*",
 
 
 def run_dir(family, rep):
@@ -76,10 +80,23 @@ def model_inputs(wildcards):
     return [path] if path else []
 
 
+def benchmark_files(families):
+    """The data files (fetch_benchmark outputs) that ``families`` draw from; a generated
+    benchmark (GSM-Symbolic) has none."""
+    catalog = load_benchmarks()
+    names = contracts.family_benchmarks(families, config)
+    return [f"{BENCHMARKS_DIR}/{b}.jsonl" for b in names if catalog[b].member]
+
+
+def study_benchmark_files(wildcards):
+    return benchmark_files(FAMILIES)
+
+
 def run_family_inputs(wildcards):
     inputs = {
         "hashes": "results/provenance/hashes.json",
         "baseline": "results/baseline/idle.json",
+        "benchmarks": benchmark_files([wildcards.family]),
     }
     path = model_file(config)
     if path:
