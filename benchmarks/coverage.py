@@ -62,9 +62,10 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, logit
 
-from alems.contracts import BUILTIN_FAMILIES as KNOWN_FAMILIES
-from alems.contracts import POOLED_ESTIMANDS
+from alems.contracts import POOLED_ESTIMANDS, REASONING_FAMILIES, TOOL_FAMILIES
 from alems.metrics import MetricsConfig, ooi_from_executions
+
+KNOWN_FAMILIES = REASONING_FAMILIES + TOOL_FAMILIES  # the eight slots of a study
 
 ENERGY_SD = 0.4  # goal-level energy factor (log sd)
 SUCCESS_SD = 2.0  # goal-level success shift (logit sd): reps of a goal mostly agree
