@@ -34,8 +34,8 @@ def _err(raw: dict[str, Any]) -> str:
 
 def test_defaults_fill_every_section() -> None:
     cfg = validate_config({})
-    fams = cfg["study"]["families"]  # the default study: five reasoning and three tool families
-    assert set(fams) <= set(FAMILIES) and [default_group(f) for f in fams] == ["reasoning"] * 5 + ["tool"] * 3
+    fams = cfg["study"]["families"]  # the default study (the pilot's choice): reasoning, then tool families
+    assert set(fams) <= set(FAMILIES) and [default_group(f) for f in fams] == ["reasoning"] * 4 + ["tool"] * 3
     assert cfg["study"]["modes"] == ["linear", "agentic"]
     assert cfg["llm"]["backend"] == "llamacpp" and cfg["llm"]["model"] == "qwen2.5-coder-0.5b"
     assert cfg["energy"]["meter"] == "auto"
@@ -122,7 +122,7 @@ def test_shipped_configs_validate(name: str) -> None:
         assert cfg["study"]["tasks"] == 2 and cfg["study"]["reps"] == 1
         assert cfg["llm"]["model"] == "smollm2-135m"
     if name == "config.yaml":
-        assert len(cfg["study"]["families"]) == 8 and cfg["energy"]["meter"] == "auto"
+        assert len(cfg["study"]["families"]) == 7 and cfg["energy"]["meter"] == "auto"
         assert cfg["llm"]["backend"] == "llamacpp" and cfg["llm"]["model"] == "qwen2.5-coder-0.5b"
 
 

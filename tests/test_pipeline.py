@@ -86,7 +86,9 @@ def test_dry_run_lint_and_format_are_clean(tmp_path: Path) -> None:
     out = dry.stdout + dry.stderr
     for rule in ("fingerprint", "baseline", "run_family", "tables", "figures", "manifest", "all"):
         assert rule in out
-    assert out.count("rule run_family:") == 8  # one job per (family, rep)
+    assert out.count("rule run_family:") == 7  # one job per (family, rep)
+    # a clean clone fetches the benchmark data the config names (gsm8k_basic: ASDiv), sha256-checked
+    assert out.count("rule fetch_benchmark:") == 1 and "resources/benchmarks/asdiv.jsonl" in out
     lint = snakemake(tmp_path, "--lint", configfile=cf)
     assert lint.returncode == 0, lint.stdout + lint.stderr
     assert "Congratulations, your workflow is in a good condition!" in lint.stdout + lint.stderr
