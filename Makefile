@@ -47,7 +47,7 @@ CORES       ?= 1
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,lint]'
+	$(BIN)/pip install -q -e '.[test,lint,benchmarks]'
 	touch $@
 
 setup: $(VENV)/.installed
@@ -149,7 +149,7 @@ cluster-deps:
 	fi
 
 $(VENV)/.cluster: $(VENV)/.installed pyproject.toml
-	$(BIN)/pip install -q -e '.[test,cluster]'
+	$(BIN)/pip install -q -e '.[test,cluster,benchmarks]'
 	touch $@
 
 test-cluster: cluster-deps $(VENV)/.cluster

@@ -37,6 +37,7 @@ if ARMS:
 localrules:
     all,
     fetch_model,
+    fetch_benchmark,
     tables,
     figures,
     manifest,

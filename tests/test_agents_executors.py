@@ -98,7 +98,7 @@ def fake_clock():
 
 def run_one(tmp_path, goal, mode, backend, cfg=None, family=None, rep=0):
     sleeps = Sleeps()
-    family = family or get_family("gsm8k_basic")
+    family = family or get_family("gsm8k_basic_local")
     with EventLog(tmp_path / "events.jsonl", clock=fake_clock()) as log:
         rows = run_execution(
             family,
@@ -368,7 +368,7 @@ def test_llm_timeout_midway_then_recovery(tmp_path) -> None:
 
 # --------------------------------------------------------------------------- failure injection
 def test_injected_tool_failures_are_seeded_and_recorded(tmp_path) -> None:
-    fam = get_family("gsm8k_basic")
+    fam = get_family("gsm8k_basic_local")
     goals = [numeric_goal(goal_id=f"toy-{i}") for i in range(12)]
     cfg = AgentConfig(inject_tool_failure_rate=0.5, seed=7, backoff_s=0, max_attempts=3)
 
@@ -435,7 +435,7 @@ def test_mode_order_alternates() -> None:
 
 
 def test_execute_family_alternates_and_runs_back_to_back(tmp_path) -> None:
-    fam = get_family("gsm8k_basic")
+    fam = get_family("gsm8k_basic_local")
     goals = fam.generate(0, 4)
     for rep in (0, 1):
         with EventLog(tmp_path / f"e{rep}.jsonl", clock=fake_clock()) as log:
@@ -496,7 +496,7 @@ def test_parse_modes_errors() -> None:
 def test_alems_run_without_energy_outputs_and_determinism(tmp_path) -> None:
     def run(d):
         plan = plan_standalone(
-            "logical_reasoning",
+            "logical_reasoning_local",
             out_dir=d,
             tasks=6,
             reps=2,
@@ -524,11 +524,11 @@ def test_alems_run_without_energy_outputs_and_determinism(tmp_path) -> None:
     assert (tmp_path / "a" / "events.jsonl").read_text() == (tmp_path / "b" / "events.jsonl").read_text()
     assert df.equals(pd.read_csv(tmp_path / "b" / "attempts.csv"))
     info = json.loads((tmp_path / "a" / "run.json").read_text())
-    assert info["family"] == "logical_reasoning" and info["tasks"] == 6 and info["reps"] == 2
+    assert info["family"] == "logical_reasoning_local" and info["tasks"] == 6 and info["reps"] == 2
     assert [c["mode"] for c in info["cells"]] == ["linear", "agentic"]
     assert s1.cells[0].executions == 12 and s1.to_dict()["cells"] == s2.to_dict()["cells"]
     # linear always says yes, agentic always says no: successes follow the ground truth
-    goals = get_family("logical_reasoning").generate(3, 6)
+    goals = get_family("logical_reasoning_local").generate(3, 6)
     assert s1.cells[0].successes == 2 * sum(g.expected == "yes" for g in goals)
     assert s1.cells[1].successes == 2 * sum(g.expected == "no" for g in goals)
     assert not any((tmp_path / "a" / "work").rglob("sandbox"))  # keep_workdirs=False cleaned up
@@ -557,7 +557,7 @@ def test_cli_run_scripted(tmp_path, capsys) -> None:
         [
             "run",
             "--family",
-            "gsm8k_basic",
+            "gsm8k_basic_local",
             "--tasks",
             "2",
             "--backend",
@@ -578,7 +578,7 @@ def test_cli_run_scripted(tmp_path, capsys) -> None:
     )
     assert rc == 0
     text = capsys.readouterr().out
-    assert "gsm8k_basic (reasoning)" in text and "linear" in text and "agentic" in text
+    assert "gsm8k_basic_local (reasoning)" in text and "linear" in text and "agentic" in text
     df = pd.read_csv(out / "attempts.csv")
     assert set(df["mode"]) == {"linear", "agentic"} and df["attempt"].max() == 2
     assert json.loads((out / "run.json").read_text())["agents"]["max_tokens"]["plan"] == 50
@@ -598,7 +598,7 @@ def test_cli_max_tokens_merge_with_the_config_file(tmp_path, capsys, monkeypatch
     args = [
         "run",
         "--family",
-        "gsm8k_basic",
+        "gsm8k_basic_local",
         "--tasks",
         "1",
         "--backend",
@@ -647,7 +647,7 @@ def test_cli_run_errors(tmp_path, capsys) -> None:
             [
                 "run",
                 "--family",
-                "gsm8k_basic",
+                "gsm8k_basic_local",
                 "--backend",
                 "scripted",
                 "--script",
@@ -666,7 +666,7 @@ def test_cli_run_errors(tmp_path, capsys) -> None:
             [
                 "run",
                 "--family",
-                "gsm8k_basic",
+                "gsm8k_basic_local",
                 "--backend",
                 "scripted",
                 "--out",

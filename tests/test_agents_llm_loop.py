@@ -55,7 +55,7 @@ def test_real_model_react_loop(tmp_path) -> None:
         style="react", max_attempts=1, max_steps=3, verify=False, max_tokens={"answer": 24, "react": 64}
     )
     try:
-        outcomes = run_goal("gsm8k_basic", ("agentic",), log, cfg, tmp_path)
+        outcomes = run_goal("gsm8k_basic_local", ("agentic",), log, cfg, tmp_path)
     finally:
         backend.close()
     events = read_events(tmp_path / "events.jsonl")
@@ -91,7 +91,7 @@ def test_real_model_verify_retry_loop(tmp_path) -> None:
         max_tokens={"answer": 24, "plan": 128, "step": 16, "verify": 48},
     )
     try:
-        rows = run_goal("gsm8k_basic", ("agentic",), log, cfg, tmp_path)
+        rows = run_goal("gsm8k_basic_local", ("agentic",), log, cfg, tmp_path)
     finally:
         backend.close()
     assert 1 <= len(rows) <= 2 and sum(r.final_attempt for r in rows) == 1

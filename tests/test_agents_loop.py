@@ -39,7 +39,7 @@ def run(tmp_path, g, mode, script, cfg):
     ticks = itertools.count()
     with EventLog(tmp_path / "events.jsonl", clock=lambda: float(next(ticks))) as log:
         rows = run_execution(
-            get_family("gsm8k_basic"),
+            get_family("gsm8k_basic_local"),
             g,
             mode,
             rep=0,
@@ -279,7 +279,7 @@ def test_new_columns_reach_goals_and_epg(tmp_path) -> None:
         "baseline": {"settle_s": 0, "windows": 2, "window_s": 0.05},
     }
     plan = plan_standalone(
-        "gsm8k_basic",
+        "gsm8k_basic_local",
         out_dir=tmp_path / "out",
         tasks=2,
         reps=1,
@@ -306,7 +306,7 @@ def test_new_columns_reach_goals_and_epg(tmp_path) -> None:
     old = goals.drop(columns=list(TASK_COLUMNS))
     epg_old = epg_table(old, MetricsConfig(bootstrap=50))
     assert epg_old["truncation_rate"].isna().all()
-    assert json.loads(json.dumps(summary.to_dict()))["family"] == "gsm8k_basic"
+    assert json.loads(json.dumps(summary.to_dict()))["family"] == "gsm8k_basic_local"
 
 
 def test_cli_run_style_and_linear_tools(tmp_path, capsys) -> None:
@@ -319,7 +319,7 @@ def test_cli_run_style_and_linear_tools(tmp_path, capsys) -> None:
             [
                 "run",
                 "--family",
-                "gsm8k_basic",
+                "gsm8k_basic_local",
                 "--tasks",
                 "1",
                 "--backend",

@@ -19,6 +19,7 @@ from alems.config import (
     needs_fetch,
     validate_config,
 )
+from alems.contracts import default_group
 from alems.errors import ConfigError
 from alems.tasks import FAMILIES
 
@@ -33,7 +34,8 @@ def _err(raw: dict[str, Any]) -> str:
 
 def test_defaults_fill_every_section() -> None:
     cfg = validate_config({})
-    assert cfg["study"]["families"] == list(FAMILIES)
+    fams = cfg["study"]["families"]  # the default study (the pilot's choice): reasoning, then tool families
+    assert set(fams) <= set(FAMILIES) and [default_group(f) for f in fams] == ["reasoning"] * 4 + ["tool"] * 3
     assert cfg["study"]["modes"] == ["linear", "agentic"]
     assert cfg["llm"]["backend"] == "llamacpp" and cfg["llm"]["model"] == "qwen2.5-coder-0.5b"
     assert cfg["energy"]["meter"] == "auto"
@@ -120,7 +122,7 @@ def test_shipped_configs_validate(name: str) -> None:
         assert cfg["study"]["tasks"] == 2 and cfg["study"]["reps"] == 1
         assert cfg["llm"]["model"] == "smollm2-135m"
     if name == "config.yaml":
-        assert len(cfg["study"]["families"]) == 8 and cfg["energy"]["meter"] == "auto"
+        assert len(cfg["study"]["families"]) == 7 and cfg["energy"]["meter"] == "auto"
         assert cfg["llm"]["backend"] == "llamacpp" and cfg["llm"]["model"] == "qwen2.5-coder-0.5b"
 
 
@@ -233,3 +235,20 @@ def test_dry_run_fails_naming_an_ill_typed_key(tmp_path: Path) -> None:
 def test_schema_file_is_the_workflow_one() -> None:
     assert default_schema_path().is_file()
     assert (REPO / "workflow" / "schemas" / "config.schema.yaml").resolve() == default_schema_path()
+
+
+def test_unknown_model_and_benchmark_fail_validation_with_the_valid_names() -> None:
+    with pytest.raises(ConfigError, match="'llm.model' names unknown 'nosuch-model'") as exc:
+        validate_config({"llm": {"model": "nosuch-model"}}, known_families=FAMILIES)
+    assert "qwen2.5-coder-0.5b" in str(exc.value) and "llm.model_path" in str(exc.value)
+    # a user GGUF or a server model needs no catalog name
+    validate_config({"llm": {"model": "nosuch-model", "model_path": "x.gguf"}}, known_families=FAMILIES)
+    validate_config(
+        {"llm": {"backend": "openai", "model": "any", "base_url": "http://h:1/v1"}}, known_families=FAMILIES
+    )
+    bad = {"user_families": {"obq": {"benchmark": "openbookq"}}, "study": {"families": ["obq"]}}
+    with pytest.raises(ConfigError, match="did you mean 'openbookqa'") as exc:
+        validate_config(bad, known_families=FAMILIES)
+    assert "nq_open" in str(exc.value)
+    ok = validate_config({"user_families": {"obq": {"benchmark": "openbookqa"}}}, known_families=FAMILIES)
+    assert ok["user_families"]["obq"]["group"] == "reasoning"

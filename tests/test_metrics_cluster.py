@@ -17,6 +17,8 @@ from alems.metrics import (
     MetricsConfig,
     bootstrap_scope,
     compute_tables,
+    epg_degenerate,
+    epg_stat,
     holm,
     interval_at,
     make_stratum,
@@ -214,3 +216,81 @@ def test_cli_min_goals_and_json_carry_the_new_columns(tmp_path, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert doc["ooi"][0]["n_goals"] == 9 and doc["ooi"][0]["ci_low"] is not None
     assert doc["ooi"][0]["estimand"] == "family" and doc["ooi"][0]["p_value_holm"] is not None
+
+
+def few_linear_successes(n: int, k: int) -> np.ndarray:
+    """n goals (E_agentic, S_agentic, E_linear, S_linear): agentic always succeeds, linear on k goals."""
+    rng = np.random.default_rng(n * 100 + k)
+    return np.column_stack(
+        [rng.gamma(4.0, 7.5, n), np.ones(n), rng.gamma(4.0, 2.5, n), np.arange(n) < k]
+    ).astype(float)
+
+
+@pytest.mark.parametrize(("n", "k"), [(40, 4), (30, 3), (12, 2)])
+def test_degenerate_resamples_give_no_value_and_no_endpoint(n, k):
+    v = few_linear_successes(n, k)
+    st = make_stratum("f", v, 6000, stratum_rng(n, "f"))
+    res = bootstrap_scope([st], ooi_stat, ooi_degenerate, 0.95)
+    deg = ooi_degenerate(st.boot)
+    assert res.n_degenerate == int(deg.sum()) > 0  # counted as before
+    assert len(res.theta) == len(st.boot) - res.n_degenerate  # ... but left out of the distribution
+    assert np.all(np.isfinite(res.theta)) and np.all(res.theta > 0)
+    assert 0.0 < res.ci_low < res.estimate < res.ci_high < math.inf
+    defined = np.sort(ooi_stat(st.boot[~deg]))
+    assert res.ci_low >= defined[0] and res.ci_high <= defined[-1]
+    if res.method == "percentile":  # the plain rule over the defined resamples only
+        assert res.ci_low == pytest.approx(np.quantile(defined, 0.025))
+
+
+def test_epg_intervals_never_end_at_inf():
+    cells = [row("factual_qa", "linear", f"g{i}", 5.0 + i, i < 3) for i in range(40)]
+    cells += [row("factual_qa", "agentic", f"g{i}", 9.0, True) for i in range(40)]
+    epg, _ = compute_tables(pd.DataFrame(cells), MetricsConfig(bootstrap=4000, seed=1))
+    lin = epg[(epg["family"] == "factual_qa") & (epg["mode"] == "linear")].iloc[0]
+    # (37/40)^40 = 4.4 % of resamples have no success: more than the upper tail, under the 5 % rule
+    assert 0.025 * 4000 < lin["n_degenerate_resamples"] <= 0.05 * 4000
+    assert math.isfinite(lin["epg_ci_high"]) and lin["epg_ci_low"] < lin["epg_j"] < lin["epg_ci_high"]
+    # the bootstrap itself, before the 5 % rule: 12 % of resamples have no success, none is used
+    v = np.column_stack([5.0 + np.arange(20.0), np.arange(20) < 2])
+    st = make_stratum("f", v, 4000, stratum_rng(2, "f"))
+    res = bootstrap_scope([st], epg_stat, epg_degenerate, 0.95)
+    assert res.n_degenerate == int((st.boot[:, 1] == 0).sum()) > 0.05 * 4000
+    assert np.all(np.isfinite(res.theta)) and math.isfinite(res.ci_high)
+
+
+def test_an_undefined_leave_one_goal_out_value_means_no_bca():
+    # linear succeeds on one goal only: leaving it out leaves linear without success, so the
+    # jackknife (hence BCa) is undefined; the old code took that OOI as 0 and used it.
+    v = few_linear_successes(8, 1)
+    res = bootstrap_scope([make_stratum("f", v, 4000, stratum_rng(0, "f"))], ooi_stat, ooi_degenerate, 0.95)
+    assert res.method == "percentile" and res.accel == 0.0
+    assert np.all(res.theta > 0) and res.ci_low > 0
+    # without that goal the jackknife is defined and BCa is used
+    v2 = few_linear_successes(30, 6)
+    res2 = bootstrap_scope([make_stratum("f", v2, 4000, stratum_rng(0, "f"))], ooi_stat, ooi_degenerate, 0.95)
+    assert res2.method == "BCa"
+
+
+def test_degenerate_rule_keeps_coverage_on_data_with_a_known_ratio():
+    # Known truth: per goal, linear success p = 0.15 and agentic p = 0.9, energy gamma with
+    # means 10 (linear) and 30 (agentic), so OOI = (30 / 0.9) / (10 / 0.15) = 0.5. With 30
+    # goals about 1 % of resamples have no linear success; every reported interval must come
+    # from defined resamples and cover at about the nominal rate.
+    rng = np.random.default_rng(22)
+    truth, trials, n, hits, reported = 0.5, 150, 30, 0, 0
+    for t in range(trials):
+        v = np.column_stack(
+            [rng.gamma(4.0, 7.5, n), rng.random(n) < 0.9, rng.gamma(4.0, 2.5, n), rng.random(n) < 0.15]
+        ).astype(float)
+        if v[:, 3].sum() == 0:
+            continue
+        res = bootstrap_scope(
+            [make_stratum("f", v, 1000, stratum_rng(t, "f"))], ooi_stat, ooi_degenerate, 0.95
+        )
+        if res.n_degenerate > 0.05 * 1000:
+            continue
+        reported += 1
+        assert res.ci_low > 0 and math.isfinite(res.ci_high)
+        hits += res.ci_low <= truth <= res.ci_high
+    assert reported > 0.6 * trials
+    assert 0.88 <= hits / reported <= 0.99, (hits, reported)

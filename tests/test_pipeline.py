@@ -30,7 +30,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
-FAMILIES = ["gsm8k_basic", "tg_single_calc"]
+FAMILIES = ["gsm8k_basic_local", "tg_single_calc"]
 P_IDLE_W, P_MAX_W = 3.0, 15.0
 RANGE_UJ = (
     10_000_000  # 10 J: the package counter wraps every second or two (safe poll 0.33 s at the declared 30 W)
@@ -86,7 +86,9 @@ def test_dry_run_lint_and_format_are_clean(tmp_path: Path) -> None:
     out = dry.stdout + dry.stderr
     for rule in ("fingerprint", "baseline", "run_family", "tables", "figures", "manifest", "all"):
         assert rule in out
-    assert out.count("rule run_family:") == 8  # one job per (family, rep)
+    assert out.count("rule run_family:") == 7  # one job per (family, rep)
+    # a clean clone fetches the benchmark data the config names (gsm8k_basic: ASDiv), sha256-checked
+    assert out.count("rule fetch_benchmark:") == 1 and "resources/benchmarks/asdiv.jsonl" in out
     lint = snakemake(tmp_path, "--lint", configfile=cf)
     assert lint.returncode == 0, lint.stdout + lint.stderr
     assert "Congratulations, your workflow is in a good condition!" in lint.stdout + lint.stderr
@@ -286,7 +288,7 @@ def test_one_family_rerun_leaves_the_others(smoke_run: dict[str, Any]) -> None:
     work, cf = smoke_run["work"], smoke_run["config"]
     r = work / "results"
     keep = r / "runs" / "tg_single_calc" / "rep0" / "goals.csv"
-    redo = r / "runs" / "gsm8k_basic" / "rep0" / "goals.csv"
+    redo = r / "runs" / "gsm8k_basic_local" / "rep0" / "goals.csv"
     keep_m, redo_m, table_m = (
         keep.stat().st_mtime_ns,
         redo.stat().st_mtime_ns,
@@ -294,7 +296,13 @@ def test_one_family_rerun_leaves_the_others(smoke_run: dict[str, Any]) -> None:
     )
     # the command the README documents
     res = snakemake(
-        work, "--cores", "1", "all", "--forcerun", "results/runs/gsm8k_basic/rep0/goals.csv", configfile=cf
+        work,
+        "--cores",
+        "1",
+        "all",
+        "--forcerun",
+        "results/runs/gsm8k_basic_local/rep0/goals.csv",
+        configfile=cf,
     )
     assert res.returncode == 0, res.stderr[-3000:]
     assert keep.stat().st_mtime_ns == keep_m
@@ -359,7 +367,7 @@ def test_tables_flag_runs_measured_against_an_unstable_baseline(
     for fam in FAMILIES:
         meta = json.loads((r / "runs" / fam / "rep0" / "run.json").read_text())
         assert meta["baseline"]["status"] == status
-        meta["baseline"]["status"] = "unstable" if fam == "gsm8k_basic" else "stable"
+        meta["baseline"]["status"] = "unstable" if fam == "gsm8k_basic_local" else "stable"
         p = tmp_path / fam / "run.json"
         p.parent.mkdir()
         p.write_text(json.dumps(meta))
@@ -368,7 +376,7 @@ def test_tables_flag_runs_measured_against_an_unstable_baseline(
     t = aggregate(goals, metas, metrics=MetricsConfig(bootstrap=0), groups={})
     for df, col in ((t.epg, "family"), (t.ooi, "scope")):
         hit = df["flags"].fillna("").str.contains("baseline_unstable")
-        assert set(df.loc[hit, col]) == {"gsm8k_basic", "reasoning", "overall"}
+        assert set(df.loc[hit, col]) == {"gsm8k_basic_local", "reasoning", "overall"}
 
 
 def test_runs_use_their_own_hosts_baseline_and_tables_check_it(
@@ -392,7 +400,7 @@ def test_runs_use_their_own_hosts_baseline_and_tables_check_it(
             meta["baseline"]["origin"] == "reference"
             and meta["baseline"]["baseline_id"] == ref["baseline_id"]
         )
-        if fam == "gsm8k_basic":
+        if fam == "gsm8k_basic_local":
             meta["baseline"]["host"] = "elsewhere"
         p = tmp_path / fam / "run.json"
         p.parent.mkdir()
@@ -400,18 +408,18 @@ def test_runs_use_their_own_hosts_baseline_and_tables_check_it(
         metas.append(p)
     goals = [r / "runs" / f / "rep0" / "goals.csv" for f in FAMILIES]
     with pytest.raises(
-        ProvenanceError, match=f"gsm8k_basic ran on {host} with the idle baseline of elsewhere"
+        ProvenanceError, match=f"gsm8k_basic_local ran on {host} with the idle baseline of elsewhere"
     ):
         aggregate(goals, metas, metrics=MetricsConfig(bootstrap=0), groups={})
     t = aggregate(goals, metas, metrics=MetricsConfig(bootstrap=0), groups={}, allow_mixed=True)
     hit = t.epg["flags"].fillna("").str.contains("baseline_foreign_host")
-    assert set(t.epg.loc[hit, "family"]) & set(FAMILIES) == {"gsm8k_basic"}
+    assert set(t.epg.loc[hit, "family"]) & set(FAMILIES) == {"gsm8k_basic_local"}
     meta = json.loads(metas[0].read_text())
     del meta["host"]
     metas[0].write_text(json.dumps(meta))
     t = aggregate(goals, metas, metrics=MetricsConfig(bootstrap=0), groups={})
     hit = t.ooi["flags"].fillna("").str.contains("baseline_host_unknown")
-    assert set(t.ooi.loc[hit, "scope"]) == {"gsm8k_basic", "reasoning", "overall"}
+    assert set(t.ooi.loc[hit, "scope"]) == {"gsm8k_basic_local", "reasoning", "overall"}
     for name in ("epg", "ooi"):  # the smoke run's own tables carry no host flag
         flags = pd.read_csv(r / "tables" / f"{name}.csv", keep_default_na=False)["flags"]
         assert not flags.str.contains("host").any()

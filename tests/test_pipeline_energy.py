@@ -105,7 +105,7 @@ def test_epg_simulated_rapl_matches_cpu_model(tmp_path: Path) -> None:
     params = {"p_idle_w": P_IDLE_W, "p_max_w": P_MAX_W, "proc_stat": str(stat)}
     settings = StudySettings.from_config(
         {
-            "study": {"families": ["gsm8k_basic"], "tasks": 4, "seed": 0},
+            "study": {"families": ["gsm8k_basic_local"], "tasks": 4, "seed": 0},
             "llm": {
                 "backend": "scripted",
                 "oracle": {"fail_rate": 0.3, "seed": 2, "cost_s_per_token": 0.002, "sleep_s_per_call": 0.1},
@@ -137,7 +137,7 @@ def test_epg_simulated_rapl_matches_cpu_model(tmp_path: Path) -> None:
         base = measure_baseline(meter, BaselineConfig(settle_s=0.2, windows=4, window_s=0.5))
         paths = RunPaths.in_dir(tmp_path / "run")
         recording = MeterRecording(meter, settings.energy, settings.accounting, idle_power_w=base.power_w)
-        job = run_family(settings, "gsm8k_basic", 0, paths, recording, workdir=tmp_path / "w")
+        job = run_family(settings, "gsm8k_basic_local", 0, paths, recording, workdir=tmp_path / "w")
     assert job.executions == 8
     samples, domains = read_samples(str(paths.samples))
     events = [json.loads(x) for x in paths.events.read_text().splitlines()]
@@ -159,9 +159,9 @@ def test_epg_simulated_rapl_matches_cpu_model(tmp_path: Path) -> None:
 
 def test_killed_job_leaves_nothing_complete_and_a_rerun_finishes(tmp_path: Path) -> None:
     cfg = ci_config(None, llm={"backend": "scripted", "oracle": {"fail_rate": 0.3, "sleep_s_per_call": 0.4}})
-    cfg["study"]["families"] = ["gsm8k_basic"]
+    cfg["study"]["families"] = ["gsm8k_basic_local"]
     cf = write_config(tmp_path / "ci.yaml", cfg)
-    run_dir = tmp_path / "results" / "runs" / "gsm8k_basic" / "rep0"
+    run_dir = tmp_path / "results" / "runs" / "gsm8k_basic_local" / "rep0"
     partial = run_dir / ".events.jsonl.partial"
     cmd = [
         sys.executable,
@@ -206,4 +206,4 @@ def test_killed_job_leaves_nothing_complete_and_a_rerun_finishes(tmp_path: Path)
         assert (run_dir / name).is_file(), name
     assert not partial.exists()
     assert (tmp_path / "results" / "manifest.json").is_file()
-    assert yaml.safe_load(cf.read_text())["study"]["families"] == ["gsm8k_basic"]
+    assert yaml.safe_load(cf.read_text())["study"]["families"] == ["gsm8k_basic_local"]

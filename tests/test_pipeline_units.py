@@ -29,7 +29,7 @@ def _goal(family: str, n: int = 1):  # type: ignore[no-untyped-def]
 def test_oracle_linear_answers_and_fails_by_design() -> None:
     from alems.agents import prompts
 
-    goals = _goal("gsm8k_basic", 40)
+    goals = _goal("gsm8k_basic_local", 40)
     oracle = OracleBackend(goals, fail_rate=0.3, seed=0)
     right = 0
     for g in goals:
@@ -55,7 +55,7 @@ def test_oracle_reps_draw_their_own_failures() -> None:
     """The call seed (agents.seed + rep) enters the oracle's draws: reps are not copies."""
     from alems.agents import prompts
 
-    goals = _goal("gsm8k_basic", 40)
+    goals = _goal("gsm8k_basic_local", 40)
 
     def right_answers(seed: int) -> list[bool]:
         oracle = OracleBackend(goals, fail_rate=0.3, seed=0)
@@ -96,7 +96,7 @@ def test_oracle_plans_with_the_goals_real_tools() -> None:
 def test_oracle_says_no_to_its_own_wrong_answer() -> None:
     from alems.agents import prompts
 
-    (g,) = _goal("gsm8k_basic")
+    (g,) = _goal("gsm8k_basic_local")
     oracle = OracleBackend(
         [g], fail_rate=1.0
     )  # every answer wrong, every plan unparseable a third of the time
@@ -123,7 +123,7 @@ def test_alems_run_carries_energy_columns(tmp_path: Path, monkeypatch: pytest.Mo
         [
             "run",
             "--family",
-            "gsm8k_basic",
+            "gsm8k_basic_local",
             "--tasks",
             "2",
             "--backend",

@@ -13,14 +13,14 @@ from alems.errors import ConfigError
 from alems.tasks import get_family
 from alems.tasks.wordproblems import DOMAINS, OPS, QUESTIONS, STEP_RANGES, catalogue, make_problem
 
-GSM = ("gsm8k_basic", "gsm8k_multi_step")
+GSM = ("gsm8k_basic_local", "gsm8k_multi_step_local")
 
 
 # --------------------------------------------------------------------------- word problems
 @pytest.mark.parametrize("family", GSM)
 def test_structure_counts_and_step_ranges(family: str) -> None:
-    lo, hi, _, _ = STEP_RANGES[family]
-    cat = catalogue(family)
+    lo, hi, _, _ = STEP_RANGES[family.removesuffix("_local")]
+    cat = catalogue(family.removesuffix("_local"))
     assert len({s.template for s in cat}) == len(cat) >= 30
     assert {s.steps for s in cat} == set(range(lo, hi + 1))  # every step count of the range occurs
     goals = get_family(family).generate(7, 200)
@@ -47,7 +47,9 @@ def test_word_problems_are_integer_deterministic_and_prefix_stable(family: str) 
 
 
 def test_problems_mix_quantity_kinds_and_carry_irrelevant_sentences() -> None:
-    goals = get_family("gsm8k_multi_step").generate(0, 200) + get_family("gsm8k_basic").generate(0, 200)
+    goals = get_family("gsm8k_multi_step_local").generate(0, 200) + get_family("gsm8k_basic_local").generate(
+        0, 200
+    )
     text = " ".join(g.prompt for g in goals)
     for cue in (
         "$",
@@ -90,7 +92,7 @@ def test_answers_follow_from_the_story() -> None:
 
 # --------------------------------------------------------------------------- logical depth
 def test_logical_reasoning_records_depth_and_form() -> None:
-    goals = get_family("logical_reasoning").generate(0, 120)
+    goals = get_family("logical_reasoning_local").generate(0, 120)
     kinds = Counter(g.template.split("_")[0] for g in goals)
     assert set(kinds) == {"ordering", "syllogism", "conditional", "elimination"}
     for g in goals:
@@ -103,10 +105,42 @@ def test_logical_reasoning_records_depth_and_form() -> None:
             assert g.steps == 2
 
 
-def test_calc_goals_record_operators() -> None:
-    for g in get_family("tg_single_calc").generate(0, 30):
-        assert g.template in {"product", "product_plus", "diff_products", "power", "sum", "grouped"}
-        assert g.steps >= 1
+def test_calc_goals_record_operators_digits_and_spread_difficulty() -> None:
+    goals = get_family("tg_single_calc").generate(0, 400)
+    shapes = {"ops1", "ops2", "product", "product_plus", "diff_products", "power", "sum", "grouped"}
+    levels = {"easy": 0, "hard": 0}
+    for g in goals:
+        shape, digits = g.template.split("/d")
+        numbers = re.findall(r"\d+", g.prompt.split("value of ", 1)[1].split(". Give")[0])
+        assert shape in shapes and int(digits) == max(len(x) for x in numbers), g
+        ops = re.findall(r"\^|[-+×]", g.prompt.split("value of ", 1)[1])
+        assert g.steps == len(ops) >= 1, g
+        assert int(g.expected) >= 0 or shape not in ("ops1", "ops2")
+        levels["easy" if shape == "ops1" and int(digits) <= 2 else "hard"] += 1
+    # about 30 % one operation on 1-2-digit numbers (level 1; level 2 may also draw 2 digits)
+    assert 0.25 <= levels["easy"] / len(goals) <= 0.45, levels
+    assert sum(int(g.template.split("/d")[1]) >= 5 for g in goals) / len(goals) > 0.2  # large integers stay
+
+
+def test_small_calc_goals_are_right() -> None:
+    for g in get_family("tg_single_calc").generate(1, 200):
+        if g.template.startswith("ops"):
+            expr = g.prompt.split("value of ", 1)[1].split(". Give")[0].replace("×", "*")
+            assert eval(expr, {"__builtins__": {}}) == int(g.expected), g
+
+
+def test_sequential_tables_spread_their_size_and_record_rows_read() -> None:
+    goals = get_family("tg_sequential_2").generate(0, 300)
+    sizes = [int(g.template.removeprefix("rows")) for g in goals]
+    assert {"small": sum(s <= 5 for s in sizes), "large": sum(s >= 12 for s in sizes)} == {
+        "small": pytest.approx(0.4 * 300, abs=30),
+        "large": pytest.approx(0.3 * 300, abs=30),
+    }
+    for g, n in zip(goals, sizes, strict=True):
+        assert g.prompt.count(" | ") == 5 * (n + 1)  # the header and n rows of six cells
+        assert 1 <= g.steps <= n
+    db = get_family("tg_single_db").generate(0, 50)
+    assert all(12 <= int(g.template.removeprefix("rows")) <= 16 for g in db)
 
 
 # --------------------------------------------------------------------------- native formats

@@ -88,7 +88,8 @@ def test_goal_validation() -> None:
 
 # --------------------------------------------------------------------------- families
 @pytest.mark.parametrize("name", FAMILIES)
-def test_family_is_deterministic_and_prefix_stable(name: str) -> None:
+def test_family_is_deterministic_and_prefix_stable(name: str, benchmark_data, monkeypatch) -> None:
+    monkeypatch.chdir(benchmark_data.parents[1])
     fam = get_family(name)
     a = fam.generate(7, 12)
     b = fam.generate(7, 12)
@@ -101,8 +102,8 @@ def test_family_is_deterministic_and_prefix_stable(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", FAMILIES)
-def test_expected_answers_pass_their_own_checker(name: str, tmp_path) -> None:
-    fam = get_family(name)
+def test_expected_answers_pass_their_own_checker(name: str, tmp_path, benchmark_data) -> None:
+    fam = get_family(name, {"study": {"benchmarks_dir": str(benchmark_data)}})
     for g in fam.generate(3, 40 if fam.size is None else min(40, fam.size)):
         if g.answer_kind == "file":
             box = tmp_path / g.goal_id
@@ -128,7 +129,7 @@ def test_groups_and_unknown_family() -> None:
 
 
 def test_curated_sets_have_at_least_40_items_with_answers() -> None:
-    for name in ("factual_qa", "science_qa"):
+    for name in ("factual_qa_local", "science_qa_local"):
         fam = get_family(name)
         assert fam.size is not None and fam.size >= 40
         goals = fam.generate(0, fam.size)
@@ -139,7 +140,7 @@ def test_curated_sets_have_at_least_40_items_with_answers() -> None:
 
 
 def test_arithmetic_families_have_integer_answers() -> None:
-    for name in ("gsm8k_basic", "gsm8k_multi_step"):
+    for name in ("gsm8k_basic_local", "gsm8k_multi_step_local"):
         for g in get_family(name).generate(5, 60):
             assert int(g.expected) >= 0
             assert g.answer_kind == "numeric" and "calculator" in g.tools
@@ -174,7 +175,7 @@ def test_db_goals_build_a_real_database(tmp_path) -> None:
 
 
 def test_logic_answers_are_definite_choices() -> None:
-    goals = get_family("logical_reasoning").generate(0, 80)
+    goals = get_family("logical_reasoning_local").generate(0, 80)
     assert all(g.choices and g.expected in g.choices for g in goals)
     assert {g.expected for g in goals} >= {"yes", "no"}
     assert not any(set(g.choices) == {"yes", "no"} and "Answer yes or no" not in g.prompt for g in goals)

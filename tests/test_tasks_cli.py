@@ -20,7 +20,8 @@ def test_list(capsys, tmp_path) -> None:
     rows = json.loads(out)
     assert code == 0 and [r["family"] for r in rows] == list(FAMILIES)
     by = {r["family"]: r for r in rows}
-    assert by["factual_qa"]["size"] == 55 and by["gsm8k_basic"]["size"] is None
+    assert by["factual_qa_local"]["size"] == 55 and by["gsm8k_basic_local"]["size"] is None
+    assert by["science_qa"]["size"] == 500 and "OpenBookQA" in by["science_qa"]["description"]
     assert by["tg_sequential_2"]["tools"] == ["sql", "calculator", "write_file"]
     data = tmp_path / "g.jsonl"
     data.write_text(json.dumps({"question": "1+1?", "answer": "#### 2"}) + "\n")
@@ -31,12 +32,12 @@ def test_list(capsys, tmp_path) -> None:
 
 
 def test_show(capsys) -> None:
-    code, out = run(capsys, "show", "gsm8k_multi_step", "--n", "3", "--seed", "2", "--json")
+    code, out = run(capsys, "show", "gsm8k_multi_step_local", "--n", "3", "--seed", "2", "--json")
     rows = json.loads(out)
     assert code == 0 and len(rows) == 3
     assert all(4 <= r["steps"] <= 8 and r["template"].count("/") == 2 for r in rows)
-    code, text = run(capsys, "show", "logical_reasoning", "--n", "2")
-    assert code == 0 and "steps" in text and "expected:" in text and "choices:" in text
+    code, text = run(capsys, "show", "logical_reasoning_local", "--n", "2")
+    assert code == 0 and "steps" in text and "accepted:" in text and "choices:" in text
     assert main(["tasks", "show", "no_such_family"]) == 2
 
 

@@ -188,6 +188,13 @@ def _check_consistency(cfg: Mapping[str, Any], known_families: Iterable[str] | N
             "config key 'llm.base_url' is required when llm.backend is 'openai'",
             "set llm.base_url to your server's OpenAI-compatible root, e.g. http://127.0.0.1:8080/v1",
         )
+    if llm["backend"] == "llamacpp" and not llm.get("model_path"):
+        _check_known(
+            "llm.model", llm["model"], _catalog_models(), "or set llm.model_path to a local .gguf file"
+        )
+    for name, spec in sorted(cfg["user_families"].items()):
+        if "benchmark" in spec:
+            _check_known(f"user_families.{name}.benchmark", spec["benchmark"], _catalog_benchmarks(), "")
     users = sorted(cfg["user_families"])
     if known_families is not None:
         known = set(known_families)
@@ -212,6 +219,30 @@ def _check_consistency(cfg: Mapping[str, Any], known_families: Iterable[str] | N
             f"config key 'figures.timeline_family' is '{tl}', which is not in study.families",
             "set it to one of study.families, or to null for the first family",
         )
+
+
+def _catalog_models() -> list[str]:
+    from alems.llm.catalog import load_catalog  # the catalogs load only when a config names one
+
+    return load_catalog().names
+
+
+def _catalog_benchmarks() -> list[str]:
+    from alems.tasks.catalog import benchmark_names
+
+    return benchmark_names()
+
+
+def _check_known(key: str, value: str, valid: Sequence[str], extra: str) -> None:
+    """A ConfigError naming ``key``, the unknown ``value`` and every valid name."""
+    if value in valid:
+        return
+    hint = difflib.get_close_matches(value, list(valid), n=1)
+    did = f" (did you mean '{hint[0]}'?)" if hint else ""
+    raise ConfigError(
+        f"config key '{key}' names unknown '{value}'{did}",
+        f"use one of: {', '.join(valid)}" + (f", {extra}" if extra else ""),
+    )
 
 
 def read_config_file(path: str | Path | None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ This module imports nothing from A-LEMS, so any layer may import it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 # --------------------------------------------------------------------------- modes and events
@@ -154,8 +154,32 @@ REASONING_FAMILIES: tuple[str, ...] = (
     "gsm8k_multi_step",
 )
 TOOL_FAMILIES: tuple[str, ...] = ("tg_single_calc", "tg_single_db", "tg_sequential_2")
-BUILTIN_FAMILIES: tuple[str, ...] = REASONING_FAMILIES + TOOL_FAMILIES
+LOCAL_FAMILIES: tuple[str, ...] = tuple(f"{f}_local" for f in REASONING_FAMILIES)
+"""The home-made reasoning generators and curated sets, kept under their own names since the
+names in :data:`REASONING_FAMILIES` draw from established benchmarks (``alems.tasks.catalog``)."""
+BENCHMARK_OF: dict[str, str] = {
+    "factual_qa": "nq_open",
+    "science_qa": "openbookqa",
+    "logical_reasoning": "logiqa",
+    "gsm8k_basic": "asdiv",
+    "gsm8k_multi_step": "gsm_symbolic",
+}
+"""The benchmark (catalog name) each benchmark-backed family draws its goals from."""
+BUILTIN_FAMILIES: tuple[str, ...] = REASONING_FAMILIES + LOCAL_FAMILIES + TOOL_FAMILIES
 """The built-in task families, in the order tables and figures list them."""
+
+
+def family_benchmarks(families: Iterable[str], config: Mapping[str, Any] | None = None) -> list[str]:
+    """The catalog benchmarks that ``families`` draw from (built-in ones, and user families of
+    ``config`` declared with ``benchmark:``), in family order, once each."""
+    users = (config or {}).get("user_families") or {}
+    out: list[str] = []
+    for f in families:
+        spec = users.get(f)
+        b = spec.get("benchmark") if isinstance(spec, Mapping) else BENCHMARK_OF.get(f)
+        if b is not None and b not in out:
+            out.append(str(b))
+    return out
 
 
 def default_group(family: str) -> str:

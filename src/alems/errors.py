@@ -51,3 +51,7 @@ class ProvenanceError(AlemsError):
 
 class LLMRuntimeError(AlemsError):
     """The LLM runtime cannot generate here: a native crash, a hang, or an unreachable server."""
+
+
+class BenchmarkError(AlemsError):
+    """A benchmark data set is unknown, not fetched, or failed its sha256 check."""

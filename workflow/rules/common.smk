@@ -27,6 +27,8 @@ from alems.config import (
     validate_config,
     without_arms,
 )
+from alems.tasks import benchmarks_dir
+from alems.tasks.catalog import load_benchmarks
 
 
 def _known_families():
@@ -48,6 +50,7 @@ ARM_CONFIGS = (
 )
 
 MODELS_DIR = config["llm"]["models_dir"].rstrip("/")
+BENCHMARKS_DIR = benchmarks_dir(config).rstrip("/")
 FAMILIES = list(config["study"]["families"])
 REPS = list(range(config["study"]["reps"]))
 # File names come from alems.contracts, the one home the library shares.
@@ -62,6 +65,7 @@ wildcard_constraints:
     rep=r"\d+",
     model=r"[A-Za-z0-9_.\-]+",
     arm=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
+    benchmark="[a-z][a-z0-9_]*",
 
 
 def arm_of(wildcards):
@@ -110,10 +114,23 @@ def model_inputs(wildcards):
     return [path] if path else []
 
 
+def benchmark_files(families):
+    """The data files (fetch_benchmark outputs) that ``families`` draw from; a generated
+    benchmark (GSM-Symbolic) has none."""
+    catalog = load_benchmarks()
+    names = contracts.family_benchmarks(families, config)
+    return [f"{BENCHMARKS_DIR}/{b}.jsonl" for b in names if catalog[b].member]
+
+
+def study_benchmark_files(wildcards):
+    return benchmark_files(FAMILIES)
+
+
 def run_family_inputs(wildcards):
     inputs = {
         "hashes": f"{study_root(arm_of(wildcards))}/provenance/hashes.json",
         "baseline": "results/baseline/idle.json",  # shared by every arm
+        "benchmarks": benchmark_files([wildcards.family]),
     }
     path = model_file(study_config(wildcards))
     if path:

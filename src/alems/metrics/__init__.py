@@ -70,11 +70,13 @@ Bootstrap (:func:`bootstrap_strata`, :func:`bootstrap_scope`):
   (:func:`p_value`: the interval inverted, floor 1/B) and ``p_value_holm`` its Holm
   adjustment over the same m families. Pooled rows have ``p_value`` only.
 - A resample with zero successes on one side (OOI) or zero successes (EpG) is
-  **degenerate**: it is kept in the distribution with its limiting value (``inf``; ``0``
-  for an OOI whose linear side has none; a resample with none on either side is ``nan``
-  and is left out of the quantiles) and counted in ``n_degenerate_resamples``. Keeping
-  them widens the interval towards 0 or ``inf``, which is what a handful of successes
-  supports; dropping them would narrow it.
+  **degenerate**: the statistic is undefined there (an OOI of 0 or ``inf`` is impossible
+  once both modes have succeeded), so it gives no value. It is counted in
+  ``n_degenerate_resamples`` and left out: every interval endpoint, the BCa bias correction
+  and the p-value come from the defined resamples only, and above 5 % degenerate the
+  interval is withheld (above). When a leave-one-goal-out estimate is degenerate (the mode
+  succeeded on one goal only), the jackknife and so the BCa acceleration are undefined and
+  the interval is the percentile one (``method`` says which).
 - Every stratum gets its own generator seeded by ``(seed, a stable hash of the stratum
   name)``: the same seed and inputs give byte-identical tables, and adding a family does
   not change the others' resamples.

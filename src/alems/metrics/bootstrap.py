@@ -26,7 +26,9 @@ _BLOCK_ELEMENTS = 4_000_000  # resample-weight cells per block (bounds memory fo
 class BootstrapResult:
     """One scope's estimate and interval.
 
-    ``theta`` holds the sorted finite-or-infinite resample statistics (NaN left out);
+    ``theta`` holds the sorted statistics of the *defined* resamples: degenerate ones (a
+    mode without success, see :func:`bootstrap_strata`) and NaN are left out, and only
+    counted in ``n_degenerate``;
     ``z0`` and ``accel`` are the BCa bias correction and acceleration (0 for a
     percentile interval), so the interval can be read at other levels
     (:func:`interval_at`) and inverted into a p-value (:func:`p_value`).
@@ -110,14 +112,21 @@ def _acceleration(
     return _grouped_acceleration(strata, lambda t: stat(t.sum(axis=-2)))
 
 
-def _grouped_acceleration(strata: Sequence[Stratum], stat: Callable[[np.ndarray], np.ndarray]) -> float:
+def _grouped_acceleration(
+    strata: Sequence[Stratum],
+    stat: Callable[[np.ndarray], np.ndarray],
+    degenerate: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> float:
     """BCa acceleration from a stratified jackknife (leave one unit out of its stratum).
 
     ``stat`` maps per-stratum totals (..., S, k) to the statistic. A unit is a goal
     (all its reps), so this is the grouped (leave-one-goal-out) jackknife.
     a = Σ_s Σ_i (u_si / n_s)^3 / (6 (Σ_s Σ_i (u_si / n_s)^2)^(3/2)), with
     u_si = (n_s - 1)(mean_i θ_(-si) - θ_(-si)); single-stratum it is the usual formula.
-    NaN where undefined (a non-finite jackknife value, or all of them equal).
+    NaN where undefined: a leave-one-goal-out value that is degenerate (by ``degenerate``:
+    leaving that goal out leaves a mode without success) or not finite, or all of them
+    equal. The jackknife needs every unit's value, so an undefined one is not dropped (that
+    would bias ``a``); the caller then falls back to the percentile interval.
     """
     totals = np.stack([s.values.sum(axis=0) for s in strata]) if strata else np.zeros((0, 0))
     num = 0.0
@@ -130,7 +139,7 @@ def _grouped_acceleration(strata: Sequence[Stratum], stat: Callable[[np.ndarray]
         loo[:, j, :] -= s.values
         with np.errstate(all="ignore"):
             theta = stat(loo)
-        if not np.all(np.isfinite(theta)):
+        if not np.all(np.isfinite(theta)) or (degenerate is not None and bool(np.any(degenerate(loo)))):
             return math.nan
         u = (n - 1) * (theta.mean() - theta) / n
         num += float(np.sum(u**3))
@@ -165,7 +174,13 @@ def bootstrap_strata(
     """Estimate and BCa (else percentile) interval of a statistic of per-stratum totals.
 
     ``stat`` maps per-stratum totals (..., S, k) to the statistic (S = len(strata));
-    ``degenerate`` marks resamples to count as degenerate. Strata must share B.
+    ``degenerate`` marks the resamples in which the statistic is undefined (a mode with no
+    success: EpG would be ``inf``, an OOI ``0`` or ``inf``). They give no value: they are
+    counted in ``n_degenerate`` and left out of ``theta``, so every interval endpoint, the
+    BCa bias correction and the p-value come from defined resamples only (above
+    :data:`MAX_DEGENERATE_SHARE` of them :func:`sufficient_interval` withholds the interval).
+    When a leave-one-goal-out value is degenerate the BCa acceleration is undefined and the
+    interval is the percentile one (:func:`_grouped_acceleration`). Strata must share B.
     """
     k = strata[0].values.shape[1] if strata else 0
     n_units = sum(len(s.values) for s in strata)
@@ -180,15 +195,16 @@ def bootstrap_strata(
     boot_total = np.stack([s.boot for s in strata], axis=1) if k else np.zeros((b, len(strata), 0))
     with np.errstate(all="ignore"):
         theta = stat(boot_total)
-    n_degenerate = int(np.count_nonzero(degenerate(boot_total)))
-    theta = np.sort(theta[~np.isnan(theta)])
+    deg = np.asarray(degenerate(boot_total), dtype=bool)
+    n_degenerate = int(np.count_nonzero(deg))
+    theta = np.sort(theta[~deg & ~np.isnan(theta)])
     if len(theta) == 0:
         return BootstrapResult(estimate, math.nan, math.nan, "none", b, n_degenerate)
 
     z0, accel, method = 0.0, 0.0, "percentile"
     if math.isfinite(estimate):
         share_below = float(np.count_nonzero(theta < estimate)) / len(theta)
-        a = _grouped_acceleration(strata, stat)
+        a = _grouped_acceleration(strata, stat, degenerate)
         if 0.0 < share_below < 1.0 and math.isfinite(a):
             z0, accel, method = float(ndtri(share_below)), a, "BCa"
     res = BootstrapResult(estimate, math.nan, math.nan, method, b, n_degenerate, theta, z0, accel)
@@ -300,11 +316,13 @@ def sufficient_interval(
     That is when a stratum (a family) has fewer than ``min_goals`` goals, or when more
     than :data:`MAX_DEGENERATE_SHARE` of the resamples are degenerate. The estimate stays.
     """
-    if res.method == "none":
+    if res.n_resamples == 0:
         return res, False
     few = min(n_goals, default=0) < min_goals
     degenerate = res.n_degenerate > MAX_DEGENERATE_SHARE * res.n_resamples
     if not (few or degenerate):
+        if res.method == "none":  # no defined resample at all (then they are all degenerate)
+            return res, False
         res = replace(res, n_min=min(n_goals), df=sum(n - 1 for n in n_goals))
         lo, hi, method = _interval(res, level)
         return replace(res, ci_low=lo, ci_high=hi, method=method), False

@@ -32,8 +32,9 @@ def ooi_stat(totals: np.ndarray) -> np.ndarray:
     """OOI from totals (..., 4) = (E_agentic, S_agentic, E_linear, S_linear).
 
     EpG(agentic) / EpG(linear) of each resample: ``inf`` when the agentic side has no
-    success, ``0`` when only the linear side has none, ``nan`` when neither has one (the
-    table's point estimate for such a scope is left undefined instead, see the module doc).
+    success, ``0`` when only the linear side has none, ``nan`` when neither has one. Such
+    totals are degenerate (:func:`ooi_degenerate`): the bootstrap drops those resamples
+    and the tables leave such a point estimate undefined, so ``0``/``inf`` never become numbers.
     """
     a = epg_stat(totals[..., 0:2])
     lin = epg_stat(totals[..., 2:4])

@@ -134,6 +134,7 @@ def collect_environment(
     paths: HostPaths | None = None,
     model_sha256: str | None = None,
     model_name: str | None = None,
+    benchmarks: Mapping[str, Any] | None = None,
     distributions: Mapping[str, str] | None = None,
     llama_build: Mapping[str, Any] | None = None,
     llama_build_path: str | os.PathLike[str] | None = None,
@@ -141,7 +142,12 @@ def collect_environment(
     run: Runner | None = None,
     code_paths: Sequence[str] = DEFAULT_CODE_PATHS,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(environment, volatile)``: the hashed software record and the local paths beside it."""
+    """``(environment, volatile)``: the hashed software record and the local paths beside it.
+
+    ``benchmarks`` (:func:`alems.tasks.catalog.benchmark_provenance`: each data file's name,
+    sha256, source and licence) is recorded under ``benchmarks`` when a study draws from any,
+    so the data's checksum is part of the environment hash; without them the key is absent
+    and older records keep their hash."""
     paths = paths or HostPaths()
     build = dict(llama_build) if llama_build is not None else read_llama_build(llama_build_path)
     build_hashed = {k: v for k, v in build.items() if k not in _LLAMA_UNHASHED_KEYS} if build else None
@@ -155,6 +161,8 @@ def collect_environment(
         "model": {"name": model_name, "sha256": model_sha256},
         "git": git_state(repo_dir, run=run, code_paths=code_paths),
     }
+    if benchmarks:
+        environment["benchmarks"] = {k: dict(v) for k, v in sorted(benchmarks.items())}
     volatile = {
         "python_executable": sys.executable,
         "sys_prefix": sys.prefix,

@@ -7,6 +7,7 @@ them to goals (database and file answers included).
 from __future__ import annotations
 
 import re
+import string
 import unicodedata
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
@@ -413,6 +414,108 @@ def judge_string_segment(
     return Verdict(False, "wrong", other_named[0] if other_named else (segment.strip() or None))
 
 
+# --------------------------------------------------------------------------- open-domain QA
+def squad_normalize(text: str) -> str:
+    """NQ-open's (SQuAD's) answer normalisation: lower case, punctuation removed, the
+    articles a/an/the removed, whitespace collapsed."""
+    t = (text or "").lower()
+    t = "".join(ch for ch in t if ch not in _PUNCTUATION)
+    t = re.sub(r"\b(a|an|the)\b", " ", t)
+    return " ".join(t.split())
+
+
+_PUNCTUATION = frozenset(string.punctuation)
+
+
+def judge_open_segment(segment: str, expected: str, aliases: tuple[str, ...] | list[str] = ()) -> Verdict:
+    """Judge an open-domain answer (NQ-open): correct when any accepted answer, normalised
+    as the benchmark does (:func:`squad_normalize`), occurs as whole words in the
+    normalised first line of the final answer, not under a negation, and the line does not
+    offer other alternatives (``X or Y``)."""
+    line = segment.strip().splitlines()[0] if segment.strip() else ""
+    hay = squad_normalize(line)
+    negated = False
+    for a in (expected, *aliases):
+        na = squad_normalize(a)
+        if not na:
+            continue
+        for m in re.finditer(rf"(?<!\S){re.escape(na)}(?!\S)", hay):
+            if any(w in _NEGATION_WORDS for w in hay[: m.start()].split()[-2:]):
+                negated = True
+                continue
+            if _offers_alternatives(line, (expected, *aliases)):
+                return Verdict(False, "ambiguous", a)
+            return Verdict(True, "correct", a)
+    if negated:
+        return Verdict(False, "negated", None)
+    return Verdict(False, "wrong", line or None)
+
+
+# --------------------------------------------------------------------------- multiple choice
+_LETTER_KEYWORD = re.compile(
+    r"\b(?:option|choice|letter|answer)\s*(?:is\s*)?\(?([A-Z])\)?(?![\w'])", re.IGNORECASE
+)
+
+
+def _named_letters(segment: str, letters: str) -> list[tuple[str, int]]:
+    """``(letter, position)`` of each option letter the segment names as a label: ``B``,
+    ``(B)``, ``B.``, ``B)``, ``B:``, ``option B``, or ``B and C``. A capital followed by a
+    lower-case word is an article or a word (``A marsh``), not a label."""
+    out: list[tuple[str, int]] = []
+    label = rf"(?<![\w'])\(?([{letters}])(?:\)|\]|[.:,](?!\w)|(?=\s*$)|(?=\s+(?:and|or|&)\s)|(?=\s*[-–—(/]))"
+    for m in re.finditer(label, segment):
+        out.append((m.group(1), m.start(1)))
+    bare = segment.strip(" \t*_.()[]:")
+    if not out and len(bare) == 1 and bare.upper() in letters:  # a lone lower-case letter: "b"
+        out.append((bare.upper(), segment.index(bare)))
+    for m in _LETTER_KEYWORD.finditer(segment):
+        x = m.group(1).upper()
+        if x in letters and all(p != m.start(1) for _, p in out):
+            out.append((x, m.start(1)))
+    return out
+
+
+def judge_choice_segment(segment: str, expected: str, options: tuple[str, ...] | list[str]) -> Verdict:
+    """Judge a multiple-choice answer: ``expected`` is the letter of the right option
+    (``A`` is ``options[0]``). The answer may give the letter or the option's text (or
+    both); naming two different options (two letters, or a letter and another option's
+    text) is ``ambiguous``; a letter or text only under a negation is ``negated``."""
+    letters = "".join(chr(ord("A") + i) for i in range(len(options)))
+    if expected not in letters or len(expected) != 1:
+        raise ValueError(f"expected must be one of the letters {letters!r}, got {expected!r}")
+    line = segment.strip().splitlines()[0] if segment.strip() else ""
+    named: set[int] = set()
+    negated = False
+    for x, pos in _named_letters(line, letters):
+        before = normalize(line[:pos]).split()[-2:]
+        if any(w in _NEGATION_WORDS for w in before):
+            negated = True
+        else:
+            named.add(ord(x) - ord("A"))
+    text_hits = []
+    for k, opt in enumerate(options):
+        plain, neg = _mentions(line, opt, set(_NEGATION_WORDS))
+        if plain:
+            text_hits.append(k)
+        negated = negated or neg
+    # an option whose text lies inside another named option's text is not named by itself
+    for k in text_hits:
+        if not any(j != k and contains_phrase(options[j], options[k]) for j in text_hits):
+            named.add(k)
+    want = ord(expected) - ord("A")
+    shown = f"{expected}. {options[want]}"
+    if named == {want}:
+        return Verdict(True, "correct", shown)
+    if len(named) > 1:
+        return Verdict(False, "ambiguous", ", ".join(letters[k] for k in sorted(named)))
+    if named:
+        k = next(iter(named))
+        return Verdict(False, "wrong", f"{letters[k]}. {options[k]}")
+    if negated:
+        return Verdict(False, "negated", None)
+    return Verdict(False, "wrong", line or None)
+
+
 def check_numeric(answer: str, expected: str, *, rel_tol: float = 1e-6, abs_tol: float = 1e-6) -> bool:
     """True when the final answer states a number matching ``expected`` within tolerance."""
     return judge_text(answer, expected, value_kind="numeric", rel_tol=rel_tol, abs_tol=abs_tol).success
@@ -451,4 +554,8 @@ def judge_text(
         return Verdict(False, "no_marker", None)
     if value_kind == "numeric":
         return judge_number_segment(seg.text, expected, rel_tol=rel_tol, abs_tol=abs_tol)
+    if value_kind == "choice":
+        return judge_choice_segment(seg.text, expected, choices)
+    if value_kind == "open":
+        return judge_open_segment(seg.text, expected, aliases)
     return judge_string_segment(seg.text, expected, aliases, choices)

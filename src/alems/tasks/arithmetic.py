@@ -1,7 +1,14 @@
-"""Seeded arithmetic families: ``gsm8k_basic`` (2–3 steps), ``gsm8k_multi_step``
+"""Seeded arithmetic families: ``gsm8k_basic_local`` (2–3 steps), ``gsm8k_multi_step_local``
 (4–8 steps), both from :mod:`alems.tasks.wordproblems`, and ``tg_single_calc`` (exact
-arithmetic on large integers; ``steps`` is the number of operators, ``template`` the
-expression shape).
+arithmetic; ``steps`` is the number of operators, ``template`` the expression shape and
+the operands' largest digit count, e.g. ``product/d9``).
+
+``tg_single_calc`` spreads its difficulty: each goal first draws a level (seeded, like
+everything else; never by whether a model solves it). Level 1 (30 %) is one operation on
+1–2-digit numbers and level 2 (20 %) one operation on 2–3-digit numbers, which a model
+without a tool can sometimes do in its head; level 3 (20 %) is two operations on 3–4-digit
+numbers and level 4 (30 %) the large-integer expressions (up to 12-digit operands, powers)
+that it cannot.
 
 Every instance ``i`` of seed ``s`` draws from ``numpy.random.default_rng([s, i, salt])``,
 so generation is reproducible and prefix-stable.
@@ -69,6 +76,46 @@ CALC: tuple[Callable[[np.random.Generator], tuple[str, int]], ...] = (
     _c_sum,
     _c_grouped,
 )
+"""Level 4: large integers."""
+
+
+def _evaluate(nums: list[int], ops: list[str]) -> int:
+    """``nums[0] ops[0] nums[1] ...`` with ``*`` before ``+``/``-``."""
+    terms = [nums[0]]
+    for op, x in zip(ops, nums[1:], strict=True):
+        if op == "*":
+            terms[-1] *= x
+        else:
+            terms.append(x if op == "+" else -x)
+    return sum(terms)
+
+
+def _small(lo: int, hi: int, ops: int) -> Callable[[np.random.Generator], tuple[str, int]]:
+    """Expressions of ``ops`` operations (+, -, *) on integers in [lo, hi]; a negative
+    result turns the expression's minus signs into plus signs."""
+
+    def make(rng: np.random.Generator) -> tuple[str, int]:
+        nums = [_ri(rng, lo, hi)]
+        signs: list[str] = []
+        for _ in range(ops):
+            signs.append("+-*"[int(rng.integers(3))])
+            nums.append(_ri(rng, lo, hi))
+        if _evaluate(nums, signs) < 0:
+            signs = ["+" if o == "-" else o for o in signs]
+        expr = " ".join([str(nums[0]), *(f"{o} {x}" for o, x in zip(signs, nums[1:], strict=True))])
+        return expr, _evaluate(nums, signs)
+
+    make.__name__ = f"_c_ops{ops}"
+    return make
+
+
+LEVELS: tuple[tuple[float, tuple[Callable[[np.random.Generator], tuple[str, int]], ...]], ...] = (
+    (0.3, (_small(2, 99, 1),)),
+    (0.2, (_small(10, 999, 1),)),
+    (0.2, (_small(100, 9999, 2),)),
+    (0.3, CALC),
+)
+"""``tg_single_calc``'s difficulty levels: (share of goals, expression makers)."""
 
 
 def _pretty(expr: str) -> str:
@@ -110,10 +157,13 @@ def generate_gsm8k_multi_step(seed: int, n: int) -> list[Goal]:
 
 def generate_tg_single_calc(seed: int, n: int) -> list[Goal]:
     goals = []
+    shares = np.array([w for w, _ in LEVELS])
     for i in range(n):
         rng = _instance_rng("tg_single_calc", seed, i)
-        make = CALC[int(rng.integers(len(CALC)))]
+        makers = LEVELS[int(rng.choice(len(LEVELS), p=shares / shares.sum()))][1]
+        make = makers[int(rng.integers(len(makers)))]
         expr, value = make(rng)
+        digits = max(len(t) for t in re.findall(r"\d+", expr))
         prompt = f"Compute the exact value of {_pretty(expr)}. Give every digit of the integer result."
         goals.append(
             Goal(
@@ -127,7 +177,7 @@ def generate_tg_single_calc(seed: int, n: int) -> list[Goal]:
                 abs_tol=0.0,
                 tools=("calculator",),
                 steps=len(re.findall(r"\*\*|[-+*]", expr)),
-                template=make.__name__.removeprefix("_c_"),
+                template=f"{make.__name__.removeprefix('_c_')}/d{digits}",
             )
         )
     return goals

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alems.contracts import GROUPS
-from alems.tasks.checkers import ANSWER_KINDS, AnswerKind, ValueKind, Verdict, judge
+from alems.tasks.checkers import ANSWER_KINDS, AnswerFormat, AnswerKind, ValueKind, Verdict, judge
 
 __all__ = ["ANSWER_KINDS", "AnswerKind", "Family", "Goal", "ValueKind", "materialise_db"]
 
@@ -30,7 +30,9 @@ class Goal:
       * ``numeric``: ``expected`` is a number; compared within ``rel_tol``/``abs_tol``
         (both 0 means exact, used for big-integer arithmetic);
       * ``string``: ``expected`` or an alias must be named; with ``choices`` exactly one
-        choice must be named;
+        choice must be named; ``value_kind`` ``choice`` (multiple choice: ``expected`` is
+        the right option's letter, ``choices`` the options' texts in order) or ``open``
+        (open-domain QA: any of ``expected`` and ``aliases``, normalised as NQ-open does);
       * ``db``: the answer is compared with what ``db_query`` returns on the database that
         ``db_sql`` builds (``value_kind`` says numeric or string);
       * ``file``: the file ``output_file`` inside the attempt's sandbox must hold that value.
@@ -49,7 +51,7 @@ class Goal:
     answer_kind: AnswerKind
     aliases: tuple[str, ...] = ()
     choices: tuple[str, ...] = ()
-    value_kind: ValueKind = "string"
+    value_kind: AnswerFormat = "string"
     rel_tol: float = 1e-6
     abs_tol: float = 1e-6
     tools: tuple[str, ...] = ()

@@ -60,7 +60,9 @@ from alems.tasks.answers import (
     extract_number,
     final_segment,
     find_numbers,
+    judge_choice_segment,
     judge_number_segment,
+    judge_open_segment,
     judge_string_segment,
     judge_text,
     normalize,
@@ -74,6 +76,10 @@ MAX_FILE_BYTES = 1_000_000
 
 AnswerKind = Literal["numeric", "string", "db", "file"]
 ValueKind = Literal["numeric", "string"]
+AnswerFormat = Literal["numeric", "string", "choice", "open"]
+"""How a goal's text answer is judged: a ValueKind, or ``choice`` (a lettered option:
+:func:`judge_choice_segment`) or ``open`` (any accepted answer, NQ-open style:
+:func:`judge_open_segment`)."""
 ANSWER_KINDS: tuple[str, ...] = ("numeric", "string", "db", "file")
 """What a goal's answer is compared with (:class:`alems.tasks.base.Goal`, ``answer_kind``)."""
 VALUE_KINDS: tuple[str, ...] = ("numeric", "string")
@@ -196,6 +202,7 @@ __all__ = [
     "MAX_FILE_BYTES",
     "REASONS",
     "VALUE_KINDS",
+    "AnswerFormat",
     "AnswerKind",
     "CheckedGoal",
     "NumberReading",
@@ -212,7 +219,9 @@ __all__ = [
     "final_segment",
     "find_numbers",
     "judge",
+    "judge_choice_segment",
     "judge_number_segment",
+    "judge_open_segment",
     "judge_string_segment",
     "judge_text",
     "normalize",

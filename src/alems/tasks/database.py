@@ -8,6 +8,13 @@ the schema text shown to agents. The task text shows the same rows as a table, s
 linear mode (which has no tools) can do the work in text; the agentic mode may query the
 database instead. Questions whose answer is a name are drawn so that the answer is unique.
 
+``tg_sequential_2`` spreads its difficulty by table size: each goal first draws (seeded)
+a level, a table of 3-5 rows (40 %), 6-9 rows (30 %) or 12-16 rows (30 %), so that a model
+without tools can sometimes read the answer off a short table and cannot sum a long one.
+``tg_single_db`` keeps its 12-16 rows. Every db goal records ``steps``, the rows its
+reference query reads (those its ``WHERE`` selects; all rows for a whole-table question),
+and ``template``, the table size (``rows14``).
+
 File goals (``tg_sequential_2``) name the file to write. The checker reads that file in
 the attempt's sandbox. In linear mode there are no tools, so the harness writes the
 model's final answer text into that file; the same file checker then applies to both modes.
@@ -45,8 +52,12 @@ class Row:
     price: int
 
 
-def make_rows(rng: np.random.Generator) -> list[Row]:
-    n = int(rng.integers(12, 17))
+SIZES: tuple[tuple[float, int, int], ...] = ((0.4, 3, 5), (0.3, 6, 9), (0.3, 12, 16))
+"""``tg_sequential_2``'s table sizes: (share of goals, fewest rows, most rows)."""
+
+
+def make_rows(rng: np.random.Generator, lo: int = 12, hi: int = 16) -> list[Row]:
+    n = int(rng.integers(lo, hi + 1))
     reps = [REPS[j] for j in rng.permutation(len(REPS))[:5]]
     rows = []
     for k in range(n):
@@ -159,9 +170,9 @@ QUESTIONS: tuple[Callable[[np.random.Generator, list[Row]], Question | None], ..
 )
 
 
-def _draw(rng: np.random.Generator) -> tuple[list[Row], Question]:
+def _draw(rng: np.random.Generator, lo: int = 12, hi: int = 16) -> tuple[list[Row], Question]:
     while True:
-        rows = make_rows(rng)
+        rows = make_rows(rng, lo, hi)
         q = QUESTIONS[int(rng.integers(len(QUESTIONS)))](rng, rows)
         if q is not None:
             return rows, q
@@ -195,14 +206,27 @@ def _goal(family: str, goal_id: str, rows: list[Row], question: Question) -> Goa
         output_file=out,
         rel_tol=0.0 if value_kind == "numeric" else 1e-6,
         abs_tol=0.0 if value_kind == "numeric" else 1e-6,
+        steps=rows_read(sql, query, len(rows)),
+        template=f"rows{len(rows)}",
     )
+
+
+def rows_read(sql: str, query: str, n_rows: int) -> int:
+    """The rows ``query`` reads: those its ``WHERE`` selects, else all ``n_rows``."""
+    if " WHERE " not in query:
+        return n_rows
+    return int(query_value(sql, "SELECT COUNT(*) FROM orders WHERE " + query.split(" WHERE ", 1)[1]))
 
 
 def _generate(family: str, seed: int, n: int) -> list[Goal]:
     goals = []
+    shares = np.array([w for w, _, _ in SIZES])
     for i in range(n):
         rng = np.random.default_rng([seed, i, _SALT[family]])
-        rows, question = _draw(rng)
+        lo, hi = 12, 16
+        if family == "tg_sequential_2":
+            _, lo, hi = SIZES[int(rng.choice(len(SIZES), p=shares / shares.sum()))]
+        rows, question = _draw(rng, lo, hi)
         goals.append(_goal(family, f"{family}-s{seed}-{i:04d}", rows, question))
     return goals
 
