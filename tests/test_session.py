@@ -247,6 +247,35 @@ def test_measured_baseline_is_stored_and_reusable(tmp_path: Path) -> None:
     assert not (tmp_path / "b" / "idle.json").exists()
 
 
+def test_the_baselines_background_reaches_the_sessions_accounting(tmp_path: Path, monkeypatch) -> None:
+    """DESIGN.md, L2: accounting divides by the net busy time Δsys − b·Δt, b = the busy
+    CPU-seconds per second the idle baseline saw. A Session passes the b of its baseline (its
+    host_util × CPUs), as the pipeline does, so a background the baseline already holds is not
+    removed a second time (b was left out before: the Session's α divided by all busy time)."""
+    import dataclasses
+
+    import alems.session.core as core
+    from alems.baseline import load_baseline
+    from alems.energy.procstat import ProcStat
+
+    with Session(tmp_path / "a", meter="model", baseline="measure", baseline_config=QUICK_BASELINE) as s:
+        with s.goal("g1", family="f", mode="linear") as g, g.attempt() as a:
+            a.succeed()
+    base = dataclasses.replace(load_baseline(tmp_path / "a" / "idle.json"), host_util=0.5)
+    seen: list[float | None] = []
+    real = core.account
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("idle_busy_cpu_per_s"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(core, "account", spy)
+    with Session(tmp_path / "b", meter="model", baseline=base) as s:
+        with s.goal("g1", family="f", mode="linear") as g, g.attempt() as a:
+            a.succeed()
+    assert seen == [pytest.approx(0.5 * ProcStat().n_cpus)]
+
+
 def test_exception_in_attempt_is_recorded_and_reraised(tmp_path: Path) -> None:
     with Session(tmp_path / "run", meter=None) as s, s.goal("g1", family="f", mode="agentic") as g:
         with pytest.raises(ZeroDivisionError), g.attempt() as a, a.llm(model="m") as call:

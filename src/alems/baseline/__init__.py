@@ -54,7 +54,14 @@ from alems.baseline.cache import (
     write_baseline,
 )
 from alems.baseline.config import BaselineConfig
-from alems.baseline.measure import MIN_JUDGED_CPU_S, Clock, Progress, Sleep, measure_baseline
+from alems.baseline.measure import (
+    MIN_JUDGED_CPU_S,
+    Clock,
+    Progress,
+    Sleep,
+    idle_busy_cpu_per_s,
+    measure_baseline,
+)
 from alems.baseline.record import SCHEMA, SCHEMA_V2, Baseline, BaselineWindow, DomainStats, this_host
 
 __all__ = [
@@ -72,6 +79,7 @@ __all__ = [
     "Progress",
     "Sleep",
     "host_cache_path",
+    "idle_busy_cpu_per_s",
     "load_baseline",
     "measure_baseline",
     "obtain_baseline",

@@ -294,3 +294,17 @@ def measure_baseline(
         host_util=best.host_util,
         host=this_host() if host is UNSET else host,
     )
+
+
+def idle_busy_cpu_per_s(base: Baseline) -> float | None:
+    """Busy CPU-seconds per second during an idle baseline: its ``host_util`` x this host's CPUs.
+
+    ``None`` where the baseline did not measure host load (accounting then takes 0).
+    """
+    util = base.host_util
+    if util is None:
+        return None
+    try:
+        return float(util) * ProcStat().n_cpus
+    except AlemsError:
+        return None

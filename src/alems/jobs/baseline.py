@@ -26,8 +26,6 @@ from alems.baseline import (
     write_baseline,
 )
 from alems.energy import Meter
-from alems.energy.procstat import ProcStat
-from alems.errors import AlemsError
 from alems.jobs.preflight import preflight_study
 from alems.jobs.recording import open_study_meter
 from alems.provenance import HostPaths, collect_hardware, load_hashes, short_hash
@@ -45,20 +43,6 @@ def host_hw_hash() -> str | None:
         return short_hash(collect_hardware(HostPaths())[0])
     except Exception as exc:
         log.warning("could not fingerprint this host: %s", exc)
-        return None
-
-
-def idle_busy_cpu_per_s(base: Baseline) -> float | None:
-    """Busy CPU-seconds per second during an idle baseline: its ``host_util`` x this host's CPUs.
-
-    ``None`` where the baseline did not measure host load (accounting then takes 0).
-    """
-    util = base.host_util
-    if util is None:
-        return None
-    try:
-        return float(util) * ProcStat().n_cpus
-    except AlemsError:
         return None
 
 

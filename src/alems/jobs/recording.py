@@ -83,7 +83,7 @@ class MeterRecording:
     """The meter on: sample it for the job's span, then account against the idle baseline.
 
     ``idle_busy_cpu_per_s``: busy CPU-seconds per second during the idle baseline
-    (:func:`alems.jobs.baseline.idle_busy_cpu_per_s`), so accounting does not remove a
+    (:func:`alems.baseline.idle_busy_cpu_per_s`), so accounting does not remove a
     steady background twice. The meter is closed when the samples are taken (or on
     :meth:`close`).
     """

@@ -34,10 +34,10 @@ from alems.accounting import write_calls
 from alems.agents.events import EventLog, read_events
 from alems.agents.executors import AttemptOutcome
 from alems.agents.runner import execute_family
-from alems.baseline import load_baseline, this_host
+from alems.baseline import idle_busy_cpu_per_s, load_baseline, this_host
 from alems.errors import ConfigError
 from alems.io import atomic_path, atomic_write_json
-from alems.jobs.baseline import host_hw_hash, idle_busy_cpu_per_s, job_baseline
+from alems.jobs.baseline import host_hw_hash, job_baseline
 from alems.jobs.outputs import JobResult, RunPaths, clean_partials, window_share
 from alems.jobs.preflight import preflight_study
 from alems.jobs.recording import MeterRecording, Recorded, Recording, open_study_meter

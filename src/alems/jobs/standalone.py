@@ -28,12 +28,12 @@ from typing import Any
 import pandas as pd
 
 from alems.agents.runner import parse_modes
-from alems.baseline import Baseline, BaselineConfig
+from alems.baseline import Baseline, BaselineConfig, idle_busy_cpu_per_s
 from alems.config import deep_merge
 from alems.contracts import MODES, family_group, hashed_config
 from alems.errors import ConfigError
 from alems.io import atomic_path, atomic_write_json
-from alems.jobs.baseline import idle_busy_cpu_per_s, measure_idle_baseline
+from alems.jobs.baseline import measure_idle_baseline
 from alems.jobs.outputs import JobResult, RunPaths
 from alems.jobs.recording import MeterRecording, NullRecording, Recording, open_study_meter
 from alems.jobs.run_family import run_family, study_backend

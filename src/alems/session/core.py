@@ -37,6 +37,7 @@ from alems.agents.runner import outcomes_frame
 from alems.baseline import (
     Baseline,
     BaselineConfig,
+    idle_busy_cpu_per_s,
     load_baseline,
     measure_baseline,
     this_host,
@@ -117,6 +118,9 @@ class RunState:
     interval_ms: float
     accounting: dict[str, Any]
     extra: dict[str, Any] = field(default_factory=dict)
+    #: busy CPU-seconds per second the idle baseline saw (its host_util x CPUs), so accounting
+    #: does not remove a background the baseline already holds a second time (DESIGN.md, L2)
+    idle_busy_cpu_per_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -196,6 +200,7 @@ class Session:
         self._meter: Meter | None = None
         self._own_meter = False
         self._state: RunState | None = None
+        self._idle_busy: float | None = None  # the baseline's busy CPU-s per s (set with it)
         self._outcomes_fh: Any = None
         self._clock: Any = clock
         self.result: SessionResult | None = None
@@ -271,6 +276,7 @@ class Session:
                 base.baseline_id,
                 "; ".join(base.unstable_reasons) or base.status,
             )
+        self._idle_busy = idle_busy_cpu_per_s(base)
         return dict(base.power_w), baseline_record(base, origin=origin, path=path)
 
     def _meter_label(self) -> str | None:
@@ -333,6 +339,7 @@ class Session:
                 interval_ms=self.interval_s * 1000.0,
                 accounting=self._accounting_record(),
                 extra=self.meta_extra,
+                idle_busy_cpu_per_s=self._idle_busy,
             )
             self.spool.write_header(self._state.to_dict())
             clock: Any = self.clock
@@ -550,6 +557,7 @@ def _account(
             attribution=state.accounting["attribution"],
             min_coverage=state.accounting["min_coverage"],
             run_id=run_id,
+            idle_busy_cpu_per_s=state.idle_busy_cpu_per_s,
         )
         return acct.goals, acct
     source = "none" if rec.samples is None else "unknown"
