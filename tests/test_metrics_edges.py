@@ -174,8 +174,13 @@ def test_sufficient_interval_keeps_the_method_and_counts():
     res = percentile_result(np.linspace(0, 1, 101))
     got, short = sufficient_interval(res, [12], 10, 0.9)
     assert not short and got.method == "percentile" and got.df == 11 and got.n_min == 12
+    # no resample drawn at all (B = 0): nothing to read and nothing to flag
     empty, short = sufficient_interval(percentile_result([]), [12], 10, 0.9)
-    assert not short and empty.method == "none" and math.isnan(empty.ci_low)
+    assert not short and math.isnan(empty.ci_low) and math.isnan(empty.ci_high)
+    # every resample degenerate (issue 22: they give no value): no interval, flagged short
+    none_defined = BootstrapResult(1.0, math.nan, math.nan, "percentile", 5, 5, np.array([]))
+    gone, short = sufficient_interval(none_defined, [12], 10, 0.9)
+    assert short and gone.method == "none" and math.isnan(gone.ci_low) and gone.n_degenerate == 5
     few, short = sufficient_interval(res, [3, 12], 10, 0.9)
     assert short and few.method == "none" and few.n_resamples == 101 and few.estimate == 1.0
     for min_goals in (1, 10):  # no goals at all is never enough

@@ -23,7 +23,7 @@ import yaml
 from test_pipeline import ci_config, sha256, snakemake, write_config
 
 ARMS = {"good": {"llm": {"oracle": {"fail_rate": 0.05}}}, "bad": {"llm": {"oracle": {"fail_rate": 0.7}}}}
-FAMILIES = ["gsm8k_basic", "tg_single_calc"]
+FAMILIES = ["gsm8k_basic_local", "tg_single_calc"]  # as test_pipeline.simulated_study
 
 
 def arms_config(**over: Any) -> dict[str, Any]:
@@ -129,7 +129,7 @@ def test_one_arm_reruns_leave_the_other_arm_alone(arms_run: dict[str, Any]) -> N
     bad_calc = sorted((r / "arms" / "bad" / "runs" / "tg_single_calc").rglob("*.*"))
     shared = [r / "baseline" / "idle.json", *sorted((r / "provenance").glob("*.json"))]
     before = snapshot(good + bad_calc + shared)
-    redo = r / "arms" / "bad" / "runs" / "gsm8k_basic" / "rep0" / "goals.csv"
+    redo = r / "arms" / "bad" / "runs" / "gsm8k_basic_local" / "rep0" / "goals.csv"
     redo_m = redo.stat().st_mtime_ns
     # one arm x one family (the command the README documents)
     res = snakemake(work, "--cores", "1", "all", "--forcerun", str(redo.relative_to(work)), configfile=cf)
@@ -231,5 +231,5 @@ def test_editing_one_arm_reruns_that_arm_only(arms_run: dict[str, Any], tmp_path
     )
     out = dry.stdout + dry.stderr
     assert dry.returncode == 0, out[-2000:]
-    assert "arm=bad, family=gsm8k_basic" in out and "arm=bad, family=tg_single_calc" in out
+    assert "arm=bad, family=gsm8k_basic_local" in out and "arm=bad, family=tg_single_calc" in out
     assert "arm=good" not in out and "rule baseline" not in out and "rule fingerprint:" not in out
