@@ -129,6 +129,13 @@ def test_flag_families_keeps_the_flags_there_and_follows_the_groups():
     f_epg, _ = flag_families(no_flags, ooi, ["my_family"], "baseline_unstable", GROUPS)
     assert set(f_epg.loc[f_epg["family"] == "my_family", "flags"]) == {"baseline_unstable"}
     assert flag_families(epg, ooi, [], "x") == (epg, ooi)
+    # a table read back from CSV with no flag anywhere has a float column of NaN
+    read_back = epg.assign(flags=np.full(len(epg), np.nan))
+    f_epg, f_ooi = flag_families(
+        read_back, ooi.assign(flags=np.nan), ["my_family"], "baseline_unstable", GROUPS
+    )
+    assert set(f_epg.loc[f_epg["family"] == "overall", "flags"]) == {"baseline_unstable"}
+    assert set(f_ooi.loc[f_ooi["scope"] == "my_family", "flags"]) == {"baseline_unstable"}
 
 
 def test_write_table_writes_the_header_and_unix_lines(tmp_path):

@@ -453,6 +453,7 @@ def flag_families(
 
     def add(df: pd.DataFrame, col: str) -> pd.DataFrame:
         out = df.copy()
+        out["flags"] = out["flags"].astype(object)  # a table read back with no flags has a float column
         hit = out[col].astype(str).isin(scopes)
         out.loc[hit, "flags"] = [
             _flags(*str(v if isinstance(v, str) else "").split(";"), flag) for v in out.loc[hit, "flags"]
